@@ -1,0 +1,36 @@
+# Two commands for a new user: `make demo` and `make test`. Both install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SCALE  ?= 0.05
+
+.PHONY: install demo test lint bench-extract clean lock
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+## The whole pipeline on the embedded default (SQLite -> local folder -> DuckDB)
+demo: install
+	$(BIN)/dwh demo --scale $(SCALE)
+
+## Every test: unit, SQLite/DuckDB, MariaDB, S3 (moto server), dbt end to end
+test: install
+	$(BIN)/python -m pytest
+
+bench-extract: install
+	$(BIN)/python bench/extract.py --scales 1 10
+
+clean:
+	rm -rf data target logs dbt_packages .pytest_cache
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e ".[dev]"
+	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock.new
+	rm -rf .lock-venv && echo "review requirements.lock.new, then move it over requirements.lock"

@@ -1,0 +1,198 @@
+"""`dwh`: the command line. A thin layer over loaders.pipeline; every stage is a subcommand.
+
+Settings come from DWH_* environment variables (see `dwh settings`); the options below
+override them for one call. Errors a user can fix are printed as one line naming the file,
+table, row or setting at fault, with exit status 1; --debug shows tracebacks and SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import pipeline
+from .config import ConfigError, Settings
+from .dbt_runner import DbtError
+from .extract import ExtractError
+from .load import LoadError
+from .source import SourceError
+from .store import StoreError
+from .tables import DeclarationError
+from .types import TypeDeclarationError
+from .warehouse import WarehouseError
+
+USER_ERRORS = (ConfigError, DbtError, DeclarationError, ExtractError, LoadError, SourceError,
+               StoreError, TypeDeclarationError, WarehouseError)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"\r  … {message:<70}", err=True, nl=False)
+
+
+def _settings(ctx: click.Context, **overrides: object) -> Settings:
+    return Settings.from_env(**{**ctx.obj["overrides"], **overrides})
+
+
+def _reporter() -> pipeline.Reporter:
+    def echo(line: str) -> None:
+        if sys.stderr.isatty():
+            click.echo("\r" + " " * 76 + "\r", err=True, nl=False)
+        click.echo(line)
+
+    return pipeline.Reporter(echo=echo, progress=_progress)
+
+
+TABLES = click.option("--table", "tables", multiple=True, metavar="NAME",
+                      help="Only this declared table (repeatable). Default: every table.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--source-url", help="Source database: sqlite:///file.sqlite or mysql://user:pw@host:3306/db "
+              "[env DWH_SOURCE_URL; default sqlite:///data/olist.sqlite]")
+@click.option("--store-url", help="Object store: a folder or s3://bucket/prefix [env DWH_STORE_URL; default data/lake]")
+@click.option("--warehouse", type=click.Choice(["duckdb", "postgres", "redshift"]),
+              help="Warehouse and dbt target [env DWH_WAREHOUSE; default duckdb]")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="Where the embedded defaults live [env DWH_DATA_DIR; default ./data in the project]")
+@click.option("--debug", is_flag=True, help="Show SQL, tracebacks and library logs.")
+@click.pass_context
+def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) -> None:
+    """Sync the Olist shop database into a star schema: extract -> object store -> warehouse -> dbt.
+
+    \b
+    Embedded default (no credentials): SQLite -> ./data/lake -> DuckDB.
+    AWS: MySQL/RDS -> s3://bucket/prefix -> Redshift, by setting DWH_* variables.
+    Start with `dwh demo`, then `dwh run` every hour (cron, or the AWS schedule).
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"debug": debug, "overrides": {
+        "source_url": source_url, "store_url": store_url, "warehouse": warehouse, "data_dir": data_dir,
+    }}
+
+
+@main.command()
+@click.option("--scale", type=float, default=None, help="1 = the real dataset's row counts (99k orders). [default 0.05]")
+@click.pass_context
+def demo(ctx, scale) -> None:
+    """Run the whole pipeline from nothing on the embedded default.
+
+    Generates Olist CSVs, loads them into SQLite, extracts every table (historical), loads
+    DuckDB, runs dbt build; then simulates one hour of orders, extracts incrementally, loads
+    and builds again. Replaces the data folder's demo files (source, lake, warehouse).
+    """
+    settings = _settings(ctx, scale=scale)
+    if settings.warehouse != "duckdb" or settings.store_url.startswith("s3://"):
+        raise ConfigError("dwh demo runs the embedded default only: unset DWH_WAREHOUSE and DWH_STORE_URL")
+    pipeline.demo(settings, _reporter())
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the nine CSV files to.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="1 = the real dataset's row counts.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed and scale, same bytes.")
+@click.pass_context
+def generate(ctx, out, scale, seed) -> None:
+    """Write the nine Olist CSV files, quirks included (see DATA.md), streaming."""
+    pipeline.generate(_settings(ctx, scale=scale, seed=seed), out, _reporter())
+
+
+@main.group()
+def source() -> None:
+    """The source database (SQLite or MySQL/RDS)."""
+
+
+@source.command("load")
+@click.option("--csv-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Folder with the nine Olist CSV files (generated, or the Kaggle files unchanged).")
+@click.option("--replace", is_flag=True, help="Drop and recreate the tables first.")
+@TABLES
+@click.pass_context
+def source_load(ctx, csv_dir, replace, tables) -> None:
+    """Create the Olist schema and bulk-load the CSV files into it.
+
+    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Empty fields and
+    zero dates become NULL; each table is loaded all or nothing, and rows read and stored are
+    reported per table.
+    """
+    pipeline.load_source(_settings(ctx), csv_dir, _reporter(), replace=replace, tables=list(tables))
+
+
+@main.command()
+@click.option("--hours", type=int, default=1, show_default=True)
+@click.option("--orders-per-hour", type=int, default=20, show_default=True)
+@click.pass_context
+def simulate(ctx, hours, orders_per_hour) -> None:
+    """Apply simulated hours of shop activity to the source: new orders and status changes."""
+    pipeline.simulate(_settings(ctx), _reporter(), hours=hours, orders_per_hour=orders_per_hour)
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(["auto", "historical", "current"]), default="auto", show_default=True,
+              help="historical: every row; current: rows changed since the watermark minus the lookback; "
+                   "auto: historical for a table with no watermark yet, else current.")
+@TABLES
+@click.pass_context
+def extract(ctx, mode, tables) -> None:
+    """Extract tables from the source into the object store, one batch per table.
+
+    Writes <table>/<mode>/batch=<id>/part-*.parquet, then _manifest.json last; advances the
+    watermark (<table>/_state.json) after the manifest. Settings: DWH_LOOKBACK_SECONDS (900),
+    DWH_PART_ROWS (500000), DWH_PARQUET_COMPRESSION (snappy).
+    """
+    pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
+
+
+@main.command()
+@TABLES
+@click.pass_context
+def load(ctx, tables) -> None:
+    """Load every published batch not yet loaded into the raw tables, exactly once.
+
+    Each batch is staged, inserted (new row versions only) and recorded in raw._load_log in
+    one transaction. Redshift: COPY ... FORMAT AS PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE.
+    """
+    pipeline.load(_settings(ctx), _reporter(), list(tables))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def build(ctx, dbt_args) -> None:
+    """Run `dbt build` on the warehouse (extra arguments go to dbt, e.g. --select staging)."""
+    pipeline.build(_settings(ctx), _reporter(), list(dbt_args))
+
+
+@main.command()
+@TABLES
+@click.pass_context
+def run(ctx, tables) -> None:
+    """One scheduled run: extract (auto mode), load, dbt build."""
+    pipeline.run(_settings(ctx), _reporter(), list(tables))
+
+
+@main.command("settings")
+@click.pass_context
+def show_settings(ctx) -> None:
+    """Print the effective settings (secrets hidden) and their environment variables."""
+    for name, value in _settings(ctx).describe().items():
+        click.echo(f"DWH_{name.upper():<24} {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

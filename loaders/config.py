@@ -1,0 +1,136 @@
+"""Settings: one frozen object built from the environment, passed down explicitly.
+
+Every setting has a default that runs the embedded pipeline (SQLite -> local folder ->
+DuckDB) with no credentials. The AWS mode is the same code with other values. Secrets are
+only ever read from the environment (or, on AWS, Secrets Manager by the entry points) and are
+never printed: `Settings.describe()` redacts them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+Warehouse = Literal["duckdb", "postgres", "redshift"]
+WAREHOUSES: tuple[str, ...] = ("duckdb", "postgres", "redshift")
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _secret(default: str = "") -> object:
+    return field(default=default, repr=False, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the pipeline reads and writes. Environment variable: DWH_<FIELD NAME IN CAPS>."""
+
+    project_dir: Path = PROJECT_DIR
+    data_dir: Path = PROJECT_DIR / "data"
+    # Source database: sqlite:///path/to/file.sqlite or mysql://user:password@host:3306/db
+    source_url: str = ""
+    # Object store: a local folder, or s3://bucket/prefix
+    store_url: str = ""
+    s3_endpoint_url: str = ""  # for S3-compatible servers (moto, MinIO); empty on AWS
+    aws_region: str = "us-east-1"
+    # Warehouse (also the dbt target of profiles.yml)
+    warehouse: Warehouse = "duckdb"
+    duckdb_path: str = ""
+    raw_schema: str = "raw"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    pg_password: str = _secret()  # type: ignore[assignment]
+    pg_database: str = "postgres"
+    redshift_host: str = ""
+    redshift_port: int = 5439
+    redshift_user: str = ""
+    redshift_password: str = _secret()  # type: ignore[assignment]
+    redshift_database: str = "dev"
+    redshift_iam_role: str = ""  # ARN of the role COPY and Spectrum assume
+    # Extraction
+    lookback_seconds: int = 900
+    part_rows: int = 500_000
+    batch_rows: int = 65_536
+    parquet_compression: str = "snappy"
+    # Demo sizes
+    scale: float = 0.05
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        data_dir = Path(self.data_dir)
+        object.__setattr__(self, "data_dir", data_dir)
+        object.__setattr__(self, "project_dir", Path(self.project_dir))
+        if not self.source_url:
+            object.__setattr__(self, "source_url", f"sqlite:///{data_dir / 'olist.sqlite'}")
+        if not self.store_url:
+            object.__setattr__(self, "store_url", str(data_dir / "lake"))
+        if not self.duckdb_path:
+            object.__setattr__(self, "duckdb_path", str(data_dir / "warehouse.duckdb"))
+        if self.warehouse not in WAREHOUSES:
+            raise ConfigError(f"DWH_WAREHOUSE={self.warehouse!r}: use one of {', '.join(WAREHOUSES)}")
+        for name in ("lookback_seconds", "part_rows", "batch_rows"):
+            if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
+                raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        if self.parquet_compression not in ("snappy", "zstd", "gzip", "none"):
+            raise ConfigError(
+                f"DWH_PARQUET_COMPRESSION={self.parquet_compression!r}: use snappy, zstd, gzip or none"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Settings from DWH_* variables, then explicit overrides (CLI options) on top."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"DWH_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, str]:
+        """Settings as strings for display, secrets hidden."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                value = "***" if value else ""
+            elif f.name == "source_url":
+                value = redact_url(value)
+            out[f.name] = str(value)
+        return out
+
+
+def _coerce(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"DWH_{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

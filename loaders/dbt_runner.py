@@ -1,0 +1,98 @@
+"""Run dbt in-process (dbt's programmatic runner) against the configured warehouse.
+
+profiles.yml reads the same DWH_* variables as the loaders, so the settings are handed to
+dbt through the environment of this process for the duration of one invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .config import Settings
+
+
+class DbtError(RuntimeError):
+    """dbt reported failures; the message lists the failing nodes."""
+
+
+@dataclass
+class DbtReport:
+    command: str
+    success: bool
+    results: list[tuple[str, str, float]] = field(default_factory=list)  # (node, status, seconds)
+
+    @property
+    def failures(self) -> list[tuple[str, str, float]]:
+        return [r for r in self.results if r[1] in ("error", "fail", "runtime error")]
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The DWH_* variables profiles.yml and dbt_project.yml read, from the settings."""
+    s = settings
+    env = {
+        "DWH_WAREHOUSE": s.warehouse,
+        "DWH_DUCKDB_PATH": str(s.duckdb_path),
+        "DWH_RAW_SCHEMA": s.raw_schema,
+        "DWH_PG_HOST": s.pg_host,
+        "DWH_PG_PORT": str(s.pg_port),
+        "DWH_PG_USER": s.pg_user,
+        "DWH_PG_DATABASE": s.pg_database,
+        "DWH_REDSHIFT_HOST": s.redshift_host or "redshift.invalid",
+        "DWH_REDSHIFT_PORT": str(s.redshift_port),
+        "DWH_REDSHIFT_USER": s.redshift_user or "dbt",
+        "DWH_REDSHIFT_DATABASE": s.redshift_database,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    if s.pg_password:
+        env["DWH_PG_PASSWORD"] = s.pg_password
+    if s.redshift_password:
+        env["DWH_REDSHIFT_PASSWORD"] = s.redshift_password
+    return env
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> DbtReport:
+    """Invoke `dbt <args>` on this project; raise DbtError when dbt reports a failure."""
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.project_dir)
+    work = settings.data_dir / "dbt"
+    full_args = [
+        *args,
+        "--project-dir", project,
+        "--profiles-dir", project,
+        "--target", settings.warehouse,
+        "--target-path", str(work / "target"),
+        "--log-path", str(work / "logs"),
+    ]
+    if quiet:
+        full_args.insert(0, "--quiet")
+    with _environment(dbt_env(settings)):
+        result = dbtRunner().invoke(full_args)
+    report = DbtReport(" ".join(args), bool(result.success))
+    for node in getattr(result.result, "results", None) or []:
+        name = getattr(getattr(node, "node", None), "unique_id", "?")
+        report.results.append((name, str(getattr(node, "status", "")), float(getattr(node, "execution_time", 0) or 0)))
+    if not result.success:
+        if report.failures:
+            names = ", ".join(f"{n} ({s})" for n, s, _ in report.failures[:10])
+            raise DbtError(f"dbt {report.command} failed: {names}")
+        reason = f": {result.exception}" if result.exception else ""
+        raise DbtError(f"dbt {report.command} failed{reason}")
+    return report

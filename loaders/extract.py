@@ -1,0 +1,299 @@
+"""Extract: one run of one table writes one batch to the object store (contracts 2 and 3).
+
+A batch is a folder `<table>/<mode>/batch=<id>/` holding Parquet parts, a Redshift COPY
+manifest and, written last, `_manifest.json` listing every part with its rows, bytes and
+SHA-256, the column schema, the cursor range and the mode. A folder without `_manifest.json`
+is not a batch: the loader never sees it.
+
+Incremental ("current") runs read `cursor >= watermark - lookback AND cursor < upper`, where
+`upper` is the source database's clock read once at the start of the run. The watermark is
+stored at `<table>/_state.json` and advances to `upper` only after the manifest is written.
+NULL cursors: a row whose cursor is NULL is taken by historical extracts only (the declared
+cursors are NOT NULL and kept by the database, so this only matters for hand-made tables).
+
+Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers:
+memory is bounded by `batch_rows` and one open row group, whatever the table size.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .config import Settings
+from .source import SourceDB, SourceError, scrub
+from .store import HashingWriter, ObjectStore
+from .tables import Table
+
+log = logging.getLogger(__name__)
+Mode = Literal["historical", "current"]
+MODES: tuple[str, ...] = ("historical", "current")
+MANIFEST = "_manifest.json"
+COPY_MANIFEST = "_copy.manifest"
+MANIFEST_VERSION = 1
+
+
+class ExtractError(RuntimeError):
+    """An extract cannot run; the message names the table and the reason."""
+
+
+@dataclass(frozen=True)
+class Part:
+    path: str  # relative to the store root
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class BatchReport:
+    table: str
+    mode: str
+    batch_id: str | None
+    rows: int = 0
+    bytes: int = 0
+    parts: list[Part] = field(default_factory=list)
+    lower: datetime | None = None
+    upper: datetime | None = None
+    seconds: float = 0.0
+    manifest: str | None = None
+
+
+def batch_dir(table: str, mode: str, batch_id: str) -> str:
+    return f"{table}/{mode}/batch={batch_id}"
+
+
+def state_path(table: str) -> str:
+    return f"{table}/_state.json"
+
+
+def new_batch_id() -> str:
+    """Sortable by time, unique across concurrent runs."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
+    if not store.exists(state_path(table.name)):
+        return None
+    state = store.read_json(state_path(table.name))
+    return datetime.fromisoformat(state["watermark"])
+
+
+def _write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id: str | None) -> None:
+    store.write_json(
+        state_path(table.name),
+        {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id},
+    )
+
+
+def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime) -> str:
+    cursor = db.quote(table.cursor)
+    columns = ", ".join(db.select_expression(table, c) for c in table.column_names)
+    sql = f"SELECT {columns} FROM {db.quote(table.name)} WHERE "
+    if lower is None:
+        return sql + f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
+    return (
+        sql + f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
+        f" ORDER BY {cursor}"
+    )
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.RecordBatch:
+    """Cast a batch as the driver typed it to the declared schema, refusing any data loss."""
+    arrays = []
+    for target in schema:
+        column = batch.column(target.name)
+        try:
+            if pa.types.is_decimal(target.type) and pa.types.is_floating(column.type):
+                column = pc.round(column, ndigits=target.type.scale)  # SQLite keeps money as REAL
+            if not column.type.equals(target.type):
+                column = column.cast(target.type, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ExtractError(
+                f"table {table.name!r}, column {target.name!r}: cannot store {column.type} values "
+                f"as {target.type}: {exc}"
+            ) from None
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class _PartWriter:
+    """Writes consecutive Parquet parts of at most `part_rows` rows each."""
+
+    def __init__(self, store: ObjectStore, folder: str, schema: pa.Schema, settings: Settings):
+        self.store, self.folder, self.schema, self.settings = store, folder, schema, settings
+        self.parts: list[Part] = []
+        self._sink: HashingWriter | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            if self._writer is None:
+                self._open()
+            room = self.settings.part_rows - self._rows
+            head, batch = batch.slice(0, room), batch.slice(room)
+            self._writer.write_batch(head)  # type: ignore[union-attr]
+            self._rows += head.num_rows
+            if self._rows >= self.settings.part_rows:
+                self._close()
+
+    def _open(self) -> None:
+        path = f"{self.folder}/part-{len(self.parts):05d}.parquet"
+        self._path = path
+        self._sink = self.store.open_part(path)
+        compression = None if self.settings.parquet_compression == "none" else self.settings.parquet_compression
+        self._writer = pq.ParquetWriter(
+            self._sink, self.schema, compression=compression, write_statistics=True,
+            store_schema=False,
+        )
+
+    def _close(self) -> None:
+        assert self._writer is not None and self._sink is not None
+        self._writer.close()
+        self._sink.close()
+        self.parts.append(Part(self._path, self._rows, self._sink.bytes, self._sink.sha256))
+        self._writer, self._sink, self._rows = None, None, 0
+
+    def finish(self) -> list[Part]:
+        if self._writer is not None:
+            self._close()
+        return self.parts
+
+    def abort(self) -> None:
+        if self._sink is not None:
+            self._sink.abort()
+        self._writer, self._sink = None, None
+
+
+def _read_stream(db: SourceDB, table: Table, query: str, batch_rows: int):
+    import connectorx as cx
+
+    log.debug("extract SQL for %s: %s", table.name, query)
+    try:
+        return cx.read_sql(db.connectorx_url(), query, return_type="arrow_stream", batch_size=batch_rows)
+    except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
+
+
+def extract_table(
+    settings: Settings,
+    db: SourceDB,
+    store: ObjectStore,
+    table: Table,
+    mode: Mode,
+    progress: Callable[[str, int], None] | None = None,
+) -> BatchReport:
+    """Extract one table as one batch; return what was written (batch_id None if no rows)."""
+    if mode not in MODES:
+        raise ExtractError(f"unknown mode {mode!r}: use historical or current")
+    started = time.perf_counter()
+    upper = db.now()
+    lower = None
+    if mode == "current":
+        watermark = read_watermark(store, table)
+        if watermark is None:
+            raise ExtractError(
+                f"table {table.name!r} has no watermark in {store.url}: run a historical extract first"
+            )
+        lower = watermark - timedelta(seconds=settings.lookback_seconds)
+    batch_id = new_batch_id()
+    folder = batch_dir(table.name, mode, batch_id)
+    schema = table.arrow_schema()
+    writer = _PartWriter(store, folder, schema, settings)
+    rows = 0
+    max_cursor = None
+    try:
+        reader = _read_stream(db, table, build_query(db, table, lower, upper), settings.batch_rows)
+        while True:
+            try:
+                raw = reader.read_next_batch()
+            except StopIteration:
+                break
+            except BaseException as exc:
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
+            if not raw.num_rows:
+                continue
+            batch = conform(raw, schema, table)
+            batch_max = pc.max(batch.column(table.cursor)).as_py()
+            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                max_cursor = batch_max
+            writer.write(batch)
+            rows += batch.num_rows
+            if progress:
+                progress(table.name, rows)
+        parts = writer.finish()
+    except BaseException:
+        writer.abort()
+        _discard_batch(store, folder)
+        raise
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
+    if rows:
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "table": table.name,
+            "batch_id": batch_id,
+            "mode": mode,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "source_dialect": db.dialect,
+            "format": "parquet",
+            "compression": settings.parquet_compression,
+            "cursor": {
+                "column": table.cursor,
+                "lower": lower.isoformat() if lower else None,
+                "upper": upper.isoformat(),
+                "max": max_cursor.isoformat() if max_cursor else None,
+            },
+            "primary_key": list(table.primary_key),
+            "columns": [
+                {"name": c.name, "type": _logical(c.type), "arrow": str(c.type.arrow())}
+                for c in table.columns
+            ],
+            "row_count": rows,
+            "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],
+        }
+        _write_manifest(store, folder, manifest, parts)
+        report.batch_id, report.rows, report.parts = batch_id, rows, parts
+        report.bytes = sum(p.bytes for p in parts)
+        report.manifest = store.uri(f"{folder}/{MANIFEST}")
+    _write_watermark(store, table, upper, report.batch_id)
+    report.seconds = time.perf_counter() - started
+    log.info("extracted %s (%s): %d rows in %d parts, %.1fs", table.name, mode, rows, len(report.parts), report.seconds)
+    return report
+
+
+def _logical(t) -> str:
+    if t.kind == "decimal":
+        return f"decimal({t.length},{t.scale})"
+    return f"{t.kind}({t.length})" if t.length else t.kind
+
+
+def _write_manifest(store: ObjectStore, folder: str, manifest: dict, parts: list[Part]) -> None:
+    """Redshift's COPY manifest first, then ours: its presence publishes the batch."""
+    store.write_json(
+        f"{folder}/{COPY_MANIFEST}",
+        {"entries": [
+            {"url": store.uri(p.path), "mandatory": True, "meta": {"content_length": p.bytes}}
+            for p in parts
+        ]},
+    )
+    store.write_json(f"{folder}/{MANIFEST}", manifest)
+
+
+def _discard_batch(store: ObjectStore, folder: str) -> None:
+    try:
+        store.delete(folder)
+    except Exception:  # the batch has no manifest: leftovers are invisible anyway
+        log.warning("could not remove the unfinished batch folder %s", store.uri(folder))

@@ -1,0 +1,176 @@
+"""The stages wired together: what `dwh run` and `dwh demo` do.
+
+Each function here is a thin sequence over the stage modules; the CLI is a thinner layer still.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings
+from .dbt_runner import DbtReport, run_dbt
+from .extract import BatchReport, Mode, extract_table, read_watermark
+from .generate import generate_olist
+from .load import LoadReport, load_tables
+from .simulate import HourReport, simulate_hour
+from .source import LoadReport as SourceLoadReport
+from .source import SourceDB, load_folder
+from .store import ObjectStore
+from .tables import Table, select_tables
+from .warehouse import open_warehouse
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Reporter:
+    """Prints what each stage did: rows, bytes, time, where the output went."""
+
+    echo: Echo = print
+    progress: Callable[[str], None] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def stage(self, title: str) -> None:
+        self.echo(f"\n== {title}")
+
+    def source_load(self, r: SourceLoadReport) -> None:
+        self.echo(f"  {r.table:<34} {r.rows_read:>10,} rows read  {r.rows_stored:>10,} stored  {r.seconds:6.1f}s")
+
+    def extract(self, r: BatchReport) -> None:
+        if r.batch_id is None:
+            self.echo(f"  {r.table:<34} {'no changed rows':>21}  watermark -> {r.upper}")
+            return
+        self.echo(
+            f"  {r.table:<34} {r.rows:>10,} rows  {_mb(r.bytes):>9}  {len(r.parts)} part(s)  "
+            f"{r.seconds:6.1f}s  -> {r.manifest}"
+        )
+
+    def load(self, r: LoadReport) -> None:
+        if r.status == "skipped":
+            self.echo(f"  {r.table:<34} batch {r.batch_id} already loaded: skipped")
+        else:
+            self.echo(
+                f"  {r.table:<34} batch {r.batch_id}: {r.rows_in_batch:>9,} rows, "
+                f"{r.rows_inserted:>9,} new versions  {r.seconds:6.1f}s"
+            )
+
+    def dbt(self, r: DbtReport) -> None:
+        counts: dict[str, int] = {}
+        for _, status, _ in r.results:
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        self.echo(f"  dbt {r.command}: {summary or 'nothing to do'}")
+
+    def tick(self, message: str) -> None:
+        if self.progress:
+            self.progress(message)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def generate(settings: Settings, out: Path, rep: Reporter) -> dict[str, int]:
+    rep.stage(f"generate Olist CSV files (scale {settings.scale}, seed {settings.seed}) -> {out}")
+    started = time.perf_counter()
+    counts = generate_olist(out, scale=settings.scale, seed=settings.seed,
+                            progress=lambda f, n: rep.tick(f"{f}: {n:,} rows"))
+    for name, rows in counts.items():
+        rep.echo(f"  {name:<44} {rows:>10,} rows")
+    rep.echo(f"  done in {time.perf_counter() - started:.1f}s")
+    return counts
+
+
+def load_source(settings: Settings, csv_dir: Path, rep: Reporter, replace: bool = False,
+                tables: list[str] | None = None) -> list[SourceLoadReport]:
+    selected = select_tables(settings.project_dir, tables)
+    with SourceDB(settings.source_url) as db:
+        rep.stage(f"load the source database ({db.dialect}) from {csv_dir}")
+        return load_folder(db, selected, csv_dir, replace=replace, progress=rep.source_load)
+
+
+def extract(settings: Settings, rep: Reporter, mode: Mode | str = "auto",
+            tables: list[str] | None = None) -> list[BatchReport]:
+    selected = select_tables(settings.project_dir, tables)
+    store = ObjectStore(settings.store_url, settings)
+    reports = []
+    with SourceDB(settings.source_url) as db:
+        rep.stage(f"extract ({mode}) from {db.dialect} -> {store.url}")
+        for table in selected:
+            table_mode = mode
+            if mode == "auto":
+                table_mode = "current" if read_watermark(store, table) else "historical"
+            report = extract_table(settings, db, store, table, table_mode,  # type: ignore[arg-type]
+                                   progress=lambda t, n: rep.tick(f"{t}: {n:,} rows"))
+            rep.extract(report)
+            reports.append(report)
+    return reports
+
+
+def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[LoadReport]:
+    selected: list[Table] = select_tables(settings.project_dir, tables)
+    store = ObjectStore(settings.store_url, settings)
+    with open_warehouse(settings, store) as wh:
+        rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
+        reports = load_tables(wh, selected, progress=rep.load)
+        if not [r for r in reports if r.status == "loaded"]:
+            rep.echo("  no new batch")
+        return reports
+
+
+def build(settings: Settings, rep: Reporter, extra: list[str] | None = None) -> DbtReport:
+    rep.stage(f"dbt build on {settings.warehouse}")
+    report = run_dbt(settings, ["build", *(extra or [])], quiet=True)
+    rep.dbt(report)
+    return report
+
+
+def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
+    """One scheduled run: extract what changed, load it, build."""
+    extract(settings, rep, "auto", tables)
+    load(settings, rep, tables)
+    build(settings, rep)
+
+
+def simulate(settings: Settings, rep: Reporter, hours: int = 1, orders_per_hour: int = 20) -> list[HourReport]:
+    rng = random.Random(settings.seed + int(time.time()))
+    out = []
+    with SourceDB(settings.source_url) as db:
+        rep.stage(f"simulate {hours} hour(s) of shop activity in the source ({db.dialect})")
+        for _ in range(hours):
+            r = simulate_hour(db, rng, orders_per_hour=orders_per_hour)
+            rep.echo(
+                f"  {r.hour_start:%Y-%m-%d %H:00}: {r.new_orders} new orders ({r.new_items} items), "
+                f"{r.approved} approved, {r.shipped} shipped, {r.delivered} delivered, "
+                f"{r.canceled} canceled, {r.new_reviews} reviews"
+            )
+            out.append(r)
+    return out
+
+
+def demo(settings: Settings, rep: Reporter) -> None:
+    """The whole pipeline from nothing, on the embedded default, twice (historical, then hourly)."""
+    data = settings.data_dir
+    for leftover in ("lake", "olist.sqlite", "olist.sqlite-wal", "olist.sqlite-shm", "warehouse.duckdb",
+                     "warehouse.duckdb.wal", "csv"):
+        path = data / leftover
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    csv_dir = data / "csv"
+    generate(settings, csv_dir, rep)
+    load_source(settings, csv_dir, rep)
+    extract(settings, rep, "historical")
+    load(settings, rep)
+    build(settings, rep)
+    simulate(settings, rep, hours=1, orders_per_hour=max(5, int(400 * settings.scale)))
+    extract(settings, rep, "current")
+    load(settings, rep)
+    build(settings, rep)
+    rep.echo(f"\ndemo finished in {time.perf_counter() - rep.started:.0f}s; warehouse: {settings.duckdb_path}")

@@ -1,0 +1,395 @@
+"""The source database: SQLite (embedded default) or MySQL / Amazon RDS.
+
+Creates the Olist schema from the table declarations, bulk-loads a folder of Olist CSV files
+(generated or the real Kaggle files, unchanged), and answers the few questions the extractor
+asks (the database clock, the URL ConnectorX reads from). On MySQL the bulk load is
+`LOAD DATA LOCAL INFILE`, as in the seed design; on SQLite it is a streaming executemany.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator, Literal
+from urllib.parse import unquote, urlsplit
+
+from .config import redact_url
+from .tables import Table
+
+log = logging.getLogger(__name__)
+Dialect = Literal["sqlite", "mysql"]
+ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
+SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+class SourceError(RuntimeError):
+    """The source database or a source file cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    table: str
+    file: str
+    rows_read: int
+    rows_stored: int
+    seconds: float
+
+
+def scrub(message: str, url: str) -> str:
+    """Remove the password of `url` from a driver's error message."""
+    password = urlsplit(url).password
+    if password:
+        message = message.replace(password, "***").replace(unquote(password), "***")
+    return message
+
+
+class SourceDB:
+    """A connection to the source database named by a URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        if scheme not in ("sqlite", "mysql", "mariadb"):
+            raise SourceError(
+                f"DWH_SOURCE_URL={redact_url(url)!r}: use sqlite:///path/file.sqlite or "
+                "mysql://user:password@host:3306/database"
+            )
+        self.dialect: Dialect = "sqlite" if scheme == "sqlite" else "mysql"
+        self._parts = parts
+        self._conn = self._connect()
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(unquote(self._parts.path[1:] if self._parts.path.startswith("//") else self._parts.path))
+
+    def _connect(self):
+        if self.dialect == "sqlite":
+            path = self.sqlite_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            return conn
+        import pymysql
+
+        p = self._parts
+        try:
+            return pymysql.connect(
+                host=p.hostname or "127.0.0.1",
+                port=p.port or 3306,
+                user=unquote(p.username or ""),
+                password=unquote(p.password or ""),
+                database=unquote(p.path.lstrip("/")) or None,
+                charset="utf8mb4",
+                local_infile=True,
+                autocommit=True,
+                connect_timeout=10,
+            )
+        except pymysql.MySQLError as exc:
+            raise SourceError(
+                f"cannot connect to the source database {redact_url(self.url)}: {scrub(str(exc), self.url)}"
+            ) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "SourceDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def quote(self, name: str) -> str:
+        q = "`" if self.dialect == "mysql" else '"'
+        return q + name.replace(q, q + q) + q
+
+    def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        log.debug("source SQL: %s", sql)
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def connectorx_url(self) -> str:
+        """The URL ConnectorX reads with (it carries the password: never print it)."""
+        if self.dialect == "sqlite":
+            return f"sqlite://{self.sqlite_path.resolve()}"
+        p = self._parts
+        return p._replace(scheme="mysql").geturl()
+
+    # -- clock and cursors ------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The database's own clock: the cursor columns are written with it."""
+        sql = f"SELECT {SQLITE_NOW}" if self.dialect == "sqlite" else "SELECT CURRENT_TIMESTAMP(6)"
+        value = self.execute(sql)[0][0]
+        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+    def timestamp_literal(self, value: datetime) -> str:
+        """A cursor bound formatted the way the dialect stores and compares timestamps."""
+        if self.dialect == "sqlite":  # stored as text with milliseconds: compare like for like
+            return "'" + value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}'"
+        return "'" + value.strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+
+    def select_expression(self, table: Table, column: str) -> str:
+        """How a column is read for extraction (MySQL zero dates become NULL)."""
+        q = self.quote(column)
+        if self.dialect == "mysql" and table.column(column).type.kind == "timestamp":
+            return f"NULLIF({q}, '0000-00-00 00:00:00') AS {q}"
+        return q
+
+    # -- schema -----------------------------------------------------------------------------
+    def table_exists(self, table: Table) -> bool:
+        if self.dialect == "sqlite":
+            sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+        else:
+            sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s"
+        return self.execute(sql, (table.name,))[0][0] > 0
+
+    def row_count(self, table: Table) -> int:
+        return self.execute(f"SELECT count(*) FROM {self.quote(table.name)}")[0][0]
+
+    def create_table(self, table: Table) -> None:
+        """Create the table (if missing) with its key, cursor default, trigger and index."""
+        q, t = self.quote, self.quote(table.name)
+        cols = []
+        for c in table.columns:
+            if c.name == table.surrogate:
+                auto = "INTEGER PRIMARY KEY AUTOINCREMENT" if self.dialect == "sqlite" else "BIGINT NOT NULL AUTO_INCREMENT"
+                cols.append(f"{q(c.name)} {auto}")
+            elif c.name == table.cursor:
+                if self.dialect == "sqlite":
+                    cols.append(f"{q(c.name)} TIMESTAMP NOT NULL DEFAULT ({SQLITE_NOW})")
+                else:
+                    cols.append(
+                        f"{q(c.name)} DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) "
+                        "ON UPDATE CURRENT_TIMESTAMP(6)"
+                    )
+            else:
+                null = " NOT NULL" if c.name in table.primary_key else ""
+                cols.append(f"{q(c.name)} {c.type.sql(self.dialect)}{null}")
+        if not (self.dialect == "sqlite" and table.surrogate):
+            cols.append(f"PRIMARY KEY ({', '.join(q(k) for k in table.primary_key)})")
+        suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" if self.dialect == "mysql" else ""
+        self.execute(f"CREATE TABLE IF NOT EXISTS {t} (\n  " + ",\n  ".join(cols) + f"\n){suffix}")
+        index = q(f"{table.name}__{table.cursor}")
+        if self.dialect == "sqlite":
+            self.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {t} ({q(table.cursor)})")
+            # SQLite has no ON UPDATE: a trigger keeps the change column.
+            self.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {q(table.name + '__touch')} AFTER UPDATE ON {t} "
+                f"FOR EACH ROW WHEN NEW.{q(table.cursor)} IS OLD.{q(table.cursor)} BEGIN "
+                f"UPDATE {t} SET {q(table.cursor)} = {SQLITE_NOW} WHERE rowid = NEW.rowid; END"
+            )
+        elif not self.execute(
+            "SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND table_name = %s AND index_name = %s",
+            (table.name, f"{table.name}__{table.cursor}"),
+        ):
+            self.execute(f"CREATE INDEX {index} ON {t} ({q(table.cursor)})")
+
+    def drop_table(self, table: Table) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {self.quote(table.name)}")
+
+    # -- bulk load --------------------------------------------------------------------------
+    def bulk_load(self, table: Table, csv_path: Path) -> LoadReport:
+        """Load one Olist CSV file into its (empty) table, all or nothing."""
+        import time
+
+        started = time.perf_counter()
+        check_header(table, csv_path)
+        if self.row_count(table):
+            raise SourceError(
+                f"table {table.name!r} already has rows; load into an empty source (use --replace)"
+            )
+        if self.dialect == "sqlite":
+            read, stored = self._load_sqlite(table, csv_path)
+        else:
+            read, stored = self._load_mysql(table, csv_path)
+        return LoadReport(table.name, csv_path.name, read, stored, time.perf_counter() - started)
+
+    def _load_sqlite(self, table: Table, csv_path: Path) -> tuple[int, int]:
+        names = [c.name for c in table.csv_columns]
+        width = len(names)
+        kinds = [c.type.kind for c in table.csv_columns]
+        timestamp_idx = [i for i, k in enumerate(kinds) if k == "timestamp"]
+        sql = (
+            f"INSERT INTO {self.quote(table.name)} ({', '.join(self.quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' * width)})"
+        )
+
+        def rows() -> Iterator[list[str | None]]:
+            with open_csv(csv_path) as reader:
+                next(reader)
+                for record in reader:
+                    if len(record) != width:
+                        raise SourceError(
+                            f"{csv_path.name}, line {reader.line_num}: {len(record)} fields, "
+                            f"expected {width} ({', '.join(names)})"
+                        )
+                    values: list[str | None] = [v if v != "" else None for v in record]
+                    for i in timestamp_idx:
+                        if values[i] in ZERO_DATES:
+                            values[i] = None
+                    yield values
+
+        counter = _Counter(rows())
+        with self.transaction():
+            cur = self._conn.cursor()
+            try:
+                cur.executemany(sql, counter)
+            except sqlite3.IntegrityError as exc:
+                raise SourceError(f"{csv_path.name}, line {counter.count + 1}: {exc}") from None
+            stored = self.row_count(table)
+            self._check_sqlite_types(table, csv_path)
+        return counter.count, stored
+
+    def _check_sqlite_types(self, table: Table, csv_path: Path) -> None:
+        """SQLite stores a malformed number as text: refuse it like MySQL's strict mode."""
+        expected = {"integer": "'integer'", "bigint": "'integer'", "double": "'real','integer'"}
+        for c in table.csv_columns:
+            col = self.quote(c.name)
+            if c.type.kind == "decimal":
+                condition = f"{col} GLOB '*[^0-9.+-]*' OR {col} NOT GLOB '*[0-9]*'"
+            elif c.type.kind in expected:
+                condition = f"typeof({col}) NOT IN ({expected[c.type.kind]}, 'null')"
+            else:
+                continue
+            bad = self.execute(f"SELECT {col} FROM {self.quote(table.name)} WHERE {condition} LIMIT 1")
+            if bad:
+                raise SourceError(
+                    f"{csv_path.name}: column {c.name!r} has a value that is not a number: {bad[0][0]!r}"
+                )
+
+    def _load_mysql(self, table: Table, csv_path: Path) -> tuple[int, int]:
+        import pymysql
+
+        rows_read = count_csv_records(csv_path)
+        q = self.quote
+        variables, assignments = [], []
+        for i, c in enumerate(table.csv_columns):
+            var = f"@v{i}"
+            variables.append(var)
+            expr = f"NULLIF({var}, '')"
+            if c.type.kind == "timestamp":
+                expr = f"NULLIF(NULLIF({expr}, '0000-00-00 00:00:00'), '0000-00-00')"
+            assignments.append(f"{q(c.name)} = {expr}")
+        line_end = "\\r\\n" if first_line_ending(csv_path) == "\r\n" else "\\n"
+        sql = (
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {q(table.name)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+            f"LINES TERMINATED BY '{line_end}' IGNORE 1 LINES "
+            f"({', '.join(variables)}) SET {', '.join(assignments)}"
+        )
+        cur = self._conn.cursor()
+        try:
+            # Strict mode, and with LOCAL every error is only a warning: check them all.
+            cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+            cur.execute("START TRANSACTION")
+            log.debug("source SQL: %s", sql)
+            stored = cur.execute(sql, (str(csv_path),))
+            cur.execute("SHOW WARNINGS LIMIT 3")
+            warnings = cur.fetchall()
+            if warnings or stored != rows_read:
+                cur.execute("ROLLBACK")
+                detail = "; ".join(f"{w[2]}" for w in warnings) or "row count differs"
+                raise SourceError(
+                    f"{csv_path.name}: {rows_read} rows read but {stored} would be stored in "
+                    f"{table.name!r}; nothing was loaded ({detail})"
+                )
+            cur.execute("COMMIT")
+        except pymysql.MySQLError as exc:
+            cur.execute("ROLLBACK")
+            raise SourceError(f"{csv_path.name}: loading into {table.name!r} failed: {scrub(str(exc), self.url)}") from None
+        finally:
+            cur.close()
+        return rows_read, stored
+
+
+class _Counter:
+    """Counts the rows an iterator yields (for the rows-read report)."""
+
+    def __init__(self, it: Iterator):
+        self._it, self.count = it, 0
+
+    def __iter__(self) -> "_Counter":
+        return self
+
+    def __next__(self):
+        value = next(self._it)
+        self.count += 1
+        return value
+
+
+@contextmanager
+def open_csv(path: Path) -> Iterator["csv._reader"]:
+    """A csv reader that handles the BOM, CRLF and quoted multi-line fields."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            yield csv.reader(handle, strict=True)
+    except FileNotFoundError:
+        raise SourceError(f"missing file: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise SourceError(f"{path.name}: malformed CSV: {exc}") from None
+
+
+def check_header(table: Table, path: Path) -> None:
+    expected = [c.name for c in table.csv_columns]
+    with open_csv(path) as reader:
+        header = next(reader, None)
+    if header != expected:
+        raise SourceError(
+            f"{path.name}: wrong header for table {table.name!r}: got {','.join(header or [])!r}, "
+            f"expected {','.join(expected)!r}"
+        )
+
+
+def count_csv_records(path: Path) -> int:
+    with open_csv(path) as reader:
+        return sum(1 for _ in reader) - 1
+
+
+def first_line_ending(path: Path) -> str:
+    with open(path, "rb") as handle:
+        line = handle.readline()
+    return "\r\n" if line.endswith(b"\r\n") else "\n"
+
+
+def load_folder(db: SourceDB, tables: list[Table], folder: Path, replace: bool = False,
+                progress=None) -> list[LoadReport]:
+    """Create the schema and bulk-load every declared table from its CSV file in `folder`."""
+    folder = Path(folder)
+    missing = [t.csv_file for t in tables if not (folder / t.csv_file).is_file()]
+    if missing:
+        raise SourceError(f"missing file(s) in {folder}: {', '.join(missing)}")
+    for table in tables:
+        check_header(table, folder / table.csv_file)
+    reports = []
+    for table in tables:
+        if replace:
+            db.drop_table(table)
+        db.create_table(table)
+        report = db.bulk_load(table, folder / table.csv_file)
+        if progress:
+            progress(report)
+        reports.append(report)
+    return reports

@@ -1,0 +1,284 @@
+"""Warehouse connections and the few statements that differ between engines.
+
+The load flow (loaders/load.py) is one piece of SQL for every engine; what differs is how a
+batch's Parquet parts reach a temporary stage table:
+  duckdb    INSERT INTO stage SELECT ... FROM read_parquet([...])   (local or s3:// via fsspec)
+  redshift  COPY stage FROM '<batch>/_copy.manifest' IAM_ROLE ... FORMAT AS PARQUET MANIFEST
+  postgres  COPY stage FROM STDIN, fed from the parts by pyarrow
+Identifiers come from the table declarations and are always quoted here.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .config import Settings
+from .store import ObjectStore
+from .tables import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
+
+log = logging.getLogger(__name__)
+LOAD_LOG = "_load_log"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse refused a statement; the message says which batch and why."""
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    """A SQL literal for the few values the loader writes itself (ids, counts, timestamps)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class Warehouse:
+    """Base: a DB-API connection, a raw schema and the engine's type names."""
+
+    engine = "default"
+
+    def __init__(self, settings: Settings, store: ObjectStore):
+        self.settings = settings
+        self.store = store
+        self.schema = settings.raw_schema
+        self.conn: Any = None
+
+    # -- statements -------------------------------------------------------------------------
+    def raw_name(self, table: str) -> str:
+        return f"{quote(self.schema)}.{quote(table)}"
+
+    def column_defs(self, table: Table) -> list[str]:
+        return [f"{quote(c.name)} {c.type.sql(self.engine)}" for c in table.columns]  # type: ignore[arg-type]
+
+    def create_statements(self, table: Table) -> list[str]:
+        ts = "TIMESTAMP"
+        return [
+            f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}",
+            f"CREATE TABLE IF NOT EXISTS {self.raw_name(table.name)} (\n    "
+            + ",\n    ".join(
+                self.column_defs(table)
+                + [f"{quote(BATCH_ID_COLUMN)} VARCHAR(64) NOT NULL", f"{quote(LOADED_AT_COLUMN)} {ts} NOT NULL"]
+            )
+            + "\n)" + self.table_options(table),
+            f"CREATE TABLE IF NOT EXISTS {self.raw_name(LOAD_LOG)} (\n"
+            "    batch_id VARCHAR(64) NOT NULL PRIMARY KEY,\n"
+            "    table_name VARCHAR(128) NOT NULL,\n"
+            "    mode VARCHAR(16) NOT NULL,\n"
+            "    manifest_uri VARCHAR(1024) NOT NULL,\n"
+            "    rows_in_batch BIGINT NOT NULL,\n"
+            "    rows_inserted BIGINT NOT NULL,\n"
+            "    cursor_lower TIMESTAMP,\n"
+            "    cursor_upper TIMESTAMP NOT NULL,\n"
+            "    loaded_at TIMESTAMP NOT NULL\n"
+            ")",
+        ]
+
+    def table_options(self, table: Table) -> str:
+        return ""
+
+    def stage_name(self, table: Table) -> str:
+        return quote(f"stage__{table.name}")
+
+    def create_stage_statement(self, table: Table) -> str:
+        return f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    " + ",\n    ".join(self.column_defs(table)) + "\n)"
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        raise NotImplementedError
+
+    def lock_statement(self) -> str | None:
+        return None
+
+    # -- execution --------------------------------------------------------------------------
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> "Warehouse":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str) -> list[tuple]:
+        log.debug("warehouse SQL: %s", sql)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.execute("ROLLBACK")
+        except Exception:  # the connection may already have dropped the transaction
+            log.debug("rollback failed", exc_info=True)
+
+    def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:
+        for sql in self.fill_stage_statements(table, manifest, folder):
+            self.execute(sql)
+
+    def copy_error_detail(self) -> str:
+        return ""
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def connect(self) -> None:
+        import duckdb
+
+        try:
+            self.conn = duckdb.connect(self.settings.duckdb_path)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB file {self.settings.duckdb_path}: {exc}") from None
+        if self.store.is_s3:  # DuckDB reads s3:// through the same fsspec filesystem
+            self.conn.register_filesystem(self.store.fs)
+
+    def execute(self, sql: str) -> list[tuple]:
+        log.debug("warehouse SQL: %s", sql)
+        return self.conn.execute(sql).fetchall()
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        files = ", ".join(literal(self.store.uri(f"{folder}/{p['path']}")) for p in manifest["parts"])
+        cols = ", ".join(quote(c) for c in table.column_names)
+        return [f"INSERT INTO {self.stage_name(table)} ({cols}) SELECT {cols} FROM read_parquet([{files}])"]
+
+
+class RedshiftWarehouse(Warehouse):
+    """Redshift: COPY from the batch's manifest with the cluster's IAM role."""
+
+    engine = "redshift"
+
+    def table_options(self, table: Table) -> str:
+        # Raw tables are read by merge key and by cursor (staging dedup, incremental facts).
+        return f"\nDISTKEY ({quote(table.merge_key)})\nSORTKEY ({quote(table.cursor)})"
+
+    def lock_statement(self) -> str | None:
+        # Serializes concurrent loaders: Redshift does not enforce the log's primary key.
+        return f"LOCK {self.raw_name(LOAD_LOG)}"
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        if not self.settings.redshift_iam_role:
+            from .config import ConfigError
+
+            raise ConfigError("DWH_REDSHIFT_IAM_ROLE is not set: COPY needs the ARN of a role Redshift can assume")
+        from .extract import COPY_MANIFEST
+
+        manifest_uri = self.store.uri(f"{folder}/{COPY_MANIFEST}")
+        return [
+            f"COPY {self.stage_name(table)}\n"
+            f"FROM {literal(manifest_uri)}\n"
+            f"IAM_ROLE {literal(self.settings.redshift_iam_role)}\n"
+            "FORMAT AS PARQUET\n"
+            "MANIFEST\n"
+            "ACCEPTINVCHARS"
+        ]
+
+    def connect(self) -> None:
+        import redshift_connector
+
+        s = self.settings
+        try:
+            self.conn = redshift_connector.connect(
+                host=s.redshift_host, port=s.redshift_port, database=s.redshift_database,
+                user=s.redshift_user, password=s.redshift_password,
+            )
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot connect to Redshift at {s.redshift_host}:{s.redshift_port}/{s.redshift_database} "
+                f"as {s.redshift_user!r}: {type(exc).__name__}"
+            ) from None
+        self.conn.autocommit = True
+
+    def copy_error_detail(self) -> str:
+        rows = self.execute(
+            "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason) "
+            "FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY starttime DESC LIMIT 5"
+        )
+        return "; ".join(f"file {r[0]}, line {r[1]}, column {r[2]}: {r[3]}" for r in rows)
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL has no COPY from S3: the loader streams the parts through COPY FROM STDIN."""
+
+    engine = "postgres"
+
+    def connect(self) -> None:
+        import psycopg2
+
+        s = self.settings
+        try:
+            self.conn = psycopg2.connect(
+                host=s.pg_host, port=s.pg_port, dbname=s.pg_database, user=s.pg_user,
+                password=s.pg_password or None, connect_timeout=10,
+            )
+        except psycopg2.Error as exc:
+            raise WarehouseError(
+                f"cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port}/{s.pg_database} as {s.pg_user!r}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from None
+        self.conn.autocommit = True
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        cols = ", ".join(quote(c) for c in table.column_names)
+        return [f"COPY {self.stage_name(table)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"]
+
+    def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:
+        (sql,) = self.fill_stage_statements(table, manifest, folder)
+        cur = self.conn.cursor()
+        try:
+            for part in manifest["parts"]:
+                with self.store.fs.open(self.store.full(f"{folder}/{part['path']}"), "rb") as handle:
+                    parquet = pq.ParquetFile(handle)
+                    for batch in parquet.iter_batches(batch_size=self.settings.batch_rows):
+                        buffer = io.BytesIO()
+                        pacsv.write_csv(
+                            batch, buffer,
+                            pacsv.WriteOptions(include_header=False, null_string="\\N", quoting_style="all_valid"),
+                        )
+                        buffer.seek(0)
+                        cur.copy_expert(sql, buffer)
+        finally:
+            cur.close()
+
+
+ENGINES: dict[str, type[Warehouse]] = {
+    "duckdb": DuckDBWarehouse,
+    "redshift": RedshiftWarehouse,
+    "postgres": PostgresWarehouse,
+}
+
+
+def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
+    return ENGINES[settings.warehouse](settings, store)
+
+
+def sequence(statements: Sequence[str | None]) -> list[str]:
+    return [s for s in statements if s]

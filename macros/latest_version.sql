@@ -1,0 +1,38 @@
+{#-
+    Latest version per key of an append-only raw table (DESIGN.md contract 5).
+
+    The key and the cursor come from the table's declaration in _olist__sources.yml (meta), the
+    same place the loaders read them, so they are never written twice. Ties on the cursor (the
+    same version extracted in two batches) are broken by the newest batch.
+
+        select * from {{ latest_version('olist', 'orders') }}
+-#}
+{% macro latest_version(source_name, table_name) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- set key = ['_batch_id'] -%}
+    {%- set cursor = '_loaded_at' -%}
+    {%- if execute -%}
+        {%- set node = graph.sources.values() | selectattr('source_name', 'equalto', source_name)
+                       | selectattr('name', 'equalto', table_name) | first -%}
+        {%- if node is none or not node.meta.get('primary_key') or not node.meta.get('cursor') -%}
+            {{ exceptions.raise_compiler_error(
+                "latest_version: source " ~ source_name ~ "." ~ table_name
+                ~ " needs meta.primary_key and meta.cursor in its declaration") }}
+        {%- endif -%}
+        {%- set key = node.meta['primary_key'] -%}
+        {%- set cursor = node.meta['cursor'] -%}
+    {%- endif -%}
+    (
+        select *
+        from (
+            select
+                versions.*,
+                row_number() over (
+                    partition by {% for column in key %}{{ adapter.quote(column) }}{{ ", " if not loop.last }}{% endfor %}
+                    order by {{ adapter.quote(cursor) }} desc, _batch_id desc
+                ) as _version_rank
+            from {{ relation }} as versions
+        ) as ranked
+        where _version_rank = 1
+    )
+{%- endmacro %}

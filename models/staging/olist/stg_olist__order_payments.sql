@@ -1,0 +1,20 @@
+with
+
+source as (
+    select * from {{ latest_version('olist', 'order_payments') }}
+),
+
+renamed as (
+    select
+        order_id,
+        payment_sequential,
+        payment_type,
+        payment_installments,
+        payment_value,
+        updated_at as source_updated_at,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,22 @@
+with
+
+source as (
+    select * from {{ latest_version('olist', 'order_reviews') }}
+),
+
+renamed as (
+    select
+        review_id,
+        order_id,
+        review_comment_title,
+        review_comment_message,
+        review_score,
+        cast(review_creation_date as date) as review_created_date,
+        review_answer_timestamp as review_answered_at,
+        updated_at as source_updated_at,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed

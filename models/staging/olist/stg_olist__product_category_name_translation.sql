@@ -1,0 +1,17 @@
+with
+
+source as (
+    select * from {{ latest_version('olist', 'product_category_name_translation') }}
+),
+
+renamed as (
+    select
+        product_category_name as category_name,
+        product_category_name_english as category_name_english,
+        updated_at as source_updated_at,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed
