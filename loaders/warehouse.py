@@ -153,8 +153,10 @@ class DuckDBWarehouse(Warehouse):
 
     def connect(self) -> None:
         import duckdb
+        from pathlib import Path
 
         try:
+            Path(self.settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
             self.conn = duckdb.connect(self.settings.duckdb_path)
         except duckdb.Error as exc:
             raise WarehouseError(f"cannot open DuckDB file {self.settings.duckdb_path}: {exc}") from None

@@ -1,0 +1,456 @@
+"""Benchmark the extractor against the mariadb client and pandas (issue: bench/extract).
+
+    .venv/bin/python bench/extract.py --scales 1 10
+
+For each scale: generate the Olist CSVs (cached under bench/results/csv/), bulk-load
+`orders` and `order_items` into a fresh MariaDB database with the project's own loader,
+then extract each table with three contenders, each in its own child process so that the
+peak RSS (`%M` of GNU `/usr/bin/time`) belongs to that contender alone:
+
+* ours    loaders.extract.extract_table(..., "historical") into a local object store
+          (compressed Parquet parts + manifests); only the extract call is timed.
+* client  `mariadb --batch --quick -e "<sql>" > file` (uncompressed TSV): the practical
+          limit of a dump. Timed from spawn to exit.
+* pandas  `pd.read_sql(sql, sqlalchemy engine mysql+pymysql)` then `df.to_csv(path)`.
+
+All three run the same SELECT text: the one the extractor builds (`build_query`, the
+declared columns with zero dates mapped to NULL, every row with a cursor before now).
+Results go to stdout and bench/results/extract.json; the databases are dropped at the end
+unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS = PROJECT_DIR / "bench" / "results"
+TABLES = ["orders", "order_items"]
+TARGET_CLIENT_RATIO = 1.0
+TARGET_PANDAS_RATIO = 20.0
+TARGET_PEAK_MB = 256.0
+TARGET_SCALE_GROWTH = 1.20
+TIME = "/usr/bin/time"  # GNU time: peak RSS of one child
+
+if str(PROJECT_DIR) not in sys.path:
+    sys.path.insert(0, str(PROJECT_DIR))
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's current (VmRSS) or peak (VmHWM) resident set, in MB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _scale_tag(scale: float) -> str:
+    return f"{scale:g}".replace(".", "_")
+
+
+def _db_name(prefix: str, scale: float) -> str:
+    return f"{prefix}_s{_scale_tag(scale)}"
+
+
+def _mysql_url(args: argparse.Namespace, database: str, scheme: str = "mysql") -> str:
+    auth = args.user + (f":{args.password}" if args.password else "")
+    return f"{scheme}://{auth}@{args.host}:{args.port}/{database}"
+
+
+def _pymysql(args: argparse.Namespace, database: str | None = None):
+    import pymysql
+
+    return pymysql.connect(host=args.host, port=args.port, user=args.user, password=args.password,
+                           database=database, autocommit=True, local_infile=True)
+
+
+# ------------------------------------------------------------------------------------------
+# workers: one contender, one table, in this (child) process; write a JSON result file
+# ------------------------------------------------------------------------------------------
+def worker_ours(spec: dict) -> dict:
+    from loaders.config import Settings
+    from loaders.extract import extract_table
+    from loaders.source import SourceDB
+    from loaders.store import ObjectStore
+    from loaders.tables import select_tables
+
+    import connectorx  # noqa: F401  (imported before the baseline like the extractor does)
+    import pyarrow.parquet  # noqa: F401
+
+    settings = Settings(data_dir=Path(spec["tmp"]), source_url=spec["url"], store_url=spec["out"],
+                        **spec.get("settings", {}))
+    table = select_tables(PROJECT_DIR, [spec["table"]])[0]
+    db = SourceDB(settings.source_url)
+    store = ObjectStore(settings.store_url, settings)
+    baseline = _rss_mb()
+    started = time.perf_counter()
+    report = extract_table(settings, db, store, table, "historical")
+    seconds = time.perf_counter() - started
+    db.close()
+    return {"rows": report.rows, "bytes": report.bytes, "seconds": seconds,
+            "parts": len(report.parts), "baseline_rss_mb": baseline}
+
+
+def worker_pandas(spec: dict) -> dict:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(spec["url"].replace("mysql://", "mysql+pymysql://", 1))
+    with engine.connect():  # connect once outside the timing, like ours
+        pass
+    baseline = _rss_mb()
+    started = time.perf_counter()
+    df = pd.read_sql(spec["sql"], engine)
+    read_seconds = time.perf_counter() - started
+    df.to_csv(spec["out"], index=False)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return {"rows": len(df), "bytes": os.path.getsize(spec["out"]), "seconds": seconds,
+            "read_seconds": read_seconds, "baseline_rss_mb": baseline}
+
+
+def run_worker(kind: str, spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    result = {"ours": worker_ours, "pandas": worker_pandas}[kind](spec)
+    result["vmhwm_mb"] = _rss_mb("VmHWM")
+    Path(spec["result"]).write_text(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------------
+# the parent: spawn under /usr/bin/time, collect
+# ------------------------------------------------------------------------------------------
+def _spawn(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, dict]:
+    """Run argv to completion under GNU time; wall seconds and the child's own peak RSS.
+
+    Not os.wait4 on a direct child: Linux keeps the RSS high-water mark of the forked image
+    across execve, so a child forked from this (100 MB) Python process would report at least
+    the parent's RSS. /usr/bin/time is small, and reports the ru_maxrss of its own child.
+    """
+    fd, stats = tempfile.mkstemp(prefix="time-", suffix=".txt")
+    os.close(fd)
+    try:
+        started = time.perf_counter()
+        proc = subprocess.run([TIME, "-o", stats, "-f", "%M %U %S", *argv], stdout=stdout,
+                              stderr=subprocess.PIPE, cwd=PROJECT_DIR)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{argv[0]} exited with {proc.returncode}: {err}")
+        if proc.stderr and stdout is not None:
+            sys.stderr.write(proc.stderr.decode(errors="replace"))
+        maxrss_kib, utime, stime = Path(stats).read_text().split()[-3:]
+    finally:
+        os.unlink(stats)
+    return seconds, {"peak_rss_mb": int(maxrss_kib) / 1024, "cpu_s": float(utime) + float(stime)}
+
+
+def measure_python(kind: str, spec: dict, work: Path) -> dict:
+    spec_path = work / f"{kind}-spec.json"
+    spec = {**spec, "result": str(work / f"{kind}-result.json")}
+    spec_path.write_text(json.dumps(spec))
+    wall, usage = _spawn([sys.executable, str(Path(__file__).resolve()), "--worker", kind,
+                          str(spec_path)], stdout=None)
+    result = json.loads(Path(spec["result"]).read_text())
+    return {**result, **usage, "process_seconds": wall}
+
+
+def measure_client(args: argparse.Namespace, database: str, sql: str, out: Path) -> dict:
+    argv = [args.client, "--batch", "--quick", f"-h{args.host}", f"-P{args.port}", f"-u{args.user}"]
+    if args.password:
+        argv.append(f"-p{args.password}")
+    argv += ["-e", sql, database]
+    with open(out, "wb") as handle:
+        seconds, usage = _spawn(argv, stdout=handle)
+    with open(out, "rb") as handle:  # one header line, one line per row (no newlines in data)
+        rows = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1
+    return {"rows": rows, "bytes": out.stat().st_size, "seconds": seconds, **usage}
+
+
+def _summarise(contender: str, runs: list[dict], extra: dict | None = None) -> dict:
+    rows = {r["rows"] for r in runs}
+    if len(rows) != 1:
+        raise RuntimeError(f"{contender}: row counts differ between runs: {rows}")
+    seconds = statistics.median(r["seconds"] for r in runs)
+    n = runs[0]["rows"]
+    bytes_ = runs[0]["bytes"]
+    out = {
+        "contender": contender,
+        "rows": n,
+        "runs": len(runs),
+        "seconds_median": seconds,
+        "seconds_all": [round(r["seconds"], 4) for r in runs],
+        "rows_per_s": n / seconds if seconds else None,
+        "bytes": bytes_,
+        "mb_per_s": bytes_ / 1e6 / seconds if seconds else None,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
+    }
+    if "baseline_rss_mb" in runs[0]:
+        out["baseline_rss_mb"] = max(r["baseline_rss_mb"] for r in runs)
+    for key in ("parts", "read_seconds"):
+        if key in runs[0]:
+            out[key] = runs[0][key] if key == "parts" else statistics.median(r[key] for r in runs)
+    out.update(extra or {})
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# setup per scale
+# ------------------------------------------------------------------------------------------
+def csv_folder(scale: float, seed: int, tables) -> Path:
+    """Generated Olist CSVs for this scale, cached; only the benchmarked tables' files kept."""
+    from loaders.generate import generate_olist
+
+    folder = RESULTS / "csv" / f"scale-{_scale_tag(scale)}-seed-{seed}"
+    marker = folder / ".complete"
+    wanted = {t.csv_file for t in tables}
+    if marker.is_file() and all((folder / f).is_file() for f in wanted):
+        print(f"[scale {scale:g}] using cached CSVs in {folder.relative_to(PROJECT_DIR)}", flush=True)
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"[scale {scale:g}] generating Olist CSVs into {folder.relative_to(PROJECT_DIR)} ...", flush=True)
+    started = time.perf_counter()
+    counts = generate_olist(folder, scale=scale, seed=seed)
+    for extra in folder.iterdir():  # keep the cache small: geolocation alone is 10M rows at 10
+        if extra.is_file() and extra.name not in wanted:
+            extra.unlink()
+    marker.write_text(json.dumps({f: counts[f] for f in wanted}))
+    print(f"[scale {scale:g}] generated in {time.perf_counter() - started:.0f}s", flush=True)
+    return folder
+
+
+def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -> None:
+    from loaders.source import SourceDB, load_folder
+
+    conn = _pymysql(args)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    finally:
+        conn.close()
+    with SourceDB(_mysql_url(args, database)) as db:
+        for report in load_folder(db, tables, folder, replace=True):
+            print(f"  loaded {report.table}: {report.rows_stored:,} rows in {report.seconds:.1f}s", flush=True)
+
+
+def drop_databases(args: argparse.Namespace, names: list[str]) -> None:
+    if not names:
+        return
+    conn = _pymysql(args)
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------------
+# the benchmark
+# ------------------------------------------------------------------------------------------
+def parse_settings(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+def bench_table(args, database: str, table, scale: float, work: Path, variants: dict) -> list[dict]:
+    from loaders.extract import build_query
+    from loaders.source import SourceDB
+
+    url = _mysql_url(args, database)
+    with SourceDB(url) as db:
+        sql = build_query(db, table, None, db.now())
+        n_rows = db.row_count(table)
+    print(f"\n[scale {scale:g}] {table.name}: {n_rows:,} rows\n  SQL: {sql}", flush=True)
+
+    # Warm the buffer pool / page cache once so that whoever runs first is not penalised.
+    measure_client(args, database, sql, work / "warmup.tsv")
+    (work / "warmup.tsv").unlink()
+
+    runs: dict[str, list[dict]] = {name: [] for name in [*variants, "client"]}
+    for i in range(args.repeat):
+        order = [*variants, "client"]
+        order = order[i % len(order):] + order[:i % len(order)]  # rotate who goes first
+        for name in order:
+            if name == "client":
+                out = work / "client.tsv"
+                r = measure_client(args, database, sql, out)
+                out.unlink()
+            else:
+                out = work / f"store-{name}"
+                r = measure_python("ours", {"url": url, "table": table.name, "tmp": str(work),
+                                            "out": str(out), "settings": variants[name]}, work)
+                shutil.rmtree(out)
+            runs[name].append(r)
+            print(f"  run {i + 1}/{args.repeat} {name:<12} {r['rows']:>10,} rows "
+                  f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
+                  f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
+
+    results = [_summarise(name, runs[name], {"settings": variants[name]}) for name in variants]
+    results.append(_summarise("client", runs["client"]))
+
+    capped = args.pandas_max_rows is not None and n_rows > args.pandas_max_rows
+    pandas_sql = sql + (f" LIMIT {args.pandas_max_rows}" if capped else "")
+    if capped:
+        print(f"  NOTE: pandas capped at {args.pandas_max_rows:,} of {n_rows:,} rows "
+              "(--pandas-max-rows); its rows/s and peak memory are for the capped read", flush=True)
+    pandas_runs = []
+    for i in range(args.pandas_repeat):
+        out = work / "pandas.csv"
+        r = measure_python("pandas", {"url": url, "sql": pandas_sql, "out": str(out)}, work)
+        out.unlink()
+        pandas_runs.append(r)
+        print(f"  run {i + 1}/{args.pandas_repeat} pandas       {r['rows']:>10,} rows "
+              f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
+              f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
+    results.append(_summarise("pandas", pandas_runs,
+                              {"capped_at": args.pandas_max_rows if capped else None}))
+
+    for r in results:
+        r.update(scale=scale, table=table.name, table_rows=n_rows)
+        if r["contender"] != "pandas" or not capped:
+            if r["rows"] != n_rows:
+                raise RuntimeError(f"{r['contender']} read {r['rows']} rows of {n_rows} in {table.name}")
+    return results
+
+
+def check_targets(results: list[dict], variants: dict) -> list[dict]:
+    """One line per (variant, target) with the measured value and whether it is met."""
+    checks = []
+    by = {(r["scale"], r["table"], r["contender"]): r for r in results}
+    scales = sorted({r["scale"] for r in results})
+    tables = [t for t in TABLES if any(r["table"] == t for r in results)]
+    for name in variants:
+        for s in scales:
+            for t in tables:
+                ours, client, pandas = by[(s, t, name)], by[(s, t, "client")], by[(s, t, "pandas")]
+                ratio_c = ours["rows_per_s"] / client["rows_per_s"]
+                ratio_p = ours["rows_per_s"] / pandas["rows_per_s"]
+                checks += [
+                    {"variant": name, "scale": s, "table": t, "target": "rows/s >= 1.0 x client",
+                     "value": round(ratio_c, 2), "met": ratio_c >= TARGET_CLIENT_RATIO},
+                    {"variant": name, "scale": s, "table": t, "target": "rows/s >= 20 x pandas",
+                     "value": round(ratio_p, 1), "met": ratio_p >= TARGET_PANDAS_RATIO,
+                     "note": "pandas capped" if pandas.get("capped_at") else None},
+                    {"variant": name, "scale": s, "table": t, "target": "peak RSS < 256 MB",
+                     "value": round(ours["peak_rss_mb"]), "met": ours["peak_rss_mb"] < TARGET_PEAK_MB},
+                ]
+        if len(scales) >= 2:
+            lo, hi = scales[0], scales[-1]
+            for t in tables:
+                growth = by[(hi, t, name)]["peak_rss_mb"] / by[(lo, t, name)]["peak_rss_mb"]
+                checks.append({"variant": name, "scale": hi, "table": t,
+                               "target": f"peak RSS scale {hi:g} <= 1.2 x scale {lo:g}",
+                               "value": round(growth, 2), "met": growth <= TARGET_SCALE_GROWTH})
+    return checks
+
+
+def print_results(results: list[dict], checks: list[dict]) -> None:
+    head = (f"{'scale':>5} {'table':<12} {'contender':<12} {'rows':>10} {'s':>7} {'rows/s':>11} "
+            f"{'MB out':>8} {'MB/s':>7} {'peak MB':>8} {'cpu s':>6}")
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in results:
+        cap = f"  (capped at {r['capped_at']:,})" if r.get("capped_at") else ""
+        print(f"{r['scale']:>5g} {r['table']:<12} {r['contender']:<12} {r['rows']:>10,} "
+              f"{r['seconds_median']:>7.2f} {r['rows_per_s']:>11,.0f} {r['bytes'] / 1e6:>8.1f} "
+              f"{r['mb_per_s']:>7.1f} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f}{cap}")
+    print("\nTargets:")
+    for c in checks:
+        note = f" ({c['note']})" if c.get("note") else ""
+        print(f"  {'MET ' if c['met'] else 'MISS'} {c['variant']:<12} scale {c['scale']:>4g} "
+              f"{c['table']:<12} {c['target']:<32} {c['value']}{note}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 10.0])
+    parser.add_argument("--tables", nargs="+", default=TABLES, choices=TABLES)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of ours and the client per table (median time, max memory)")
+    parser.add_argument("--pandas-repeat", type=int, default=1, help="runs of pandas per table")
+    parser.add_argument("--pandas-max-rows", type=int, default=None,
+                        help="read at most N rows with pandas (reported as capped everywhere)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="also run ours with other Settings, e.g. zstd:parquet_compression=zstd")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3306)
+    parser.add_argument("--user", default="root")
+    parser.add_argument("--password", default=os.environ.get("BENCH_MYSQL_PASSWORD", ""))
+    parser.add_argument("--client", default=shutil.which("mariadb") or "mariadb")
+    parser.add_argument("--database-prefix", default="dwh_bench")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the temp folder")
+    parser.add_argument("--json", type=Path, default=RESULTS / "extract.json")
+    args = parser.parse_args()
+
+    if args.worker:
+        run_worker(*args.worker)
+        return 0
+
+    from loaders.tables import select_tables
+
+    tables = select_tables(PROJECT_DIR, args.tables)
+    variants: dict[str, dict] = {"ours": {}}
+    for item in args.variant:
+        name, _, spec = item.partition(":")
+        variants[f"ours-{name}"] = parse_settings([s for s in spec.split(",") if s])
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="extract-", dir=RESULTS))
+    created: list[str] = []
+    results: list[dict] = []
+    started = time.perf_counter()
+    try:
+        for scale in args.scales:
+            folder = csv_folder(scale, args.seed, tables)
+            database = _db_name(args.database_prefix, scale)
+            created.append(database)
+            load_source(args, database, tables, folder)
+            for table in tables:
+                results += bench_table(args, database, table, scale, work, variants)
+    finally:
+        if not args.keep:
+            drop_databases(args, created)
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept databases {created} and {work}")
+
+    checks = check_targets(results, variants)
+    print_results(results, checks)
+    doc = {
+        "command": " ".join([".venv/bin/python", "bench/extract.py", *sys.argv[1:]]),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "results": results,
+        "targets": checks,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2, default=str))
+    print(f"\nwrote {args.json}")
+    return 0 if all(c["met"] for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

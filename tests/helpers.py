@@ -1,0 +1,45 @@
+"""Small helpers the tests share: run stages quietly, read the warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from loaders import pipeline
+from loaders.config import Settings
+from loaders.source import SourceDB, load_folder
+from loaders.tables import load_tables
+
+
+def quiet() -> pipeline.Reporter:
+    return pipeline.Reporter(echo=lambda line: None)
+
+
+def fill_source(settings: Settings, csv_dir: Path, tables: list[str] | None = None) -> None:
+    declared = load_tables(settings.project_dir)
+    chosen = [declared[t] for t in tables] if tables else list(declared.values())
+    with SourceDB(settings.source_url) as db:
+        load_folder(db, chosen, csv_dir)
+
+
+def extract_and_load(settings: Settings, mode: str = "auto", tables: list[str] | None = None):
+    batches = pipeline.extract(settings, quiet(), mode, tables)
+    loads = pipeline.load(settings, quiet(), tables)
+    return batches, loads
+
+
+def warehouse_rows(settings: Settings, sql: str) -> list[tuple]:
+    with duckdb.connect(settings.duckdb_path) as con:
+        return con.execute(sql).fetchall()
+
+
+def raw_snapshot(settings: Settings, tables: list[str]) -> dict[str, list[tuple]]:
+    """Raw tables' rows without the batch columns, sorted: what 'same content' means."""
+    out = {}
+    declared = load_tables(settings.project_dir)
+    with duckdb.connect(settings.duckdb_path) as con:
+        for name in tables:
+            cols = ", ".join(f'"{c}"' for c in declared[name].column_names)
+            out[name] = con.execute(f'SELECT {cols} FROM raw."{name}" ORDER BY ALL').fetchall()
+    return out

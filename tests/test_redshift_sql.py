@@ -1,0 +1,150 @@
+"""Redshift cannot run here: the statements the loader would send are rendered and parsed with
+SQLFluff's redshift dialect, and the load flow is driven through a recording connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import sqlfluff
+
+from loaders import pipeline
+from loaders.load import LoadError, batch_statements, list_batches, load_batch, read_manifest
+from loaders.store import ObjectStore
+from loaders.tables import load_tables
+from loaders.warehouse import RedshiftWarehouse
+
+from .helpers import fill_source, quiet
+
+ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
+
+
+@pytest.fixture
+def extracted(settings, olist_csv):
+    s = settings.with_(warehouse="redshift", redshift_iam_role=ROLE, part_rows=400)
+    fill_source(s, olist_csv, ["orders", "order_items"])
+    pipeline.extract(s, quiet(), "historical", ["orders", "order_items"])
+    return s
+
+
+def _statements(s, table_name):
+    store = ObjectStore(s.store_url, s)
+    wh = RedshiftWarehouse(s, store)
+    table = load_tables(s.project_dir)[table_name]
+    (_, folder), = list_batches(store, table)
+    manifest = read_manifest(store, table, folder)
+    steps = batch_statements(wh, table, manifest, folder, datetime(2026, 11, 22, 3, 0, 0))
+    return wh, table, [sql for sql in wh.create_statements(table)] + [sql for step in steps.values() for sql in step]
+
+
+def _parse_redshift(sql: str) -> None:
+    sqlfluff.parse(sql, dialect="redshift")  # raises APIParsingError on anything unparsable
+
+
+def test_the_parser_check_can_fail():
+    with pytest.raises(sqlfluff.api.APIParsingError):
+        _parse_redshift("COPY stage FROM MANIFEST FORMAT AS")
+
+
+@pytest.mark.parametrize("table_name", ["orders", "order_items"])
+def test_every_statement_parses_as_redshift(extracted, table_name):
+    wh, table, statements = _statements(extracted, table_name)
+    for sql in statements:
+        _parse_redshift(sql)  # raises APIParsingError on anything the dialect rejects
+
+
+def test_copy_uses_the_manifest_role_and_parquet(extracted):
+    wh, table, statements = _statements(extracted, "order_items")
+    (copy,) = [s for s in statements if s.startswith("COPY")]
+    assert '"stage__order_items"' in copy
+    assert "/_copy.manifest'" in copy and "MANIFEST" in copy
+    assert f"IAM_ROLE '{ROLE}'" in copy and "FORMAT AS PARQUET" in copy
+    ddl = statements[1]
+    assert 'DISTKEY ("order_id")' in ddl and 'SORTKEY ("updated_at")' in ddl
+    assert '"price" DECIMAL(10,2)' in ddl and '"order_id" VARCHAR(128)' in ddl
+    assert any(s.startswith('LOCK "raw"."_load_log"') for s in statements)
+
+
+def test_missing_iam_role_is_a_setting_error(extracted):
+    from loaders.config import ConfigError
+
+    s = extracted.with_(redshift_iam_role="")
+    with pytest.raises(ConfigError, match="DWH_REDSHIFT_IAM_ROLE"):
+        _statements(s, "orders")
+
+
+class RecordingConnection:
+    """A DB-API connection that records statements; COPY can be made to fail like Redshift's."""
+
+    def __init__(self, logged: bool = False, copy_fails: bool = False):
+        self.sql: list[str] = []
+        self.logged, self.copy_fails = logged, copy_fails
+
+    def cursor(self):
+        return _Cursor(self)
+
+    def close(self):
+        pass
+
+
+class _Cursor:
+    def __init__(self, conn):
+        self.conn, self.description, self._rows = conn, None, []
+
+    def execute(self, sql):
+        self.conn.sql.append(sql)
+        self.description, self._rows = None, []
+        if sql.startswith("COPY") and self.conn.copy_fails:
+            raise RuntimeError("Load into table 'stage__orders' failed. Check 'stl_load_errors' system table for details.")
+        if "FROM stl_load_errors" in sql:
+            self.description, self._rows = [("f",)], [("s3://b/orders/part-00000.parquet", 1, "order_status", "String length exceeds DDL length")]
+        elif sql.startswith('SELECT 1 FROM "raw"."_load_log"'):
+            self.description, self._rows = [("x",)], [(1,)] if self.conn.logged else []
+        elif sql.startswith("SELECT rows_inserted"):
+            self.description, self._rows = [("n",)], [(7,)]
+
+    def fetchall(self):
+        return self._rows
+
+    def close(self):
+        pass
+
+
+def _wh(s, conn):
+    store = ObjectStore(s.store_url, s)
+    wh = RedshiftWarehouse(s, store)
+    wh.conn = conn
+    table = load_tables(s.project_dir)["orders"]
+    (_, folder), = list_batches(store, table)
+    return wh, table, folder
+
+
+def test_load_runs_copy_insert_and_log_in_one_transaction(extracted):
+    conn = RecordingConnection()
+    wh, table, folder = _wh(extracted, conn)
+    report = load_batch(wh, table, folder)
+    assert report.status == "loaded" and report.rows_inserted == 7
+    sql = conn.sql
+    begin, commit = sql.index("BEGIN"), sql.index("COMMIT")
+    inside = sql[begin:commit]
+    assert [s.split()[0] for s in inside if s.split()[0] in ("LOCK", "COPY", "INSERT")] == ["LOCK", "COPY", "INSERT", "INSERT"]
+    assert any(s.startswith('DROP TABLE "stage__orders"') for s in inside)
+    assert inside[-1].startswith("SELECT rows_inserted")  # read back before COMMIT
+
+
+def test_batch_in_the_log_is_skipped_without_copy(extracted):
+    conn = RecordingConnection(logged=True)
+    wh, table, folder = _wh(extracted, conn)
+    assert load_batch(wh, table, folder).status == "skipped"
+    assert not any(s.startswith("COPY") for s in conn.sql)
+
+
+def test_copy_failure_reports_stl_load_errors_and_rolls_back(extracted):
+    conn = RecordingConnection(copy_fails=True)
+    wh, table, folder = _wh(extracted, conn)
+    with pytest.raises(LoadError) as info:
+        load_batch(wh, table, folder)
+    message = str(info.value)
+    assert "part-00000.parquet, line 1, column order_status: String length exceeds DDL length" in message
+    assert "nothing was loaded" in message
+    assert "ROLLBACK" in conn.sql and "COMMIT" not in conn.sql

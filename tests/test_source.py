@@ -1,0 +1,148 @@
+"""The source database: schema, bulk load of the Olist CSVs, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from loaders.generate import OLIST_FILES
+from loaders.source import SourceDB, SourceError, load_folder
+from loaders.tables import load_tables
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle))[1:]
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def source_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'src.sqlite'}"
+    return request.getfixturevalue("mysql_url")
+
+
+def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_dir):
+    tables = list(load_tables(project_dir).values())
+    with SourceDB(source_url) as db:
+        reports = load_folder(db, tables, olist_csv)
+        for report in reports:
+            table = load_tables(project_dir)[report.table]
+            expected = len(csv_rows(olist_csv / table.csv_file))
+            assert report.rows_read == report.rows_stored == expected == db.row_count(table)
+        q = db.quote
+        # Leading zeros survive; the translation file's BOM and CRLF leave no trace.
+        zips = [r[0] for r in db.execute(f"SELECT {q('geolocation_zip_code_prefix')} FROM {q('geolocation')}")]
+        assert all(len(z) == 5 for z in zips) and any(z.startswith("0") for z in zips)
+        names = [r[0] for r in db.execute(f"SELECT {q('product_category_name')} FROM {q('product_category_name_translation')}")]
+        assert not any("\ufeff" in n for n in names)
+        english = [r[0] for r in db.execute(f"SELECT {q('product_category_name_english')} FROM {q('product_category_name_translation')}")]
+        assert not any(e.endswith("\r") for e in english)
+        # Multi-line Portuguese text with quotes and commas is stored byte for byte.
+        source_messages = {r[4] for r in csv_rows(olist_csv / "olist_order_reviews_dataset.csv") if "\n" in r[4]}
+        stored = {r[0] for r in db.execute(f"SELECT {q('review_comment_message')} FROM {q('order_reviews')}") if r[0]}
+        assert source_messages and source_messages <= stored
+        # Empty fields are NULL, not empty strings.
+        empty_titles = sum(1 for r in csv_rows(olist_csv / "olist_order_reviews_dataset.csv") if r[3] == "")
+        assert db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} IS NULL")[0][0] == empty_titles
+        assert db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} = ''")[0][0] == 0
+        # Money keeps its exact value.
+        first_item = csv_rows(olist_csv / "olist_order_items_dataset.csv")[0]
+        price = db.execute(f"SELECT {q('price')} FROM {q('order_items')} WHERE {q('order_id')} = '{first_item[0]}' AND {q('order_item_id')} = {int(first_item[1])}")[0][0]
+        assert f"{float(price):.2f}" == f"{float(first_item[5]):.2f}"
+
+
+def test_cursor_column_is_kept_by_the_database(source_url, olist_csv, project_dir):
+    tables = load_tables(project_dir)
+    with SourceDB(source_url) as db:
+        load_folder(db, [tables["orders"]], olist_csv)
+        q = db.quote
+        order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
+        before = db.execute(f"SELECT {q('updated_at')} FROM {q('orders')} WHERE {q('order_id')} = '{order_id}'")[0][0]
+        import time
+        time.sleep(0.01)
+        db.execute(f"UPDATE {q('orders')} SET {q('order_status')} = 'canceled' WHERE {q('order_id')} = '{order_id}'")
+        after = db.execute(f"SELECT {q('updated_at')} FROM {q('orders')} WHERE {q('order_id')} = '{order_id}'")[0][0]
+        assert str(after) > str(before)
+
+
+def test_zero_dates_become_null(source_url, csv_copy, project_dir):
+    path = csv_copy / "olist_orders_dataset.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    fields = lines[1].rstrip("\n").split(",")
+    fields[4] = "0000-00-00 00:00:00"  # order_approved_at
+    lines[1] = ",".join(fields) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    with SourceDB(source_url) as db:
+        load_folder(db, [load_tables(project_dir)["orders"]], csv_copy)
+        q = db.quote
+        value = db.execute(f"SELECT {q('order_approved_at')} FROM {q('orders')} WHERE {q('order_id')} = '{fields[0]}'")[0][0]
+        assert value is None
+
+
+def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, project_dir):
+    path = csv_copy / "olist_sellers_dataset.csv"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("seller_city", "city", 1), encoding="utf-8")
+    tables = list(load_tables(project_dir).values())
+    with SourceDB(source_url) as db:
+        with pytest.raises(SourceError, match=r"olist_sellers_dataset\.csv: wrong header for table 'sellers'"):
+            load_folder(db, tables, csv_copy)
+        assert not any(db.table_exists(t) for t in tables)  # checked before anything is written
+
+
+def test_missing_file_is_named(source_url, csv_copy, project_dir):
+    (csv_copy / "olist_order_payments_dataset.csv").unlink()
+    with SourceDB(source_url) as db:
+        with pytest.raises(SourceError, match="missing file.*olist_order_payments_dataset.csv"):
+            load_folder(db, list(load_tables(project_dir).values()), csv_copy)
+
+
+def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
+    path = csv_copy / "olist_order_items_dataset.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    fields = lines[3].rstrip("\n").split(",")
+    fields[5] = "12,5x"  # a price that is not a number (quoted so the field count stays right)
+    lines[3] = ",".join(fields[:5]) + ',"12.5x",' + fields[-1] + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    table = load_tables(project_dir)["order_items"]
+    with SourceDB(source_url) as db:
+        with pytest.raises(SourceError, match="olist_order_items_dataset.csv"):
+            load_folder(db, [table], csv_copy)
+        assert db.row_count(table) == 0
+
+
+def test_unreachable_database_is_one_clear_error_without_the_password():
+    with pytest.raises(SourceError) as info:
+        SourceDB("mysql://shop:s3cr3t-pw@127.0.0.1:1/olist")
+    message = str(info.value)
+    assert "cannot connect to the source database" in message
+    assert "s3cr3t-pw" not in message and "***" in message
+
+
+def test_unknown_scheme_is_refused():
+    with pytest.raises(SourceError, match="DWH_SOURCE_URL"):
+        SourceDB("postgresql://x@localhost/db")
+
+
+def test_mysql_load_uses_load_data_local_infile(mysql_url, olist_csv, project_dir, monkeypatch):
+    seen: list[str] = []
+    original = pymysql.cursors.Cursor.execute
+
+    def spy(self, query, args=None):
+        seen.append(query)
+        return original(self, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", spy)
+    with SourceDB(mysql_url) as db:
+        load_folder(db, [load_tables(project_dir)["sellers"]], olist_csv)
+    assert any(q.startswith("LOAD DATA LOCAL INFILE") for q in seen)
+
+
+def test_header_constants_match_the_declarations(project_dir):
+    tables = load_tables(project_dir)
+    for table in tables.values():
+        assert tuple(c.name for c in table.csv_columns) == OLIST_FILES[table.csv_file]
