@@ -97,11 +97,10 @@ def simulate_hour(db: SourceDB, rng: random.Random, orders_per_hour: int = 20,
                 (before,),
             )
             for order_id in rng.sample(candidates, min(share, len(candidates))):
-                status = after
                 if before == "approved" and rng.random() < 0.1:
-                    status, column = "canceled", None
-                _advance(shop, order_id, status, column, moment(), rng, report)
-                column = {"approved": "order_delivered_carrier_date"}.get(before, column)
+                    _advance(shop, order_id, "canceled", None, moment(), rng, report)
+                else:
+                    _advance(shop, order_id, after, column, moment(), rng, report)
     return report
 
 

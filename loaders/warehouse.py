@@ -250,7 +250,8 @@ class PostgresWarehouse(Warehouse):
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
         cols = ", ".join(quote(c) for c in table.column_names)
-        return [f"COPY {self.stage_name(table)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"]
+        # Every non-null value is quoted, so an unquoted empty field (CSV NULL) is only ever NULL.
+        return [f"COPY {self.stage_name(table)} ({cols}) FROM STDIN WITH (FORMAT csv)"]
 
     def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:
         (sql,) = self.fill_stage_statements(table, manifest, folder)
@@ -263,7 +264,7 @@ class PostgresWarehouse(Warehouse):
                         buffer = io.BytesIO()
                         pacsv.write_csv(
                             batch, buffer,
-                            pacsv.WriteOptions(include_header=False, null_string="\\N", quoting_style="all_valid"),
+                            pacsv.WriteOptions(include_header=False, quoting_style="all_valid"),
                         )
                         buffer.seek(0)
                         cur.copy_expert(sql, buffer)
