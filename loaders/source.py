@@ -19,6 +19,7 @@ from typing import Iterator, Literal
 from urllib.parse import unquote, urlsplit
 
 from .config import redact_url
+from .dbapi import fetch, transaction
 from .tables import Table
 
 log = logging.getLogger(__name__)
@@ -110,23 +111,10 @@ class SourceDB:
         return q + name.replace(q, q + q) + q
 
     def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        log.debug("source SQL: %s", sql)
-        cur = self._conn.cursor()
-        try:
-            cur.execute(sql, params)
-            return list(cur.fetchall()) if cur.description else []
-        finally:
-            cur.close()
+        return fetch(self._conn, sql, params, log)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
+    def transaction(self):
+        return transaction(self.execute)
 
     def connectorx_url(self) -> str:
         """The URL ConnectorX reads with (it carries the password: never print it)."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import logging
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .config import Settings
+from .dbapi import fetch, transaction
 from .store import ObjectStore
 from .tables import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
 
@@ -116,23 +116,10 @@ class Warehouse:
         self.close()
 
     def execute(self, sql: str) -> list[tuple]:
-        log.debug("warehouse SQL: %s", sql)
-        cur = self.conn.cursor()
-        try:
-            cur.execute(sql)
-            return list(cur.fetchall()) if cur.description else []
-        finally:
-            cur.close()
+        return fetch(self.conn, sql, log=log)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.rollback()
-            raise
-        self.execute("COMMIT")
+    def transaction(self):
+        return transaction(self.execute, self.rollback)
 
     def rollback(self) -> None:
         try:

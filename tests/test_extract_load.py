@@ -77,12 +77,8 @@ def raw_snapshot_small(settings: Settings) -> dict:
     return raw_snapshot(settings, SMALL)
 
 
-def test_row_committed_late_inside_the_lookback_is_not_missed(settings, olist_csv):
-    fill_source(settings, olist_csv, ["orders"])
-    extract_and_load(settings, "historical", ["orders"])
-    store = ObjectStore(settings.store_url, settings)
-    watermark = read_watermark(store, load_tables(settings.project_dir)["orders"])
-    # A transaction stamped this row before the extract's upper bound but committed after it.
+def _insert_late_order(settings: Settings, watermark) -> None:
+    """A row a transaction stamped 30 s before the extract's upper bound but committed after it."""
     late = (watermark - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     with SourceDB(settings.source_url) as db:
         db.execute(
@@ -91,6 +87,14 @@ def test_row_committed_late_inside_the_lookback_is_not_missed(settings, olist_cs
             "'2018-11-01 00:00:00', ?)",
             ("f" * 32, "e" * 32, late),
         )
+
+
+def test_row_committed_late_inside_the_lookback_is_not_missed(settings, olist_csv):
+    fill_source(settings, olist_csv, ["orders"])
+    extract_and_load(settings, "historical", ["orders"])
+    store = ObjectStore(settings.store_url, settings)
+    watermark = read_watermark(store, load_tables(settings.project_dir)["orders"])
+    _insert_late_order(settings, watermark)
     # The next run catches it (test_lookback_zero_would_miss_the_late_row is the control), once.
     extract_and_load(settings, "current", ["orders"])
     assert warehouse_rows(settings, f"SELECT count(*) FROM raw.orders WHERE order_id = '{'f' * 32}'") == [(1,)]
@@ -104,14 +108,7 @@ def test_lookback_zero_would_miss_the_late_row(settings, olist_csv):
     fill_source(s, olist_csv, ["orders"])
     extract_and_load(s, "historical", ["orders"])
     watermark = read_watermark(ObjectStore(s.store_url, s), load_tables(s.project_dir)["orders"])
-    late = (watermark - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    with SourceDB(s.source_url) as db:
-        db.execute(
-            "INSERT INTO orders (order_id, customer_id, order_status, order_purchase_timestamp, "
-            "order_estimated_delivery_date, updated_at) VALUES (?, ?, 'created', '2018-10-17 10:00:00', "
-            "'2018-11-01 00:00:00', ?)",
-            ("f" * 32, "e" * 32, late),
-        )
+    _insert_late_order(s, watermark)
     extract_and_load(s, "current", ["orders"])
     assert warehouse_rows(s, f"SELECT count(*) FROM raw.orders WHERE order_id = '{'f' * 32}'") == [(0,)]
 
