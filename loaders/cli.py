@@ -174,7 +174,12 @@ def load(ctx, tables) -> None:
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def build(ctx, dbt_args) -> None:
-    """Run `dbt build` on the warehouse (extra arguments go to dbt, e.g. --select staging)."""
+    """Check source freshness, then run `dbt build` on the warehouse.
+
+    Extra arguments go to dbt build, e.g. `--select staging` or `--full-refresh`. A stale raw
+    table (no orders loaded for 12 hours), a failing test or a broken contract stops the build;
+    everything downstream of a failing gate is skipped, so the BI views keep their last good state.
+    """
     pipeline.build(_settings(ctx), _reporter(), list(dbt_args))
 
 

@@ -26,7 +26,7 @@ class DbtReport:
 
     @property
     def failures(self) -> list[tuple[str, str, float]]:
-        return [r for r in self.results if r[1] in ("error", "fail", "runtime error")]
+        return [r for r in self.results if r[1] in ("error", "fail", "runtime error", "runtime_error")]
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

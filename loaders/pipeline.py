@@ -51,9 +51,7 @@ class Reporter:
         )
 
     def load(self, r: LoadReport) -> None:
-        if r.status == "skipped":
-            self.echo(f"  {r.table:<34} batch {r.batch_id} already loaded: skipped")
-        else:
+        if r.status == "loaded":
             self.echo(
                 f"  {r.table:<34} batch {r.batch_id}: {r.rows_in_batch:>9,} rows, "
                 f"{r.rows_inserted:>9,} new versions  {r.seconds:6.1f}s"
@@ -118,13 +116,18 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
     with open_warehouse(settings, store) as wh:
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         reports = load_tables(wh, selected, progress=rep.load)
-        if not [r for r in reports if r.status == "loaded"]:
-            rep.echo("  no new batch")
+        skipped = sum(r.status == "skipped" for r in reports)
+        loaded = len(reports) - skipped
+        rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         return reports
 
 
-def build(settings: Settings, rep: Reporter, extra: list[str] | None = None) -> DbtReport:
+def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
+          check_freshness: bool = True) -> DbtReport:
+    """dbt source freshness (a stale raw table stops here), then dbt build."""
     rep.stage(f"dbt build on {settings.warehouse}")
+    if check_freshness:
+        rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
     report = run_dbt(settings, ["build", *(extra or [])], quiet=True)
     rep.dbt(report)
     return report

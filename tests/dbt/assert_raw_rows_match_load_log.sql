@@ -1,6 +1,5 @@
 -- Reconciliation: every raw table holds exactly the rows its load log says were inserted.
--- `dwh build` does not run analyses; compile with `dbt compile --select raw_vs_load_log`
--- and run the SQL in target/compiled/ against the warehouse. Expect zero rows.
+-- Returns each table whose counts differ.
 {% set tables = [] %}
 {% for node in graph.sources.values() if node.source_name == 'olist' %}
     {% do tables.append(node.name) %}

@@ -1,0 +1,20 @@
+-- Items per order: how many, their value and freight, how many sellers.
+with
+
+items as (
+    select * from {{ ref('stg_olist__order_items') }}
+),
+
+aggregated as (
+    select
+        order_id,
+        count(*) as item_count,
+        count(distinct seller_id) as seller_count,
+        sum(price) as item_value,
+        sum(freight_value) as freight_value,
+        max(loaded_at) as loaded_at
+    from items
+    group by order_id
+)
+
+select * from aggregated

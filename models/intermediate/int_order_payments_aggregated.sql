@@ -1,0 +1,35 @@
+-- Payments per order: total paid, how many payments, the installments and the main means of payment.
+with
+
+payments as (
+    select * from {{ ref('stg_olist__order_payments') }}
+),
+
+ranked as (
+    select
+        order_id,
+        payment_type,
+        payment_value,
+        payment_installments,
+        loaded_at,
+        row_number() over (
+            partition by order_id
+            order by payment_value desc, payment_sequential asc
+        ) as value_rank
+    from payments
+),
+
+aggregated as (
+    select
+        order_id,
+        max(case when value_rank = 1 then payment_type end) as main_payment_type,
+        count(*) as payment_count,
+        sum(payment_value) as payment_value,
+        max(payment_installments) as payment_installments,
+        max(case when payment_type = 'voucher' then 1 else 0 end) = 1 as has_voucher,
+        max(loaded_at) as loaded_at
+    from ranked
+    group by order_id
+)
+
+select * from aggregated

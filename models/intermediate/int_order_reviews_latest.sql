@@ -1,0 +1,33 @@
+-- The latest review per order (an order can have several; a review can cover several orders).
+with
+
+reviews as (
+    select * from {{ ref('stg_olist__order_reviews') }}
+),
+
+ranked as (
+    select
+        order_id,
+        review_id,
+        review_score,
+        review_answered_at,
+        row_number() over (
+            partition by order_id
+            order by review_answered_at desc, review_created_date desc, review_id desc
+        ) as recency_rank,
+        max(loaded_at) over (partition by order_id) as loaded_at
+    from reviews
+),
+
+latest as (
+    select
+        order_id,
+        review_id,
+        review_score,
+        review_answered_at,
+        loaded_at
+    from ranked
+    where recency_rank = 1
+)
+
+select * from latest

@@ -1,0 +1,54 @@
+-- One location per zip prefix: geolocation has several rows per prefix and exact duplicates,
+-- so it is reduced here before anything joins it (joining it raw fans out).
+with
+
+geolocation as (
+    select * from {{ ref('stg_olist__geolocation') }}
+),
+
+spellings as (
+    select
+        zip_code_prefix,
+        city,
+        state,
+        count(*) as occurrences
+    from geolocation
+    group by zip_code_prefix, city, state
+),
+
+most_common_spelling as (
+    select
+        zip_code_prefix,
+        city,
+        state,
+        row_number() over (
+            partition by zip_code_prefix
+            order by occurrences desc, city asc, state asc
+        ) as spelling_rank
+    from spellings
+),
+
+coordinates as (
+    select
+        zip_code_prefix,
+        avg(latitude) as latitude,
+        avg(longitude) as longitude
+    from geolocation
+    group by zip_code_prefix
+),
+
+locations as (
+    select
+        coordinates.zip_code_prefix,
+        most_common_spelling.city,
+        most_common_spelling.state,
+        coordinates.latitude,
+        coordinates.longitude
+    from coordinates
+    inner join most_common_spelling
+        on
+            coordinates.zip_code_prefix = most_common_spelling.zip_code_prefix
+            and most_common_spelling.spelling_rank = 1
+)
+
+select * from locations
