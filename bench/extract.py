@@ -92,6 +92,13 @@ def worker_ours(spec: dict) -> dict:
     import connectorx  # noqa: F401  (imported before the baseline like the extractor does)
     import pyarrow.parquet  # noqa: F401
 
+    writer_kwargs = spec.get("writer", {})
+    if writer_kwargs:  # a proposed change to _PartWriter, measured without editing loaders/
+        import functools
+
+        import loaders.extract as ex
+
+        ex.pq.ParquetWriter = functools.partial(ex.pq.ParquetWriter, **writer_kwargs)
     settings = Settings(data_dir=Path(spec["tmp"]), source_url=spec["url"], store_url=spec["out"],
                         **spec.get("settings", {}))
     table = select_tables(PROJECT_DIR, [spec["table"]])[0]
@@ -264,12 +271,22 @@ def drop_databases(args: argparse.Namespace, names: list[str]) -> None:
 # ------------------------------------------------------------------------------------------
 # the benchmark
 # ------------------------------------------------------------------------------------------
-def parse_settings(items: list[str]) -> dict:
-    out: dict = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key] = int(value) if value.isdigit() else value
-    return out
+def parse_variant(spec: str) -> dict:
+    """`key=value,...`: Settings fields (batch_rows=16384, parquet_compression=zstd) or
+    `writer.<ParquetWriter keyword>` (writer.use_dictionary=false), the latter patched into
+    the extractor's Parquet writer in the worker process only."""
+    settings: dict = {}
+    writer: dict = {}
+    for item in filter(None, spec.split(",")):
+        key, _, raw = item.partition("=")
+        value: object = {"true": True, "false": False}.get(raw.lower(), raw)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if key.startswith("writer."):
+            writer[key.removeprefix("writer.")] = value
+        else:
+            settings[key] = value
+    return {"settings": settings, "writer": writer}
 
 
 def bench_table(args, database: str, table, scale: float, work: Path, variants: dict) -> list[dict]:
@@ -298,14 +315,14 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
             else:
                 out = work / f"store-{name}"
                 r = measure_python("ours", {"url": url, "table": table.name, "tmp": str(work),
-                                            "out": str(out), "settings": variants[name]}, work)
+                                            "out": str(out), **variants[name]}, work)
                 shutil.rmtree(out)
             runs[name].append(r)
             print(f"  run {i + 1}/{args.repeat} {name:<12} {r['rows']:>10,} rows "
                   f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
                   f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
 
-    results = [_summarise(name, runs[name], {"settings": variants[name]}) for name in variants]
+    results = [_summarise(name, runs[name], variants[name]) for name in variants]
     results.append(_summarise("client", runs["client"]))
 
     capped = args.pandas_max_rows is not None and n_rows > args.pandas_max_rows
@@ -380,18 +397,39 @@ def print_results(results: list[dict], checks: list[dict]) -> None:
               f"{c['table']:<12} {c['target']:<32} {c['value']}{note}")
 
 
+def markdown(results: list[dict], checks: list[dict], variants: dict) -> str:
+    """The results and targets as Markdown tables (pasted into BENCHMARKS.md)."""
+    lines = ["| scale | table | contender | rows | seconds (median) | rows/s | MB written | MB/s | peak RSS MB |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        cap = f" (capped at {r['capped_at']:,} rows)" if r.get("capped_at") else ""
+        lines.append(
+            f"| {r['scale']:g} | {r['table']} | {r['contender']}{cap} | {r['rows']:,} | "
+            f"{r['seconds_median']:.2f} | {r['rows_per_s']:,.0f} | {r['bytes'] / 1e6:.1f} | "
+            f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "| variant | scale | table | target | measured | met |", "|---|---:|---|---|---:|---|"]
+    for c in checks:
+        lines.append(f"| {c['variant']} | {c['scale']:g} | {c['table']} | {c['target']} | {c['value']} | "
+                     f"{'yes' if c['met'] else '**no**'} |")
+    notes = [f"- `{name}`: " + ", ".join([f"{k}={v}" for k, v in v_["settings"].items()] +
+                                          [f"ParquetWriter {k}={v} (patched)" for k, v in v_["writer"].items()])
+             for name, v_ in variants.items() if v_["settings"] or v_["writer"]]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 10.0])
     parser.add_argument("--tables", nargs="+", default=TABLES, choices=TABLES)
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=5,
                         help="runs of ours and the client per table (median time, max memory)")
     parser.add_argument("--pandas-repeat", type=int, default=1, help="runs of pandas per table")
     parser.add_argument("--pandas-max-rows", type=int, default=None,
                         help="read at most N rows with pandas (reported as capped everywhere)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="also run ours with other Settings, e.g. zstd:parquet_compression=zstd")
+                        help="also run ours with other Settings, e.g. zstd:parquet_compression=zstd, "
+                             "or a patched writer: nodict:writer.use_dictionary=false")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3306)
@@ -410,10 +448,10 @@ def main() -> int:
     from loaders.tables import select_tables
 
     tables = select_tables(PROJECT_DIR, args.tables)
-    variants: dict[str, dict] = {"ours": {}}
+    variants: dict[str, dict] = {"ours": {"settings": {}, "writer": {}}}
     for item in args.variant:
         name, _, spec = item.partition(":")
-        variants[f"ours-{name}"] = parse_settings([s for s in spec.split(",") if s])
+        variants[f"ours-{name}"] = parse_variant(spec)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="extract-", dir=RESULTS))
@@ -448,8 +486,10 @@ def main() -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2, default=str))
-    print(f"\nwrote {args.json}")
-    return 0 if all(c["met"] for c in checks) else 1
+    md = args.json.with_suffix(".md")
+    md.write_text(markdown(results, checks, variants))
+    print(f"\nwrote {args.json} and {md}")
+    return 0 if all(c["met"] for c in checks if c["variant"] == "ours") else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class DbtReport:
     command: str
     success: bool
     results: list[tuple[str, str, float]] = field(default_factory=list)  # (node, status, seconds)
+    messages: dict[str, str] = field(default_factory=dict)  # node -> dbt's message and where failing rows are
 
     @property
     def failures(self) -> list[tuple[str, str, float]]:
@@ -87,12 +88,23 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> DbtRepo
         result = dbtRunner().invoke(full_args)
     report = DbtReport(" ".join(args), bool(result.success))
     for node in getattr(result.result, "results", None) or []:
-        name = getattr(getattr(node, "node", None), "unique_id", "?")
-        report.results.append((name, str(getattr(node, "status", "")), float(getattr(node, "execution_time", 0) or 0)))
+        graph_node = getattr(node, "node", None)
+        name = getattr(graph_node, "unique_id", "?")
+        status = str(getattr(node, "status", ""))
+        report.results.append((name, status, float(getattr(node, "execution_time", 0) or 0)))
+        message = " ".join(str(getattr(node, "message", "") or "").split())
+        relation = getattr(graph_node, "relation_name", None)
+        if relation and name.startswith("test."):
+            message += f"; failing rows: select * from {relation}"
+        report.messages[name] = message
     if not result.success:
         if report.failures:
-            names = ", ".join(f"{n} ({s})" for n, s, _ in report.failures[:10])
-            raise DbtError(f"dbt {report.command} failed: {names}")
+            lines = [f"  {n} ({s}): {_shorten(report.messages.get(n, ''))}" for n, s, _ in report.failures[:10]]
+            raise DbtError(f"dbt {report.command} failed:\n" + "\n".join(lines))
         reason = f": {result.exception}" if result.exception else ""
         raise DbtError(f"dbt {report.command} failed{reason}")
     return report
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."

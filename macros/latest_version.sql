@@ -34,5 +34,5 @@
             from {{ relation }} as versions
         ) as ranked
         where _version_rank = 1
-    )
+    ) as latest_versions
 {%- endmacro %}

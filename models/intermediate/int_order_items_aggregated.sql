@@ -10,8 +10,8 @@ aggregated as (
         order_id,
         count(*) as item_count,
         count(distinct seller_id) as seller_count,
-        sum(price) as item_value,
-        sum(freight_value) as freight_value,
+        cast(sum(price) as numeric(14, 2)) as item_value,
+        cast(sum(freight_value) as numeric(14, 2)) as freight_value,
         max(loaded_at) as loaded_at
     from items
     group by order_id

@@ -24,7 +24,7 @@ aggregated as (
         order_id,
         max(case when value_rank = 1 then payment_type end) as main_payment_type,
         count(*) as payment_count,
-        sum(payment_value) as payment_value,
+        cast(sum(payment_value) as numeric(14, 2)) as payment_value,
         max(payment_installments) as payment_installments,
         max(case when payment_type = 'voucher' then 1 else 0 end) = 1 as has_voucher,
         max(loaded_at) as loaded_at
