@@ -244,6 +244,9 @@ def csv_folder(scale: float, seed: int, tables) -> Path:
 def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -> None:
     from loaders.source import SourceDB, load_folder
 
+    if args.reuse and _loaded(args, database, tables, folder):
+        print(f"  reusing database {database} (--reuse: row counts match the CSVs)", flush=True)
+        return
     conn = _pymysql(args)
     try:
         with conn.cursor() as cur:
@@ -254,6 +257,27 @@ def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -
     with SourceDB(_mysql_url(args, database)) as db:
         for report in load_folder(db, tables, folder, replace=True):
             print(f"  loaded {report.table}: {report.rows_stored:,} rows in {report.seconds:.1f}s", flush=True)
+
+
+def _loaded(args: argparse.Namespace, database: str, tables, folder: Path) -> bool:
+    import pymysql
+
+    expected = json.loads((folder / ".complete").read_text())
+    try:
+        conn = _pymysql(args, database)
+    except pymysql.MySQLError:
+        return False
+    try:
+        with conn.cursor() as cur:
+            for t in tables:
+                cur.execute(f"SELECT count(*) FROM `{t.name}`")
+                if cur.fetchone()[0] != expected[t.csv_file]:
+                    return False
+    except pymysql.MySQLError:
+        return False
+    finally:
+        conn.close()
+    return True
 
 
 def drop_databases(args: argparse.Namespace, names: list[str]) -> None:
@@ -318,7 +342,7 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
                                             "out": str(out), **variants[name]}, work)
                 shutil.rmtree(out)
             runs[name].append(r)
-            print(f"  run {i + 1}/{args.repeat} {name:<12} {r['rows']:>10,} rows "
+            print(f"  run {i + 1}/{args.repeat} {name:<18} {r['rows']:>10,} rows "
                   f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
                   f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
 
@@ -336,7 +360,7 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
         r = measure_python("pandas", {"url": url, "sql": pandas_sql, "out": str(out)}, work)
         out.unlink()
         pandas_runs.append(r)
-        print(f"  run {i + 1}/{args.pandas_repeat} pandas       {r['rows']:>10,} rows "
+        print(f"  run {i + 1}/{args.pandas_repeat} {'pandas':<18} {r['rows']:>10,} rows "
               f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
               f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
     results.append(_summarise("pandas", pandas_runs,
@@ -382,18 +406,18 @@ def check_targets(results: list[dict], variants: dict) -> list[dict]:
 
 
 def print_results(results: list[dict], checks: list[dict]) -> None:
-    head = (f"{'scale':>5} {'table':<12} {'contender':<12} {'rows':>10} {'s':>7} {'rows/s':>11} "
+    head = (f"{'scale':>5} {'table':<12} {'contender':<18} {'rows':>10} {'s':>7} {'rows/s':>11} "
             f"{'MB out':>8} {'MB/s':>7} {'peak MB':>8} {'cpu s':>6}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         cap = f"  (capped at {r['capped_at']:,})" if r.get("capped_at") else ""
-        print(f"{r['scale']:>5g} {r['table']:<12} {r['contender']:<12} {r['rows']:>10,} "
+        print(f"{r['scale']:>5g} {r['table']:<12} {r['contender']:<18} {r['rows']:>10,} "
               f"{r['seconds_median']:>7.2f} {r['rows_per_s']:>11,.0f} {r['bytes'] / 1e6:>8.1f} "
               f"{r['mb_per_s']:>7.1f} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f}{cap}")
     print("\nTargets:")
     for c in checks:
         note = f" ({c['note']})" if c.get("note") else ""
-        print(f"  {'MET ' if c['met'] else 'MISS'} {c['variant']:<12} scale {c['scale']:>4g} "
+        print(f"  {'MET ' if c['met'] else 'MISS'} {c['variant']:<18} scale {c['scale']:>4g} "
               f"{c['table']:<12} {c['target']:<32} {c['value']}{note}")
 
 
@@ -438,6 +462,8 @@ def main() -> int:
     parser.add_argument("--client", default=shutil.which("mariadb") or "mariadb")
     parser.add_argument("--database-prefix", default="dwh_bench")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the temp folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip the bulk load when a kept database already holds the CSVs' rows")
     parser.add_argument("--json", type=Path, default=RESULTS / "extract.json")
     args = parser.parse_args()
 

@@ -6,7 +6,7 @@
     An empty fact rebuilds every order.
 -#}
 {% macro changed_orders(lookback_hours=none) -%}
-    {%- set hours = lookback_hours if lookback_hours is not none else var('fact_lookback_hours', 3) -%}
+    {%- set hours = (lookback_hours if lookback_hours is not none else var('fact_lookback_hours', 3)) | int -%}
     {%- set since -%}
         (
             select {{ dbt.dateadd('hour', -1 * hours, "coalesce(max(source_loaded_at), cast('1900-01-01' as timestamp))") }}

@@ -2,7 +2,10 @@
 with
 
 orders as (
-    select * from {{ ref('fact_orders') }}
+    select
+        *,
+        order_status not in ('canceled', 'unavailable') as is_billable
+    from {{ ref('fact_orders') }}
 ),
 
 dates as (
@@ -13,9 +16,9 @@ final as (
     select
         dates.month_start_date,
         count(*) as order_count,
-        sum(case when orders.order_status not in ('canceled', 'unavailable') then 1 else 0 end) as billable_order_count,
-        sum(case when orders.order_status not in ('canceled', 'unavailable') then orders.order_value else 0 end) as revenue,
-        sum(case when orders.order_status not in ('canceled', 'unavailable') then orders.payment_value else 0 end) as payments_received
+        sum(case when orders.is_billable then 1 else 0 end) as billable_order_count,
+        sum(case when orders.is_billable then orders.order_value else 0 end) as revenue,
+        sum(case when orders.is_billable then orders.payment_value else 0 end) as payments_received
     from orders
     inner join dates on orders.purchase_date = dates.date_day
     group by dates.month_start_date

@@ -11,7 +11,7 @@ load_log as (
     select
         table_name,
         sum(rows_inserted) as rows_logged
-    from {{ env_var('DWH_RAW_SCHEMA', 'raw') }}._load_log
+    from "{{ env_var('DWH_RAW_SCHEMA', 'raw') }}"._load_log
     group by table_name
 ),
 
