@@ -184,6 +184,18 @@ def build(ctx, dbt_args) -> None:
 
 
 @main.command()
+@click.pass_context
+def docs(ctx) -> None:
+    """Generate the dbt docs catalog as one HTML file (data/dbt/target/static_index.html).
+
+    Every model and column is described; the lineage graph runs from the raw sources through
+    staging, intermediate and marts to the QuickSight views and their dashboards (exposures).
+    Needs a built warehouse (`dwh demo` or `dwh build` first).
+    """
+    pipeline.docs(_settings(ctx), _reporter())
+
+
+@main.command()
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:

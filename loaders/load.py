@@ -184,9 +184,13 @@ def ensure_tables(wh: Warehouse, tables: list[Table]) -> None:
 
 
 def load_tables(wh: Warehouse, tables: list[Table],
-                progress: Callable[[LoadReport], None] | None = None) -> list[LoadReport]:
-    """Load every pending batch of the given tables; return one report per batch seen."""
-    ensure_tables(wh, tables)
+                progress: Callable[[LoadReport], None] | None = None,
+                declared: list[Table] | None = None) -> list[LoadReport]:
+    """Load every pending batch of the given tables; return one report per batch seen.
+
+    Every declared raw table is created (empty) if missing, so dbt always finds its sources.
+    """
+    ensure_tables(wh, declared or tables)
     reports = []
     for table in tables:
         for _, folder in list_batches(wh.store, table):

@@ -115,7 +115,8 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
     store = ObjectStore(settings.store_url, settings)
     with open_warehouse(settings, store) as wh:
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
-        reports = load_tables(wh, selected, progress=rep.load)
+        reports = load_tables(wh, selected, progress=rep.load,
+                              declared=select_tables(settings.project_dir, None))
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
@@ -131,6 +132,15 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
     report = run_dbt(settings, ["build", *(extra or [])], quiet=True)
     rep.dbt(report)
     return report
+
+
+def docs(settings: Settings, rep: Reporter) -> Path:
+    """dbt docs generate --static: one self-contained HTML file with the catalog."""
+    rep.stage(f"dbt docs generate on {settings.warehouse}")
+    run_dbt(settings, ["docs", "generate", "--static"], quiet=True)
+    page = settings.data_dir / "dbt" / "target" / "static_index.html"
+    rep.echo(f"  catalog: {page} (open it in a browser; no server needed)")
+    return page
 
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:

@@ -65,7 +65,9 @@ def _table(entry: dict, path: Path) -> Table:
     where = f"{path}: table {name!r}"
     try:
         columns = tuple(
-            Column(c["name"], LogicalType.parse(c["data_type"])) for c in entry.get("columns", [])
+            Column(c["name"], LogicalType.parse(c["data_type"]))
+            for c in entry.get("columns", [])
+            if c["name"] not in (BATCH_ID_COLUMN, LOADED_AT_COLUMN)  # the loader adds these
         )
     except (KeyError, TypeDeclarationError) as exc:
         raise DeclarationError(f"{where}: every column needs a name and a valid data_type ({exc})") from exc
