@@ -423,13 +423,16 @@ def print_results(results: list[dict], checks: list[dict]) -> None:
 
 def markdown(results: list[dict], checks: list[dict], variants: dict) -> str:
     """The results and targets as Markdown tables (pasted into BENCHMARKS.md)."""
-    lines = ["| scale | table | contender | rows | seconds (median) | rows/s | MB written | MB/s | peak RSS MB |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scale | table | contender | rows | runs | seconds (median) | rows/s (median) | rows/s (min-max) "
+             "| MB written | MB/s | peak RSS MB |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         cap = f" (capped at {r['capped_at']:,} rows)" if r.get("capped_at") else ""
         lines.append(
-            f"| {r['scale']:g} | {r['table']} | {r['contender']}{cap} | {r['rows']:,} | "
-            f"{r['seconds_median']:.2f} | {r['rows_per_s']:,.0f} | {r['bytes'] / 1e6:.1f} | "
+            f"| {r['scale']:g} | {r['table']} | {r['contender']}{cap} | {r['rows']:,} | {r['runs']} | "
+            f"{r['seconds_median']:.2f} | {r['rows_per_s']:,.0f} | "
+            f"{r['rows'] / max(r['seconds_all']) / 1e3:,.0f}k-{r['rows'] / min(r['seconds_all']) / 1e3:,.0f}k | "
+            f"{r['bytes'] / 1e6:.1f} | "
             f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", "| variant | scale | table | target | measured | met |", "|---|---:|---|---|---:|---|"]
     for c in checks:
