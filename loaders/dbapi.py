@@ -13,7 +13,7 @@ def fetch(conn: Any, sql: str, params: Sequence | None = None, log: logging.Logg
         log.debug("SQL: %s", sql)
     cur = conn.cursor()
     try:
-        if params is None:
+        if not params:  # no parameters: no placeholder parsing (a literal % stays a %)
             cur.execute(sql)
         else:
             cur.execute(sql, params)

@@ -11,8 +11,10 @@ stored at `<table>/_state.json` and advances to `upper` only after the manifest 
 NULL cursors: a row whose cursor is NULL is taken by historical extracts only (the declared
 cursors are NOT NULL and kept by the database, so this only matters for hand-made tables).
 
-Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers:
-memory is bounded by `batch_rows` and one open row group, whatever the table size.
+Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers. A
+historical extract reads the table in key ranges of about `chunk_rows` rows, `extract_streams`
+ranges at a time over separate connections, so memory is bounded by that many ranges whatever
+the table size; an incremental extract is one query in cursor order.
 """
 
 from __future__ import annotations
@@ -94,16 +96,44 @@ def _write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id
     )
 
 
-def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime) -> str:
+def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
+                key_range: tuple[object, object] | None = None) -> str:
+    """The SELECT of one extract (or of one key range of a historical extract)."""
     cursor = db.quote(table.cursor)
     columns = ", ".join(db.select_expression(table, c) for c in table.column_names)
     sql = f"SELECT {columns} FROM {db.quote(table.name)} WHERE "
     if lower is None:
-        return sql + f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
-    return (
-        sql + f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
-        f" ORDER BY {cursor}"
-    )
+        sql += f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
+    else:
+        sql += f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
+    if key_range is not None:
+        key = db.quote(table.primary_key[0])
+        start, end = key_range
+        if start is not None:
+            sql += f" AND {key} >= {db.literal(start)}"
+        if end is not None:
+            sql += f" AND {key} < {db.literal(end)}"
+    if lower is not None:
+        sql += f" ORDER BY {cursor}"
+    return sql
+
+
+def plan_queries(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
+                 settings: Settings) -> list[list[str]]:
+    """Groups of queries read together, each query over its own connection.
+
+    A historical extract cuts the table into key ranges of about `chunk_rows` rows and reads
+    `extract_streams` ranges at a time: the database is read in parallel, and memory holds at
+    most that many ranges whatever the table size. An incremental extract is one query, in
+    cursor order.
+    """
+    if lower is not None:
+        return [[build_query(db, table, lower, upper)]]
+    bounds = db.key_boundaries(table, settings.chunk_rows)
+    edges = [None, *bounds, None]
+    queries = [build_query(db, table, None, upper, (a, b)) for a, b in zip(edges, edges[1:])]
+    step = settings.extract_streams
+    return [queries[i:i + step] for i in range(0, len(queries), step)]
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.RecordBatch:
@@ -128,8 +158,15 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
 class _PartWriter:
     """Writes consecutive Parquet parts of at most `part_rows` rows each."""
 
-    def __init__(self, store: ObjectStore, folder: str, schema: pa.Schema, settings: Settings):
-        self.store, self.folder, self.schema, self.settings = store, folder, schema, settings
+    def __init__(self, store: ObjectStore, folder: str, table: Table, settings: Settings):
+        self.store, self.folder, self.settings = store, folder, settings
+        self.schema = table.arrow_schema()
+        # Dictionary encoding pays for short codes (statuses, states, zips); for unique ids and
+        # free text it costs time and saves nothing.
+        self.dictionary_columns = [
+            c.name for c in table.columns
+            if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
+        ]
         self.parts: list[Part] = []
         self._sink: HashingWriter | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -153,7 +190,7 @@ class _PartWriter:
         compression = None if self.settings.parquet_compression == "none" else self.settings.parquet_compression
         self._writer = pq.ParquetWriter(
             self._sink, self.schema, compression=compression, write_statistics=True,
-            store_schema=False,
+            store_schema=False, use_dictionary=self.dictionary_columns,
         )
 
     def _close(self) -> None:
@@ -174,12 +211,14 @@ class _PartWriter:
         self._writer, self._sink = None, None
 
 
-def _read_stream(db: SourceDB, table: Table, query: str, batch_rows: int):
+def _read_stream(db: SourceDB, table: Table, queries: list[str], batch_rows: int):
     import connectorx as cx
 
-    log.debug("extract SQL for %s: %s", table.name, query)
+    for query in queries:
+        log.debug("extract SQL for %s: %s", table.name, query)
     try:
-        return cx.read_sql(db.connectorx_url(), query, return_type="arrow_stream", batch_size=batch_rows)
+        return cx.read_sql(db.connectorx_url(), queries if len(queries) > 1 else queries[0],
+                           return_type="arrow_stream", batch_size=batch_rows)
     except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -210,30 +249,31 @@ def extract_table(
     batch_id = new_batch_id()
     folder = batch_dir(table.name, mode, batch_id)
     schema = table.arrow_schema()
-    writer = _PartWriter(store, folder, schema, settings)
+    writer = _PartWriter(store, folder, table, settings)
     rows = 0
     max_cursor = None
     try:
-        reader = _read_stream(db, table, build_query(db, table, lower, upper), settings.batch_rows)
-        while True:
-            try:
-                raw = reader.read_next_batch()
-            except StopIteration:
-                break
-            except BaseException as exc:
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
-            if not raw.num_rows:
-                continue
-            batch = conform(raw, schema, table)
-            batch_max = pc.max(batch.column(table.cursor)).as_py()
-            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                max_cursor = batch_max
-            writer.write(batch)
-            rows += batch.num_rows
-            if progress:
-                progress(table.name, rows)
+        for group in plan_queries(db, table, lower, upper, settings):
+            reader = _read_stream(db, table, group, settings.batch_rows)
+            while True:
+                try:
+                    raw = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except BaseException as exc:
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
+                if not raw.num_rows:
+                    continue
+                batch = conform(raw, schema, table)
+                batch_max = pc.max(batch.column(table.cursor)).as_py()
+                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                    max_cursor = batch_max
+                writer.write(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()

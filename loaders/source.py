@@ -136,6 +136,31 @@ class SourceDB:
             return "'" + value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}'"
         return "'" + value.strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
 
+    def literal(self, value: object) -> str:
+        """A key value read back from this database, as a literal for its own SQL."""
+        if isinstance(value, bool) or value is None:
+            raise ValueError(f"unsupported key value {value!r}")
+        if isinstance(value, (int, float)):
+            return repr(value)
+        text = str(value).replace("'", "''")
+        if self.dialect == "mysql":
+            text = text.replace("\\", "\\\\")
+        return f"'{text}'"
+
+    def key_boundaries(self, table: Table, chunk_rows: int) -> list[object]:
+        """Values of the first key column that cut the table into ranges of about chunk_rows rows.
+
+        One pass over the primary-key index; rows that share the first key column (the items of
+        one order) always fall in the same range.
+        """
+        key = self.quote(table.primary_key[0])
+        rows = self.execute(
+            f"SELECT key_value FROM (SELECT {key} AS key_value, "
+            f"ROW_NUMBER() OVER (ORDER BY {key}) AS row_number_ FROM {self.quote(table.name)}) AS numbered "
+            f"WHERE row_number_ % {int(chunk_rows)} = 0 ORDER BY key_value"
+        )
+        return sorted({r[0] for r in rows})
+
     def select_expression(self, table: Table, column: str) -> str:
         """How a column is read for extraction (MySQL zero dates become NULL)."""
         q = self.quote(column)
