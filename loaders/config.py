@@ -71,6 +71,12 @@ class Settings:
     chunk_rows: int = 200_000  # a historical extract reads key ranges of about this many rows
     extract_streams: int = 2  # key ranges read at once, each over its own connection
     parquet_compression: str = "snappy"
+    # Funnel lake
+    funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
+    funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
+    glue_database: str = ""  # register partitions in this Glue database (empty: no Glue)
+    glue_table: str = "funnel_events"
+    glue_endpoint_url: str = ""  # for a Glue-compatible endpoint (moto in tests); empty on AWS
     # Demo sizes
     scale: float = 0.05
     seed: int = 42
@@ -90,6 +96,8 @@ class Settings:
         for name in ("lookback_seconds", "part_rows", "batch_rows", "chunk_rows", "extract_streams"):
             if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        if not 0 <= self.funnel_max_reject_ratio <= 1:
+            raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
         if self.parquet_compression not in ("snappy", "zstd", "gzip", "none"):
             raise ConfigError(
                 f"DWH_PARQUET_COMPRESSION={self.parquet_compression!r}: use snappy, zstd, gzip or none"

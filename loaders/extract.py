@@ -107,7 +107,7 @@ def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datet
     else:
         sql += f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
     if key_range is not None:
-        key = db.quote(table.primary_key[0])
+        key = db.range_column(table)
         start, end = key_range
         if start is not None:
             sql += f" AND {key} >= {db.literal(start)}"

@@ -22,7 +22,7 @@ from .source import LoadReport as SourceLoadReport
 from .source import SourceDB, load_folder
 from .store import ObjectStore
 from .tables import Table, select_tables
-from .warehouse import open_warehouse
+from .warehouse import open_warehouse, publish_funnel
 
 Echo = Callable[[str], None]
 
@@ -120,6 +120,7 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
+        rep.echo(f"  funnel: {publish_funnel(wh)}")
         return reports
 
 

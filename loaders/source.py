@@ -147,16 +147,28 @@ class SourceDB:
             text = text.replace("\\", "\\\\")
         return f"'{text}'"
 
-    def key_boundaries(self, table: Table, chunk_rows: int) -> list[object]:
-        """Values of the first key column that cut the table into ranges of about chunk_rows rows.
+    def range_column(self, table: Table) -> str:
+        """The column a historical extract cuts into ranges: the clustered key of the table.
 
-        One pass over the primary-key index; rows that share the first key column (the items of
-        one order) always fall in the same range.
+        InnoDB stores rows in primary-key order; SQLite stores them in rowid order.
         """
-        key = self.quote(table.primary_key[0])
+        return "rowid" if self.dialect == "sqlite" else self.quote(table.primary_key[0])
+
+    def key_boundaries(self, table: Table, chunk_rows: int) -> list[object]:
+        """Values of the range column that cut the table into ranges of about chunk_rows rows.
+
+        Rows that share the first key column (the items of one order) fall in the same range.
+        """
+        t = self.quote(table.name)
+        if self.dialect == "sqlite":  # rowids are dense after a bulk load: cut them evenly
+            low, high = self.execute(f"SELECT min(rowid), max(rowid) FROM {t}")[0]
+            if low is None:
+                return []
+            return list(range(low + chunk_rows, high + 1, chunk_rows))
+        key = self.range_column(table)
         rows = self.execute(
             f"SELECT key_value FROM (SELECT {key} AS key_value, "
-            f"ROW_NUMBER() OVER (ORDER BY {key}) AS row_number_ FROM {self.quote(table.name)}) AS numbered "
+            f"ROW_NUMBER() OVER (ORDER BY {key}) AS row_number_ FROM {t}) AS numbered "
             f"WHERE row_number_ % {int(chunk_rows)} = 0 ORDER BY key_value"
         )
         return sorted({r[0] for r in rows})

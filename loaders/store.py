@@ -187,6 +187,14 @@ class ObjectStore:
         self.fs.invalidate_cache()
         return sorted(self.relative(p) for p in self.fs.glob(self.full(pattern)))
 
+    def move(self, source: str, target: str) -> None:
+        """Move one object (a rename locally; copy then delete on S3)."""
+        if self.is_s3:
+            self.fs.mv(self.full(source), self.full(target))
+        else:
+            os.makedirs(os.path.dirname(self.full(target)), exist_ok=True)
+            os.replace(self.full(source), self.full(target))
+
     def delete(self, path: str) -> None:
         if self.fs.exists(self.full(path)):
             self.fs.rm(self.full(path), recursive=True)

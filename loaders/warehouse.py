@@ -14,6 +14,7 @@ import io
 import logging
 from typing import Any, Sequence
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -272,3 +273,94 @@ def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
 
 def sequence(statements: Sequence[str | None]) -> list[str]:
     return [s for s in statements if s]
+
+
+# -- the funnel lake in the warehouse ------------------------------------------------------
+# Redshift reads the lake through Spectrum (the Glue table, or macros/spectrum.sql); DuckDB
+# reads it in place through a view; PostgreSQL has no external tables, so the loader copies
+# each converted file into raw.funnel_events, replacing that file's rows (idempotent).
+FUNNEL_TABLE = "funnel_events"
+
+
+def _funnel_columns(engine: str) -> list[str]:
+    from .funnel import SCHEMA
+
+    types = {"string": "VARCHAR(256)" if engine != "duckdb" else "VARCHAR", "timestamp[us]": "TIMESTAMP"}
+    return [f"{quote(f.name)} {types[str(f.type)]}" for f in SCHEMA] + ['"year" INTEGER', '"month" INTEGER']
+
+
+def publish_funnel(wh: Warehouse) -> str:
+    """Make the funnel lake readable as raw.funnel_events; return what was done."""
+    from .funnel import LAKE, lake_partitions
+
+    name = wh.raw_name(FUNNEL_TABLE)
+    if wh.engine == "redshift":
+        return "Redshift reads the lake through Spectrum"
+    wh.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(wh.schema)}")
+    partitions = lake_partitions(wh.store)
+    if wh.engine == "duckdb":
+        kinds = wh.execute(
+            f"SELECT table_type FROM information_schema.tables WHERE table_schema = {literal(wh.schema)} "
+            f"AND table_name = {literal(FUNNEL_TABLE)}")
+        is_view = bool(kinds) and kinds[0][0] == "VIEW"
+        if not partitions:  # an empty table, so the funnel models build before any file lands
+            if is_view:
+                wh.execute(f"DROP VIEW {name}")
+            wh.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(_funnel_columns('duckdb'))})")
+            return "no funnel data in the lake yet: raw.funnel_events is empty"
+        if kinds and not is_view:
+            wh.execute(f"DROP TABLE {name}")
+        files = literal(wh.store.uri(LAKE) + "/*/*/*.parquet")
+        wh.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}, "
+                   "hive_partitioning = true, union_by_name = true)")
+        return f"raw.funnel_events reads {len(partitions)} month(s) of the lake in place"
+    return _copy_funnel_into_postgres(wh, name)
+
+
+def _copy_funnel_into_postgres(wh: Warehouse, name: str) -> str:
+    from .funnel import LAKE, STATE
+
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(_funnel_columns('postgres'))})")
+    log_table = wh.raw_name("_funnel_log")
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {log_table} (source_file VARCHAR(256) PRIMARY KEY, "
+               "converted_at TIMESTAMP NOT NULL, rows_loaded BIGINT NOT NULL)")
+    loaded = dict(wh.execute(f"SELECT source_file, converted_at FROM {log_table}"))
+    copied = 0
+    for marker_path in wh.store.glob(f"{STATE}/*.json"):
+        marker = wh.store.read_json(marker_path)
+        source = marker["source"].rsplit("/", 1)[-1]
+        converted_at = datetime_from_iso(marker["converted_at"])
+        if loaded.get(source) == converted_at:
+            continue
+        with wh.transaction():
+            wh.execute(f"DELETE FROM {name} WHERE source_file = {literal(source)}")
+            rows = 0
+            cur = wh.conn.cursor()
+            try:
+                for path in marker["outputs"]:
+                    year, month = (int(part.split("=")[1]) for part in path.split("/")[-3:-1])
+                    with wh.store.fs.open(wh.store.full(path), "rb") as handle:
+                        for batch in pq.ParquetFile(handle).iter_batches(batch_size=wh.settings.batch_rows):
+                            n = batch.num_rows
+                            batch = batch.append_column("year", pa.array([year] * n, pa.int32()))
+                            batch = batch.append_column("month", pa.array([month] * n, pa.int32()))
+                            buffer = io.BytesIO()
+                            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False,
+                                                                               quoting_style="all_valid"))
+                            buffer.seek(0)
+                            cols = ", ".join(quote(c) for c in batch.schema.names)
+                            cur.copy_expert(f"COPY {name} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
+                            rows += batch.num_rows
+            finally:
+                cur.close()
+            wh.execute(f"DELETE FROM {log_table} WHERE source_file = {literal(source)}")
+            wh.execute(f"INSERT INTO {log_table} VALUES ({literal(source)}, "
+                       f"{literal(marker['converted_at'].replace('T', ' '))}, {rows})")
+        copied += 1
+    return f"{copied} converted funnel file(s) copied into raw.funnel_events"
+
+
+def datetime_from_iso(text: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)

@@ -5,6 +5,10 @@
     same place the loaders read them, so they are never written twice. Ties on the cursor (the
     same version extracted in two batches) are broken by the newest batch.
 
+    In an incremental run of the calling model, only the keys with a row loaded since the
+    model's newest `loaded_at` (minus var lookback_hours) are recomputed, over all of their
+    versions: a late batch that brings an older version cannot win over a newer one.
+
         select * from {{ latest_version('olist', 'orders') }}
 -#}
 {% macro latest_version(source_name, table_name) -%}
@@ -28,10 +32,21 @@
             select
                 versions.*,
                 row_number() over (
-                    partition by {% for column in key %}{{ adapter.quote(column) }}{{ ", " if not loop.last }}{% endfor %}
-                    order by {{ adapter.quote(cursor) }} desc, _batch_id desc
+                    partition by {% for column in key %}versions.{{ adapter.quote(column) }}{{ ", " if not loop.last }}{% endfor %}
+                    order by versions.{{ adapter.quote(cursor) }} desc, versions._batch_id desc
                 ) as _version_rank
             from {{ relation }} as versions
+            {%- if is_incremental() %}
+            where exists (
+                select 1
+                from {{ relation }} as changed
+                where
+                    changed._loaded_at > {{ incremental_since('loaded_at') }}
+                    {%- for column in key %}
+                    and changed.{{ adapter.quote(column) }} = versions.{{ adapter.quote(column) }}
+                    {%- endfor %}
+            )
+            {%- endif %}
         ) as ranked
         where _version_rank = 1
     ) as latest_versions

@@ -15,7 +15,7 @@ from loaders.source import SourceDB
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
 pytestmark = pytest.mark.slow
-NO_LOOKBACK = ["--vars", "{fact_lookback_hours: 0}"]  # only what changed since the last build
+NO_LOOKBACK = ["--vars", "{lookback_hours: 0}"]  # only what changed since the last build
 FACTS = ["marts.fact_orders", "marts.fact_order_items"]
 BI = ["bi.bi_monthly_revenue", "bi.bi_sales_by_category_year", "bi.bi_delivery_performance_by_state",
       "bi.bi_seller_scorecard"]

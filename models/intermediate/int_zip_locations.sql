@@ -1,9 +1,25 @@
 -- One location per zip prefix: geolocation has several rows per prefix and exact duplicates,
 -- so it is reduced here before anything joins it (joining it raw fans out).
+-- Incremental: a run recomputes the prefixes with a row loaded since the newest loaded_at here.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='zip_code_prefix',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 geolocation as (
     select * from {{ ref('stg_olist__geolocation') }}
+    {% if is_incremental() %}
+        where zip_code_prefix in (
+            select zip_code_prefix from {{ ref('stg_olist__geolocation') }}
+            where loaded_at > {{ incremental_since('loaded_at') }}
+        )
+    {% endif %}
 ),
 
 spellings as (
@@ -32,7 +48,8 @@ coordinates as (
     select
         zip_code_prefix,
         avg(latitude) as latitude,
-        avg(longitude) as longitude
+        avg(longitude) as longitude,
+        max(loaded_at) as loaded_at
     from geolocation
     group by zip_code_prefix
 ),
@@ -43,7 +60,8 @@ locations as (
         most_common_spelling.city,
         most_common_spelling.state,
         coordinates.latitude,
-        coordinates.longitude
+        coordinates.longitude,
+        coordinates.loaded_at
     from coordinates
     inner join most_common_spelling
         on

@@ -1,7 +1,26 @@
+-- Incremental: a run rebuilds the sellers loaded since the newest source_loaded_at here, and
+-- those whose zip prefix got a new location.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='seller_id',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 sellers as (
     select * from {{ ref('stg_olist__sellers') }}
+    {% if is_incremental() %}
+        where
+            loaded_at > {{ incremental_since('source_loaded_at') }}
+            or zip_code_prefix in (
+                select zip_code_prefix from {{ ref('int_zip_locations') }}
+                where loaded_at > {{ incremental_since('source_loaded_at') }}
+            )
+    {% endif %}
 ),
 
 locations as (
@@ -16,7 +35,8 @@ final as (
         sellers.state,
         cast(locations.latitude as double precision) as latitude,
         cast(locations.longitude as double precision) as longitude,
-        locations.zip_code_prefix is not null as has_location
+        locations.zip_code_prefix is not null as has_location,
+        cast(greatest(sellers.loaded_at, locations.loaded_at) as timestamp) as source_loaded_at
     from sellers
     left join locations
         on sellers.zip_code_prefix = locations.zip_code_prefix

@@ -1,3 +1,6 @@
+-- Incremental on the declared primary key, as named here.
+{{ config(unique_key='geolocation_id') }}
+
 -- Several rows per zip prefix and many exact duplicates: never join this on the zip alone.
 with
 

@@ -1,3 +1,6 @@
+-- Incremental on the declared primary key, as named here.
+{{ config(unique_key=['order_id', 'order_item_id']) }}
+
 with
 
 source as (

@@ -1,3 +1,6 @@
+-- Incremental on the declared primary key, as named here.
+{{ config(unique_key=['review_id', 'order_id']) }}
+
 with
 
 source as (

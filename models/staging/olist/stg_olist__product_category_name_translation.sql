@@ -1,3 +1,6 @@
+-- Incremental on the declared primary key, as named here.
+{{ config(unique_key='category_name') }}
+
 with
 
 source as (
