@@ -16,7 +16,9 @@ import click
 from . import pipeline
 from .config import ConfigError, Settings
 from .dbt_runner import DbtError
+from .catalog import CatalogError
 from .extract import ExtractError
+from .funnel import FunnelError
 from .load import LoadError
 from .source import SourceError
 from .store import StoreError
@@ -24,8 +26,8 @@ from .tables import DeclarationError
 from .types import TypeDeclarationError
 from .warehouse import WarehouseError
 
-USER_ERRORS = (ConfigError, DbtError, DeclarationError, ExtractError, LoadError, SourceError,
-               StoreError, TypeDeclarationError, WarehouseError)
+USER_ERRORS = (CatalogError, ConfigError, DbtError, DeclarationError, ExtractError, FunnelError, LoadError,
+               SourceError, StoreError, TypeDeclarationError, WarehouseError)
 
 
 class _Group(click.Group):
@@ -183,6 +185,53 @@ def build(ctx, dbt_args) -> None:
     pipeline.build(_settings(ctx), _reporter(), list(dbt_args))
 
 
+@main.group()
+def funnel() -> None:
+    """The funnel (clickstream) lake: generate, land and convert the vendor's CSV files."""
+
+
+@funnel.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for <year>_funnel.csv files.")
+@click.option("--olist-csv", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Folder of the Olist CSVs whose customer_ids and product_ids the events use.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="10,000 rows per file at scale 1.")
+@click.option("--rows-per-file", type=int, help="Exact rows per file (overrides --scale; 7.5M rows make 1 GB).")
+@click.option("--years", default="2016,2017,2018", show_default=True, help="One file per year.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.pass_context
+def funnel_generate(ctx, out, olist_csv, scale, rows_per_file, years, seed) -> None:
+    """Write funnel files in the vendor's format (CRLF, 12-hour timestamps, empty categories)."""
+    year_list = tuple(int(y) for y in years.split(",") if y.strip())
+    pipeline.funnel_generate(_settings(ctx, scale=scale, seed=seed), _reporter(), out, olist_csv,
+                             rows_per_file=rows_per_file, years=year_list)
+
+
+@funnel.command("land")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.pass_context
+def funnel_land(ctx, files) -> None:
+    """Copy local funnel CSV files into the store's landing area (landing/funnel/)."""
+    pipeline.funnel_land(_settings(ctx), _reporter(), list(files))
+
+
+@funnel.command("convert")
+@click.option("--file", "file", metavar="NAME",
+              help="Only this landing file: a name, a key (landing/funnel/x.csv) or a full URI, as the "
+                   "S3 trigger passes it. Default: every new or changed landing file.")
+@click.option("--force", is_flag=True, help="Convert again even if the file is unchanged.")
+@click.pass_context
+def funnel_convert(ctx, file, force) -> None:
+    """Convert landing files to Parquet partitioned by year and month, idempotently.
+
+    Writes lake/funnel_events/year=<y>/month=<m>/<file stem>.parquet (a re-run replaces its own
+    output), rejects to rejects/funnel/<file stem>.csv with line numbers and reasons, and, with
+    DWH_GLUE_DATABASE set, registers the new partitions in the Glue Data Catalog. Fails, writing
+    nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01) rejected rows, or for a file
+    that is not a funnel file.
+    """
+    pipeline.funnel_convert(_settings(ctx), _reporter(), file, force)
+
+
 @main.command()
 @click.pass_context
 def docs(ctx) -> None:
@@ -199,7 +248,7 @@ def docs(ctx) -> None:
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: extract (auto mode), load, dbt build."""
+    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build."""
     pipeline.run(_settings(ctx), _reporter(), list(tables))
 
 

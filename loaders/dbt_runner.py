@@ -108,3 +108,19 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> DbtRepo
 
 def _shorten(message: str, limit: int = 300) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def compile_inline(settings: Settings, sql: str) -> str:
+    """The SQL dbt renders from `sql` (jinja, macros) for the settings' target; no query runs."""
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.project_dir)
+    work = settings.data_dir / "dbt"
+    args = ["compile", "--inline", sql, "--project-dir", project, "--profiles-dir", project,
+            "--target", settings.warehouse, "--target-path", str(work / "target"),
+            "--log-path", str(work / "logs"), "--quiet"]
+    with _environment(dbt_env(settings)):
+        result = dbtRunner().invoke(args)
+    if not result.success:
+        raise DbtError(f"dbt compile failed: {result.exception}")
+    return result.result.results[0].node.compiled_code

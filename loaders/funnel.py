@@ -110,6 +110,8 @@ def _blocks(handle, block_size: int) -> Iterator[tuple[int, bytes]]:
 
 
 def check_header(first_line: bytes, source: str) -> None:
+    if b"\x00" in first_line:
+        raise FunnelError(f"{source} is not a funnel file: it is binary (NUL bytes in its first line)")
     try:
         text = first_line.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:

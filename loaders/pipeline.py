@@ -135,6 +135,58 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
     return report
 
 
+def funnel_generate(settings: Settings, rep: Reporter, out: Path, olist_csv: Path,
+                    rows_per_file: int | None = None, years: tuple[int, ...] = (2016, 2017, 2018)) -> dict[str, int]:
+    from .funnel_generate import generate_funnel
+
+    rep.stage(f"generate funnel files (users and products from {olist_csv}) -> {out}")
+    counts = generate_funnel(out, olist_csv, scale=settings.scale, seed=settings.seed, years=years,
+                             rows_per_file=rows_per_file, progress=lambda f, n: rep.tick(f"{f}: {n:,} rows"))
+    for name, rows in counts.items():
+        size = (out / name).stat().st_size
+        rep.echo(f"  {name:<24} {rows:>10,} rows  {_mb(size):>9}")
+    return counts
+
+
+def funnel_land(settings: Settings, rep: Reporter, files: list[Path]) -> list[str]:
+    from .funnel import land_files
+
+    store = ObjectStore(settings.store_url, settings)
+    rep.stage(f"land {len(files)} funnel file(s) in {store.uri('landing/funnel')}")
+    keys = land_files(store, files)
+    for key in keys:
+        rep.echo(f"  {store.uri(key)}")
+    return keys
+
+
+def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, force: bool = False):
+    """Convert one named landing file, or every new or changed one; register Glue partitions."""
+    from .funnel import convert_file, convert_pending
+
+    store = ObjectStore(settings.store_url, settings)
+    register = None
+    if settings.glue_database:
+        from .catalog import GlueCatalog
+
+        register = GlueCatalog(settings, store).add_partitions
+    rep.stage(f"convert funnel files in {store.uri('landing/funnel')} -> {store.uri('lake/funnel_events')}")
+    tick = lambda name, n: rep.tick(f"{name}: {n:,} rows")  # noqa: E731
+    reports = ([convert_file(settings, store, file, force, tick, register)] if file
+               else convert_pending(settings, store, force, tick, register))
+    for r in reports:
+        if r.status == "skipped":
+            rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
+            continue
+        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rows_rejected else ""
+        glue = f", Glue {settings.glue_database}.{settings.glue_table}" if register else ""
+        rep.echo(f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
+                 f"{len(r.partitions)} month(s), {_mb(r.bytes_read)} -> {_mb(r.bytes_written)}, "
+                 f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}")
+    if not reports:
+        rep.echo("  no landing file")
+    return reports
+
+
 def docs(settings: Settings, rep: Reporter) -> Path:
     """dbt docs generate --static: one self-contained HTML file with the catalog."""
     rep.stage(f"dbt docs generate on {settings.warehouse}")
@@ -145,7 +197,8 @@ def docs(settings: Settings, rep: Reporter) -> Path:
 
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
-    """One scheduled run: extract what changed, load it, build."""
+    """One scheduled run: convert new funnel files, extract what changed, load it, build."""
+    funnel_convert(settings, rep)
     extract(settings, rep, "auto", tables)
     load(settings, rep, tables)
     build(settings, rep)
@@ -171,7 +224,7 @@ def demo(settings: Settings, rep: Reporter) -> None:
     """The whole pipeline from nothing, on the embedded default, twice (historical, then hourly)."""
     data = settings.data_dir
     for leftover in ("lake", "olist.sqlite", "olist.sqlite-wal", "olist.sqlite-shm", "warehouse.duckdb",
-                     "warehouse.duckdb.wal", "csv"):
+                     "warehouse.duckdb.wal", "csv", "funnel"):
         path = data / leftover
         if path.is_dir():
             shutil.rmtree(path)
@@ -180,6 +233,10 @@ def demo(settings: Settings, rep: Reporter) -> None:
     csv_dir = data / "csv"
     generate(settings, csv_dir, rep)
     load_source(settings, csv_dir, rep)
+    funnel_dir = data / "funnel"
+    funnel_generate(settings, rep, funnel_dir, csv_dir, rows_per_file=max(1000, int(400_000 * settings.scale)))
+    funnel_land(settings, rep, sorted(funnel_dir.glob("*_funnel.csv")))
+    funnel_convert(settings, rep)
     extract(settings, rep, "historical")
     load(settings, rep)
     build(settings, rep)

@@ -1,9 +1,10 @@
 {#-
     incremental_strategy='delete_insert_pruned': dbt's delete+insert on the unique key, plus a
-    predicate on the model's `prune_column` (an immutable column the table is sorted on, e.g.
-    the purchase time), so Redshift's zone maps skip every block older than the oldest changed
-    row instead of scanning the whole fact for the delete. A row whose prune column changed would
-    survive the delete; the facts' unique tests fail loudly if that ever happens.
+    bound on the model's `prune_column` (an immutable column the table is sorted on, e.g. the
+    purchase time): the oldest value among the new rows is read first and written into the
+    delete as a constant, so Redshift's zone maps (and DuckDB's) skip every block older than
+    the oldest changed row instead of scanning the whole fact. A row whose prune column changed
+    would survive the delete; the facts' unique tests fail loudly if that ever happens.
 -#}
 {% macro get_incremental_delete_insert_pruned_sql(arg_dict) -%}
     {%- set target = arg_dict["target_relation"] -%}
@@ -11,9 +12,16 @@
     {%- set unique_key = arg_dict["unique_key"] -%}
     {%- set prune_column = config.require("prune_column") -%}
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    {%- set oldest = none -%}
+    {%- if execute -%}
+        {%- set oldest = run_query("select cast(min(" ~ prune_column ~ ") as varchar) from " ~ source).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if oldest is not none %}
     delete from {{ target }}
-    where {{ unique_key }} in (select {{ unique_key }} from {{ source }})
-        and {{ prune_column }} >= (select min({{ prune_column }}) from {{ source }});
+    where
+        {{ prune_column }} >= cast('{{ oldest }}' as timestamp)
+        and {{ unique_key }} in (select {{ unique_key }} from {{ source }});
+    {%- endif %}
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }}

@@ -13,7 +13,9 @@ from loaders.config import ConfigError, Settings
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["generate"], ["source", "load"], ["simulate"],
-                                     ["extract"], ["load"], ["build"], ["run"], ["settings"]])
+                                     ["extract"], ["load"], ["build"], ["run"], ["settings"], ["docs"],
+                                     ["funnel"], ["funnel", "generate"], ["funnel", "land"],
+                                     ["funnel", "convert"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_olist__orders') }}
 -- depends_on: {{ ref('stg_olist__order_payments') }}
 -- depends_on: {{ ref('stg_olist__order_reviews') }}
 
@@ -26,12 +27,13 @@ items as (
     {% endif %}
 ),
 
+-- The order's customer, purchase time and load time, as fact_orders holds them (built just
+-- before in the same run); an item whose order is unknown has no row here.
 orders as (
-    select * from {{ ref('stg_olist__orders') }}
-),
-
-order_loads as (
     select * from {{ ref('fact_orders') }}
+    {% if is_incremental() %}
+        where order_id in (select order_id from items)
+    {% endif %}
 ),
 
 joined as (
@@ -45,10 +47,9 @@ joined as (
         items.freight_value,
         items.shipping_limit_at,
         orders.purchased_at,
-        order_loads.source_loaded_at
+        orders.source_loaded_at
     from items
     inner join orders on items.order_id = orders.order_id
-    left join order_loads on items.order_id = order_loads.order_id
 ),
 
 final as (

@@ -1,0 +1,151 @@
+"""The funnel lake: landing CSV -> year/month Parquet, idempotent, with rejects and clear refusals."""
+
+from __future__ import annotations
+
+import collections
+import csv
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loaders.config import Settings
+from loaders.funnel import LAKE, FunnelError, convert_file, convert_pending, land_files, lake_partitions
+from loaders.funnel_generate import FUNNEL_HEADER, generate_funnel
+from loaders.store import ObjectStore
+
+HEADER = ",".join(FUNNEL_HEADER) + "\r\n"
+
+
+@pytest.fixture(scope="module")
+def funnel_files(olist_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("funnel")
+    generate_funnel(out, olist_csv, rows_per_file=30_000, years=(2016, 2017), seed=11)
+    return out
+
+
+@pytest.fixture
+def lake(settings: Settings) -> tuple[Settings, ObjectStore]:
+    s = settings.with_(funnel_block_bytes=256 * 1024)  # several blocks per file, as for big files
+    return s, ObjectStore(s.store_url, s)
+
+
+def expected_counts(path: Path) -> collections.Counter:
+    """Computed independently of the converter: the csv module and datetime.strptime."""
+    counts: collections.Counter = collections.Counter()
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            at = datetime.strptime(row["event_timestamp"], "%m/%d/%Y %I:%M %p")
+            counts[(at.year, at.month, row["event_type"])] += 1
+    return counts
+
+
+def lake_counts(store: ObjectStore, where: str = "") -> collections.Counter:
+    rows = duckdb.sql(
+        f"SELECT year, month, event_type, count(*) FROM read_parquet('{store.uri(LAKE)}/*/*/*.parquet', "
+        f"hive_partitioning = true) {where} GROUP BY ALL").fetchall()
+    return collections.Counter({(y, m, e): n for y, m, e, n in rows})
+
+
+def test_partition_counts_equal_counts_from_the_csv(lake, funnel_files):
+    s, store = lake
+    land_files(store, [funnel_files / "2016_funnel.csv"])
+    (report,) = convert_pending(s, store)
+    expected = expected_counts(funnel_files / "2016_funnel.csv")
+    assert report.rows_read == report.rows_written == sum(expected.values()) == 30_000
+    assert lake_counts(store) == expected
+    assert {f"year={y}/month={m}" for y, m, _ in expected} == set(report.partitions)
+    assert lake_partitions(store) == sorted({(y, m) for y, m, _ in expected})
+
+
+def test_afternoon_events_keep_their_hour(lake, tmp_path):
+    """Regression for the seed's Spark job, which read the 12-hour clock as a 24-hour one."""
+    s, store = lake
+    path = tmp_path / "clock_funnel.csv"
+    rows = [("01:30 PM", 13, 30), ("12:05 AM", 0, 5), ("12:45 PM", 12, 45), ("11:59 PM", 23, 59), ("09:28 PM", 21, 28)]
+    path.write_text(HEADER + "".join(
+        f"s{i:035d},10/14/2016 {clock},view,{'c' * 32},{'p' * 32},cama_mesa_banho\r\n"
+        for i, (clock, _, _) in enumerate(rows)), encoding="utf-8")
+    land_files(store, [path])
+    convert_file(s, store, "clock_funnel.csv")
+    got = duckdb.sql(f"SELECT session_id, hour(event_timestamp), minute(event_timestamp) FROM "
+                     f"read_parquet('{store.uri(LAKE)}/*/*/*.parquet') ORDER BY 1").fetchall()
+    assert [(h, m) for _, h, m in got] == [(h, m) for _, h, m in rows]
+
+
+def test_converting_twice_keeps_one_copy_and_other_files_stay(lake, funnel_files):
+    s, store = lake
+    land_files(store, [funnel_files / "2016_funnel.csv", funnel_files / "2017_funnel.csv"])
+    convert_pending(s, store)
+    once = lake_counts(store)
+    again = convert_pending(s, store)
+    assert {r.status for r in again} == {"skipped"}  # unchanged files are not converted again
+    convert_file(s, store, "2016_funnel.csv", force=True)  # what the S3 trigger does on a re-upload
+    assert lake_counts(store) == once
+    expected = expected_counts(funnel_files / "2016_funnel.csv") + expected_counts(funnel_files / "2017_funnel.csv")
+    assert once == expected
+    # A second file covering the same months: both stay.
+    other = funnel_files.parent / "extra" / "2016_funnel_late.csv"
+    other.parent.mkdir(exist_ok=True)
+    other.write_bytes((funnel_files / "2016_funnel.csv").read_bytes())
+    land_files(store, [other])
+    convert_pending(s, store)
+    assert sum(lake_counts(store, "WHERE year = 2016").values()) == 2 * 30_000
+
+
+def test_bad_rows_go_to_the_rejects_with_line_and_reason(lake, funnel_files, tmp_path):
+    s, store = lake
+    lines = (funnel_files / "2017_funnel.csv").read_bytes().split(b"\r\n")
+    good = lines[1].decode()
+    fields = good.split(",")
+    lines[5] = good.replace(fields[1], "2017-03-01 10:00").encode()  # bad timestamp (line 6)
+    lines[10] = good.replace(fields[2], "wishlist").encode()  # unknown event type (line 11)
+    lines[20] = b",".join(lines[20].split(b",")[:4])  # wrong column count (line 21)
+    lines[30] = lines[30][:40] + b"\xff\xfe" + lines[30][42:]  # invalid UTF-8 (line 31)
+    path = tmp_path / "dirty_funnel.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    land_files(store, [path])
+    (report,) = convert_pending(s, store)
+    assert report.rows_read == 30_000 and report.rows_written == 30_000 - 4
+    assert report.rejects == {"bad_timestamp": 1, "unknown_event_type": 1, "wrong_column_count": 1, "invalid_utf8": 1}
+    with open(store.full(report.rejects_file), newline="", encoding="utf-8") as handle:
+        rejected = {(int(r["line"]), r["reason"]) for r in csv.DictReader(handle)}
+    assert rejected == {(6, "bad_timestamp"), (11, "unknown_event_type"), (21, "wrong_column_count"), (31, "invalid_utf8")}
+    assert sum(lake_counts(store).values()) == 30_000 - 4
+
+
+def test_too_many_rejects_fail_and_leave_the_lake_as_it_was(lake, funnel_files, tmp_path):
+    s, store = lake
+    land_files(store, [funnel_files / "2016_funnel.csv"])
+    convert_pending(s, store)
+    before = lake_counts(store)
+    text = (funnel_files / "2016_funnel.csv").read_text(encoding="utf-8").replace(" PM,", " XM,")
+    path = tmp_path / "2016_funnel.csv"
+    path.write_text(text, encoding="utf-8")
+    land_files(store, [path])  # the vendor re-sends a broken version of the same file
+    with pytest.raises(FunnelError, match=r"2016_funnel.csv: .* rows rejected .*DWH_FUNNEL_MAX_REJECT_RATIO"):
+        convert_file(s, store, "2016_funnel.csv")
+    assert lake_counts(store) == before
+    assert store.glob("lake/_tmp/funnel/*") == []
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"order_id,customer_id\r\n1,2\r\n", "header"),
+    (bytes(range(256)) * 10, "binary"),
+    ("sessão_id,event_timestamp\r\n".encode("latin-1"), "not UTF-8"),
+])
+def test_a_file_that_is_not_a_funnel_file_is_refused(lake, tmp_path, content, reason):
+    s, store = lake
+    path = tmp_path / "wrong_funnel.csv"
+    path.write_bytes(content)
+    land_files(store, [path])
+    with pytest.raises(FunnelError, match=f"wrong_funnel.csv is not a funnel file.*{reason}"):
+        convert_file(s, store, "wrong_funnel.csv")
+    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_state/funnel/*") == []
+
+
+def test_missing_landing_file_is_named(lake):
+    s, store = lake
+    with pytest.raises(FunnelError, match="funnel file not found: .*nope.csv"):
+        convert_file(s, store, "nope.csv")
