@@ -468,6 +468,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="skip the bulk load when a kept database already holds the CSVs' rows")
     parser.add_argument("--json", type=Path, default=RESULTS / "extract.json")
+    parser.add_argument("--buffer-pool-mb", type=int, default=None,
+                        help="set MariaDB's innodb_buffer_pool_size for the run (restored at the end), "
+                             "so the tables are served from memory as on a sized RDS instance")
     args = parser.parse_args()
 
     if args.worker:
@@ -487,6 +490,14 @@ def main() -> int:
     created: list[str] = []
     results: list[dict] = []
     started = time.perf_counter()
+    restore_pool = None
+    if args.buffer_pool_mb:
+        with _pymysql(args) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@innodb_buffer_pool_size")
+            restore_pool = cur.fetchone()[0]
+            cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {int(args.buffer_pool_mb) * 1024 * 1024}")
+            cur.execute("SELECT @@innodb_buffer_pool_size")
+            print(f"innodb_buffer_pool_size {restore_pool // 2**20} MB -> {cur.fetchone()[0] // 2**20} MB for this run")
     try:
         for scale in args.scales:
             folder = csv_folder(scale, args.seed, tables)
@@ -496,6 +507,9 @@ def main() -> int:
             for table in tables:
                 results += bench_table(args, database, table, scale, work, variants)
     finally:
+        if restore_pool is not None:
+            with _pymysql(args) as conn, conn.cursor() as cur:
+                cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {int(restore_pool)}")
         if not args.keep:
             drop_databases(args, created)
             shutil.rmtree(work, ignore_errors=True)

@@ -68,8 +68,8 @@ class Settings:
     lookback_seconds: int = 900
     part_rows: int = 500_000
     batch_rows: int = 65_536
-    chunk_rows: int = 200_000  # a historical extract reads key ranges of about this many rows
-    extract_streams: int = 2  # key ranges read at once, each over its own connection
+    page_rows: int = 200_000  # a historical extract reads each key range in pages of this many rows
+    extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: str = "snappy"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
@@ -93,7 +93,7 @@ class Settings:
             object.__setattr__(self, "duckdb_path", str(data_dir / "warehouse.duckdb"))
         if self.warehouse not in WAREHOUSES:
             raise ConfigError(f"DWH_WAREHOUSE={self.warehouse!r}: use one of {', '.join(WAREHOUSES)}")
-        for name in ("lookback_seconds", "part_rows", "batch_rows", "chunk_rows", "extract_streams"):
+        for name in ("lookback_seconds", "part_rows", "batch_rows", "page_rows", "extract_streams"):
             if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
         if not 0 <= self.funnel_max_reject_ratio <= 1:

@@ -118,7 +118,7 @@ def compile_inline(settings: Settings, sql: str) -> str:
     work = settings.data_dir / "dbt"
     args = ["compile", "--inline", sql, "--project-dir", project, "--profiles-dir", project,
             "--target", settings.warehouse, "--target-path", str(work / "target"),
-            "--log-path", str(work / "logs"), "--quiet"]
+            "--log-path", str(work / "logs"), "--quiet", "--no-populate-cache", "--no-introspect"]
     with _environment(dbt_env(settings)):
         result = dbtRunner().invoke(args)
     if not result.success:

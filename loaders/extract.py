@@ -12,9 +12,10 @@ NULL cursors: a row whose cursor is NULL is taken by historical extracts only (t
 cursors are NOT NULL and kept by the database, so this only matters for hand-made tables).
 
 Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers. A
-historical extract reads the table in key ranges of about `chunk_rows` rows, `extract_streams`
-ranges at a time over separate connections, so memory is bounded by that many ranges whatever
-the table size; an incremental extract is one query in cursor order.
+historical extract reads `extract_streams` key ranges in parallel over separate connections,
+each page by page (`page_rows`, keyset pagination in storage order), so at most one page per
+range waits in memory whatever the table size; an incremental extract is one query in cursor
+order.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,7 @@ MODES: tuple[str, ...] = ("historical", "current")
 MANIFEST = "_manifest.json"
 COPY_MANIFEST = "_copy.manifest"
 MANIFEST_VERSION = 1
+RANGE_TAG = "__range"
 
 
 class ExtractError(RuntimeError):
@@ -96,44 +98,52 @@ def _write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id
     )
 
 
-def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
-                key_range: tuple[object, object] | None = None) -> str:
-    """The SELECT of one extract (or of one key range of a historical extract)."""
+def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime) -> str:
+    """The SELECT of an extract: historical (every row before `upper`) or current (the window)."""
     cursor = db.quote(table.cursor)
     columns = ", ".join(db.select_expression(table, c) for c in table.column_names)
     sql = f"SELECT {columns} FROM {db.quote(table.name)} WHERE "
     if lower is None:
-        sql += f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
-    else:
-        sql += f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
-    if key_range is not None:
-        key = db.range_column(table)
-        start, end = key_range
-        if start is not None:
-            sql += f" AND {key} >= {db.literal(start)}"
-        if end is not None:
-            sql += f" AND {key} < {db.literal(end)}"
-    if lower is not None:
-        sql += f" ORDER BY {cursor}"
-    return sql
+        return sql + f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
+    return (sql + f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
+            f" ORDER BY {cursor}")
 
 
-def plan_queries(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
-                 settings: Settings) -> list[list[str]]:
-    """Groups of queries read together, each query over its own connection.
+@dataclass
+class _KeyRange:
+    """One of the parallel key ranges of a historical extract, read page after page."""
 
-    A historical extract cuts the table into key ranges of about `chunk_rows` rows and reads
-    `extract_streams` ranges at a time: the database is read in parallel, and memory holds at
-    most that many ranges whatever the table size. An incremental extract is one query, in
-    cursor order.
-    """
-    if lower is not None:
-        return [[build_query(db, table, lower, upper)]]
-    bounds = db.key_boundaries(table, settings.chunk_rows)
-    edges = [None, *bounds, None]
-    queries = [build_query(db, table, None, upper, (a, b)) for a, b in zip(edges, edges[1:])]
-    step = settings.extract_streams
-    return [queries[i:i + step] for i in range(0, len(queries), step)]
+    start: object | None
+    end: object | None
+    after: tuple | None = None  # the page key of the last row read
+    done: bool = False
+    rows_in_page: int = 0
+
+
+
+def page_query(db: SourceDB, table: Table, upper: datetime, key_range: _KeyRange, page_rows: int,
+               tag: int = 0) -> str:
+    """The next page of one key range: keyset pagination in storage order, so each page is a
+    short index range scan that starts where the previous one stopped."""
+    keys = db.page_key(table)
+    extra = [f"{expr} AS {db.quote(alias)}" for expr, alias in keys if alias not in table.column_names]
+    extra.append(f"{int(tag)} AS {db.quote(RANGE_TAG)}")  # which range a record batch belongs to
+    sql = build_query(db, table, None, upper)
+    if extra:
+        sql = sql.replace(" FROM ", ", " + ", ".join(extra) + " FROM ", 1)
+    first = keys[0][0]
+    if key_range.start is not None:
+        sql += f" AND {first} >= {db.literal(key_range.start)}"
+    if key_range.end is not None:
+        sql += f" AND {first} < {db.literal(key_range.end)}"
+    if key_range.after is not None:
+        # (k1, k2) > (a, b), spelled out: MariaDB does not use an index for row comparisons
+        ors = []
+        for i in range(len(keys)):
+            equal = [f"{keys[j][0]} = {db.literal(key_range.after[j])}" for j in range(i)]
+            ors.append("(" + " AND ".join([*equal, f"{keys[i][0]} > {db.literal(key_range.after[i])}"]) + ")")
+        sql += " AND (" + " OR ".join(ors) + ")"
+    return sql + f" ORDER BY {', '.join(e for e, _ in keys)} LIMIT {int(page_rows)}"
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.RecordBatch:
@@ -211,6 +221,52 @@ class _PartWriter:
         self._writer, self._sink = None, None
 
 
+def _read(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
+          settings: Settings) -> Iterator[pa.RecordBatch]:
+    """The rows of one extract as record batches.
+
+    An incremental extract is one query in cursor order. A historical extract cuts the table
+    into `extract_streams` key ranges read in parallel, each over its own connection, page by
+    page (`page_rows`): the database works on every range at once, and at most one page per
+    range waits in memory, whatever the table size.
+    """
+    if lower is not None:
+        yield from _batches(db, table, [build_query(db, table, lower, upper)], settings.batch_rows)
+        return
+    keys = db.page_key(table)
+    edges = [None, *db.split_points(table, settings.extract_streams), None]
+    ranges = [_KeyRange(a, b) for a, b in zip(edges, edges[1:])]
+    while active := [r for r in ranges if not r.done]:
+        for r in active:
+            r.rows_in_page = 0
+        queries = [page_query(db, table, upper, r, settings.page_rows, i) for i, r in enumerate(active)]
+        for raw in _batches(db, table, queries, settings.batch_rows):
+            if not raw.num_rows:
+                continue
+            owner = active[raw.column(RANGE_TAG)[0].as_py()]
+            owner.rows_in_page += raw.num_rows
+            last = raw.num_rows - 1
+            owner.after = tuple(raw.column(alias)[last].as_py() for _, alias in keys)
+            yield raw
+        for r in active:
+            r.done = r.rows_in_page < settings.page_rows
+
+
+def _batches(db: SourceDB, table: Table, queries: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of the queries (run together, one connection each)."""
+    reader = _read_stream(db, table, queries, batch_rows)
+    while True:
+        try:
+            raw = reader.read_next_batch()
+        except StopIteration:
+            return
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
+        yield raw
+
+
 def _read_stream(db: SourceDB, table: Table, queries: list[str], batch_rows: int):
     import connectorx as cx
 
@@ -253,27 +309,15 @@ def extract_table(
     rows = 0
     max_cursor = None
     try:
-        for group in plan_queries(db, table, lower, upper, settings):
-            reader = _read_stream(db, table, group, settings.batch_rows)
-            while True:
-                try:
-                    raw = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except BaseException as exc:
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        raise
-                    raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
-                if not raw.num_rows:
-                    continue
-                batch = conform(raw, schema, table)
-                batch_max = pc.max(batch.column(table.cursor)).as_py()
-                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                    max_cursor = batch_max
-                writer.write(batch)
-                rows += batch.num_rows
-                if progress:
-                    progress(table.name, rows)
+        for raw in _read(db, table, lower, upper, settings):
+            batch = conform(raw, schema, table)
+            batch_max = pc.max(batch.column(table.cursor)).as_py()
+            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                max_cursor = batch_max
+            writer.write(batch)
+            rows += batch.num_rows
+            if progress:
+                progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()

@@ -147,31 +147,42 @@ class SourceDB:
             text = text.replace("\\", "\\\\")
         return f"'{text}'"
 
-    def range_column(self, table: Table) -> str:
-        """The column a historical extract cuts into ranges: the clustered key of the table.
+    def page_key(self, table: Table) -> list[tuple[str, str]]:
+        """(expression, result column) pairs a historical extract pages on, in storage order.
 
-        InnoDB stores rows in primary-key order; SQLite stores them in rowid order.
+        InnoDB stores rows in primary-key order, SQLite in rowid order: paging on that order
+        reads the table sequentially, each page continuing where the last one stopped.
         """
-        return "rowid" if self.dialect == "sqlite" else self.quote(table.primary_key[0])
+        if self.dialect == "sqlite":
+            return [("rowid", "__page_key")]
+        return [(self.quote(k), k) for k in table.primary_key]
 
-    def key_boundaries(self, table: Table, chunk_rows: int) -> list[object]:
-        """Values of the range column that cut the table into ranges of about chunk_rows rows.
-
-        Rows that share the first key column (the items of one order) fall in the same range.
-        """
-        t = self.quote(table.name)
-        if self.dialect == "sqlite":  # rowids are dense after a bulk load: cut them evenly
-            low, high = self.execute(f"SELECT min(rowid), max(rowid) FROM {t}")[0]
-            if low is None:
-                return []
-            return list(range(low + chunk_rows, high + 1, chunk_rows))
-        key = self.range_column(table)
+    def estimate_rows(self, table: Table) -> int:
+        """A cheap row estimate (statistics, not a count)."""
+        if self.dialect == "sqlite":
+            low, high = self.execute(f"SELECT min(rowid), max(rowid) FROM {self.quote(table.name)}")[0]
+            return 0 if low is None else high - low + 1
         rows = self.execute(
-            f"SELECT key_value FROM (SELECT {key} AS key_value, "
-            f"ROW_NUMBER() OVER (ORDER BY {key}) AS row_number_ FROM {t}) AS numbered "
-            f"WHERE row_number_ % {int(chunk_rows)} = 0 ORDER BY key_value"
-        )
-        return sorted({r[0] for r in rows})
+            "SELECT table_rows FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
+            (table.name,))
+        return int(rows[0][0] or 0) if rows else 0
+
+    def split_points(self, table: Table, parts: int) -> list[object]:
+        """Values of the first page-key column that cut the table into `parts` similar ranges."""
+        estimate = self.estimate_rows(table)
+        if parts < 2 or estimate < 2:
+            return []
+        t = self.quote(table.name)
+        if self.dialect == "sqlite":
+            low = self.execute(f"SELECT min(rowid) FROM {t}")[0][0]
+            return [low + estimate * i // parts for i in range(1, parts)]
+        key = self.quote(table.primary_key[0])
+        points = []
+        for i in range(1, parts):  # one walk down the primary key per point
+            found = self.execute(f"SELECT {key} FROM {t} ORDER BY {key} LIMIT 1 OFFSET {estimate * i // parts}")
+            if found:
+                points.append(found[0][0])
+        return sorted(set(points))
 
     def select_expression(self, table: Table, column: str) -> str:
         """How a column is read for extraction (MySQL zero dates become NULL)."""

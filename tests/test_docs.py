@@ -37,4 +37,4 @@ def test_every_model_and_column_is_described(settings, olist_csv):
     assert len(catalog["nodes"]) >= 24
     assert missing == []
     exposures = manifest["exposures"]
-    assert {e["type"] for e in exposures.values()} == {"dashboard"} and len(exposures) == 2
+    assert {e["type"] for e in exposures.values()} == {"dashboard"} and len(exposures) == 3

@@ -42,8 +42,8 @@ def raw_count(settings: Settings, table: str) -> int:
 
 
 def test_historical_then_incremental_moves_every_row_once(source_settings, olist_csv):
-    # Small key ranges read two at a time: every row must still arrive exactly once.
-    s = source_settings.with_(part_rows=400, chunk_rows=150, extract_streams=2)
+    # Two key ranges in parallel, in pages of 150 rows: every row must still arrive exactly once.
+    s = source_settings.with_(part_rows=400, page_rows=150, extract_streams=2)
     fill_source(s, olist_csv, SMALL)
     batches, loads = extract_and_load(s, "auto", SMALL)
     assert {b.mode for b in batches} == {"historical"}

@@ -15,9 +15,9 @@ items as (
     select * from {{ ref('stg_olist__order_items') }}
     {% if is_incremental() %}
         where order_id in (
-            select order_id from {{ ref('stg_olist__order_items') }}
-            where loaded_at > {{ incremental_since('loaded_at') }}
-        )
+                select order_id from {{ ref('stg_olist__order_items') }}
+                where loaded_at > {{ incremental_since('loaded_at') }}
+            )
     {% endif %}
 ),
 

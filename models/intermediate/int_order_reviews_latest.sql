@@ -15,9 +15,9 @@ reviews as (
     select * from {{ ref('stg_olist__order_reviews') }}
     {% if is_incremental() %}
         where order_id in (
-            select order_id from {{ ref('stg_olist__order_reviews') }}
-            where loaded_at > {{ incremental_since('loaded_at') }}
-        )
+                select order_id from {{ ref('stg_olist__order_reviews') }}
+                where loaded_at > {{ incremental_since('loaded_at') }}
+            )
     {% endif %}
 ),
 

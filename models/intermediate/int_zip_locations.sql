@@ -16,9 +16,9 @@ geolocation as (
     select * from {{ ref('stg_olist__geolocation') }}
     {% if is_incremental() %}
         where zip_code_prefix in (
-            select zip_code_prefix from {{ ref('stg_olist__geolocation') }}
-            where loaded_at > {{ incremental_since('loaded_at') }}
-        )
+                select zip_code_prefix from {{ ref('stg_olist__geolocation') }}
+                where loaded_at > {{ incremental_since('loaded_at') }}
+            )
     {% endif %}
 ),
 

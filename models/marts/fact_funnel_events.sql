@@ -21,19 +21,19 @@ events as (
     select * from {{ ref('stg_funnel__events') }}
     {% if is_incremental() %}
         where event_month_number in (
-            select event_month_number from {{ ref('stg_funnel__events') }}
-            where converted_at > (
-                select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
-            )
-            union
-            select event_month_number from {{ this }}
-            where source_file in (
-                select source_file from {{ ref('stg_funnel__events') }}
+                select event_month_number from {{ ref('stg_funnel__events') }}
                 where converted_at > (
-                    select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
-                )
+                        select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
+                    )
+                union
+                select event_month_number from {{ this }}
+                where source_file in (
+                        select source_file from {{ ref('stg_funnel__events') }}
+                        where converted_at > (
+                                select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
+                            )
+                    )
             )
-        )
     {% endif %}
 ),
 
