@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint bench-extract clean lock
+.PHONY: install demo test lint bench-extract bench-incremental clean lock
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ test: install
 
 bench-extract: install
 	$(BIN)/python bench/extract.py --scales 1 10
+
+bench-incremental: install
+	$(BIN)/python bench/incremental.py --scale 10
+
+lint: install
+	$(BIN)/sqlfluff lint models tests/dbt analyses
 
 clean:
 	rm -rf data target logs dbt_packages .pytest_cache
