@@ -85,7 +85,10 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> DbtRepo
     if quiet:
         full_args.insert(0, "--quiet")
     with _environment(dbt_env(settings)):
-        result = dbtRunner().invoke(full_args)
+        try:
+            result = dbtRunner().invoke(full_args)
+        finally:
+            _release_duckdb()
     report = DbtReport(" ".join(args), bool(result.success))
     for node in getattr(result.result, "results", None) or []:
         graph_node = getattr(node, "node", None)
@@ -120,7 +123,26 @@ def compile_inline(settings: Settings, sql: str) -> str:
             "--target", settings.warehouse, "--target-path", str(work / "target"),
             "--log-path", str(work / "logs"), "--quiet", "--no-populate-cache", "--no-introspect"]
     with _environment(dbt_env(settings)):
-        result = dbtRunner().invoke(args)
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            _release_duckdb()
     if not result.success:
         raise DbtError(f"dbt compile failed: {result.exception}")
     return result.result.results[0].node.compiled_code
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    The loader, a later dbt run or another process can then open the file with any settings
+    (read-only included), and nothing is left for the interpreter's shutdown to tear down.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
