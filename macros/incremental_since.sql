@@ -11,3 +11,10 @@
         from {{ this }}
     )
 {%- endmacro %}
+
+
+{#- The `key` values of `model` with a row loaded since this model's newest loaded_at (minus the
+    lookback): what an incremental intermediate model redoes. -#}
+{% macro newly_loaded(model, key) -%}
+    select {{ key }} from {{ ref(model) }} where loaded_at > {{ incremental_since('loaded_at') }}
+{%- endmacro %}

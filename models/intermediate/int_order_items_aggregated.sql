@@ -1,23 +1,13 @@
 -- Items per order: how many, their value and freight, how many sellers.
 -- Incremental per order: orders with a row loaded since the newest loaded_at here are redone.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='order_id',
-        on_schema_change='fail',
-    )
-}}
+{{ config(unique_key='order_id') }}
 
 with
 
 items as (
     select * from {{ ref('stg_olist__order_items') }}
     {% if is_incremental() %}
-        where order_id in (
-                select order_id from {{ ref('stg_olist__order_items') }}
-                where loaded_at > {{ incremental_since('loaded_at') }}
-            )
+        where order_id in ({{ newly_loaded('stg_olist__order_items', 'order_id') }})
     {% endif %}
 ),
 

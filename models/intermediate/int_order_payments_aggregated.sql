@@ -1,23 +1,13 @@
 -- Payments per order: total paid, how many payments, the installments and the main means of payment.
 -- Incremental per order: orders with a row loaded since the newest loaded_at here are redone.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='order_id',
-        on_schema_change='fail',
-    )
-}}
+{{ config(unique_key='order_id') }}
 
 with
 
 payments as (
     select * from {{ ref('stg_olist__order_payments') }}
     {% if is_incremental() %}
-        where order_id in (
-                select order_id from {{ ref('stg_olist__order_payments') }}
-                where loaded_at > {{ incremental_since('loaded_at') }}
-            )
+        where order_id in ({{ newly_loaded('stg_olist__order_payments', 'order_id') }})
     {% endif %}
 ),
 

@@ -1,24 +1,14 @@
 -- One location per zip prefix: geolocation has several rows per prefix and exact duplicates,
 -- so it is reduced here before anything joins it (joining it raw fans out).
 -- Incremental: a run recomputes the prefixes with a row loaded since the newest loaded_at here.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='zip_code_prefix',
-        on_schema_change='fail',
-    )
-}}
+{{ config(unique_key='zip_code_prefix') }}
 
 with
 
 geolocation as (
     select * from {{ ref('stg_olist__geolocation') }}
     {% if is_incremental() %}
-        where zip_code_prefix in (
-                select zip_code_prefix from {{ ref('stg_olist__geolocation') }}
-                where loaded_at > {{ incremental_since('loaded_at') }}
-            )
+        where zip_code_prefix in ({{ newly_loaded('stg_olist__geolocation', 'zip_code_prefix') }})
     {% endif %}
 ),
 
