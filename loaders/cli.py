@@ -15,19 +15,7 @@ import click
 
 from . import pipeline
 from .config import ConfigError, Settings
-from .dbt_runner import DbtError
-from .catalog import CatalogError
-from .extract import ExtractError
-from .funnel import FunnelError
-from .load import LoadError
-from .source import SourceError
-from .store import StoreError
-from .tables import DeclarationError
-from .types import TypeDeclarationError
-from .warehouse import WarehouseError
-
-USER_ERRORS = (CatalogError, ConfigError, DbtError, DeclarationError, ExtractError, FunnelError, LoadError,
-               SourceError, StoreError, TypeDeclarationError, WarehouseError)
+from .errors import USER_ERRORS
 
 
 class _Group(click.Group):
@@ -250,6 +238,31 @@ def docs(ctx) -> None:
 def run(ctx, tables) -> None:
     """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build."""
     pipeline.run(_settings(ctx), _reporter(), list(tables))
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist/aws"), show_default=True,
+              help="Folder for the artifacts; copy it to s3://<ArtifactBucket>/<ArtifactPrefix>/.")
+def package(out) -> None:
+    """Build the AWS artifacts that infra/template.yaml deploys.
+
+    \b
+    lambda/trigger-<hash>.zip     the S3/schedule trigger function (boto3 only)
+    glue/loaders-<hash>.zip       this package, for the Glue jobs (--extra-py-files)
+    glue/dbt_project-<hash>.zip   the dbt project the load job builds
+    glue/jobs/<job>.py            the extract, load and funnel job scripts
+    glue/requirements.txt         the pinned packages the Glue jobs install
+    parameters.txt                Key=Value overrides for `aws cloudformation deploy`
+
+    The deployment guide (docs/deploy.md) shows the upload and deploy commands.
+    """
+    from .aws.package import build as build_artifacts
+
+    artifacts = build_artifacts(out)
+    for role, rel in artifacts.files.items():
+        size = (artifacts.out / rel).stat().st_size
+        click.echo(f"  {role:<12} {artifacts.out / rel}  ({size / 1e3:.1f} kB)")
+    click.echo(f"  parameters   {artifacts.out / 'parameters.txt'}")
 
 
 @main.command("settings")

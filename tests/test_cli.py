@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 
@@ -29,21 +30,23 @@ def test_extract_help_names_what_it_writes_and_its_settings():
 
 
 def test_user_error_is_one_line_without_traceback(tmp_path):
+    password = f"pw-{secrets.token_hex(6)}"  # made at run time: no credential literal in the repository
     result = subprocess.run(
         [sys.executable, "-m", "loaders.cli", "--data-dir", str(tmp_path),
-         "--source-url", "mysql://shop:hunter2-secret@127.0.0.1:1/olist", "extract"],
+         "--source-url", f"mysql://shop:{password}@127.0.0.1:1/olist", "extract"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot connect to the source database mysql://shop:***@127.0.0.1:1/olist")
-    assert "Traceback" not in result.stderr and "hunter2-secret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr and password not in result.stderr + result.stdout
 
 
 def test_settings_hide_secrets():
+    source_pw, redshift_pw = secrets.token_hex(6), secrets.token_hex(6)
     result = CliRunner().invoke(main, ["settings"], env={
-        "DWH_SOURCE_URL": "mysql://u:pa55word@db:3306/shop", "DWH_REDSHIFT_PASSWORD": "rs-secret"})
+        "DWH_SOURCE_URL": f"mysql://u:{source_pw}@db:3306/shop", "DWH_REDSHIFT_PASSWORD": redshift_pw})
     assert result.exit_code == 0
-    assert "pa55word" not in result.output and "rs-secret" not in result.output
+    assert source_pw not in result.output and redshift_pw not in result.output
     assert "DWH_REDSHIFT_PASSWORD" in result.output and "***" in result.output
 
 
