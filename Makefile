@@ -32,6 +32,11 @@ bench-incremental: install
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
 
+## The AWS artifacts infra/template.yaml deploys (docs/deploy.md)
+.PHONY: package
+package: install
+	$(BIN)/dwh package --out dist/aws
+
 clean:
 	rm -rf data target logs dbt_packages .pytest_cache
 

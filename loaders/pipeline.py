@@ -5,6 +5,7 @@ Each function here is a thin sequence over the stage modules; the CLI is a thinn
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
@@ -128,6 +129,11 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
           check_freshness: bool = True) -> DbtReport:
     """dbt source freshness (a stale raw table stops here), then dbt build."""
     rep.stage(f"dbt build on {settings.warehouse}")
+    if settings.warehouse == "redshift" and settings.glue_database:
+        # The funnel source is the Spectrum schema over the Glue database: create it if missing.
+        location = f"{settings.store_url.rstrip('/')}/lake/funnel_events/"
+        args = json.dumps({"glue_database": settings.glue_database, "location": location})
+        rep.dbt(run_dbt(settings, ["run-operation", "setup_spectrum", "--args", args], quiet=True))
     if check_freshness:
         rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
     report = run_dbt(settings, ["build", *(extra or [])], quiet=True)
