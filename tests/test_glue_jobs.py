@@ -192,3 +192,21 @@ def test_build_on_redshift_prepares_the_spectrum_schema_first(monkeypatch, tmp_p
     calls.clear()
     pipeline.build(s.with_(warehouse="duckdb"), quiet())
     assert [c[0] for c in calls] == ["source", "build"]
+
+
+@pytest.mark.s3
+def test_dbt_project_zip_is_fetched_from_s3(tmp_path, s3_bucket, s3_endpoint):
+    artifacts = build_artifacts(tmp_path / "dist")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    key = f"olist-dwh/{artifacts.files['dbt_project']}"
+    s3.upload_file(str(artifacts.out / artifacts.files["dbt_project"]), s3_bucket, key)
+    s3.put_object(Bucket=s3_bucket, Key="olist-dwh/glue/broken.zip", Body=b"not a zip")
+    common = ["--data_dir", str(tmp_path / "data"), "--s3_endpoint_url", s3_endpoint]
+    s = glue_jobs.settings_from_arguments(
+        "load", glue_jobs.parse_arguments([*common, "--dbt_project_uri", f"s3://{s3_bucket}/{key}"]), env={})
+    assert s.project_dir == tmp_path / "data" / "dbt_project"
+    assert (s.project_dir / "models" / "marts" / "fact_orders.sql").is_file()
+    for uri, error in ((f"s3://{s3_bucket}/olist-dwh/glue/missing.zip", "no such object"),
+                       (f"s3://{s3_bucket}/olist-dwh/glue/broken.zip", "is not a zip file")):
+        with pytest.raises(ConfigError, match=error):
+            glue_jobs.settings_from_arguments("load", glue_jobs.parse_arguments([*common, "--dbt_project_uri", uri]), env={})

@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 from .. import pipeline
 from ..config import ConfigError, Settings, _coerce
 from ..errors import USER_ERRORS
-from ..store import ObjectStore
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
 JOB_OPTIONS = {
@@ -101,19 +100,39 @@ def settings_from_arguments(job: str, args: dict[str, str], env: dict[str, str] 
 
 
 def fetch_project(uri: str, settings: Settings) -> Path:
-    """Unpack the dbt project zip (from S3 or a local path) into <data_dir>/dbt_project."""
-    parent, _, name = uri.rstrip("/").rpartition("/")
-    if not name.endswith(".zip") or not parent:
+    """Unpack the dbt project zip (from S3 or a local path) into <data_dir>/dbt_project.
+
+    Only the object itself is read (s3:GetObject): the job role needs no listing right on the
+    artifact bucket.
+    """
+    import fsspec
+
+    if not uri.endswith(".zip"):
         raise ConfigError(f"--dbt_project_uri={uri!r}: expected the .zip made by `dwh package`")
-    store = ObjectStore(parent, settings)
+    if uri.startswith("s3://"):
+        client_kwargs: dict[str, str] = {"region_name": settings.aws_region}
+        if settings.s3_endpoint_url:
+            client_kwargs["endpoint_url"] = settings.s3_endpoint_url
+        fs, path = fsspec.filesystem("s3", client_kwargs=client_kwargs), uri[len("s3://"):]
+    else:
+        fs, path = fsspec.filesystem("file"), uri.removeprefix("file://")
     target = settings.data_dir / "dbt_project"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    local = settings.data_dir / name
-    store.fs.get(store.full(name), str(local))
-    with zipfile.ZipFile(local) as archive:
-        archive.extractall(target)
-    local.unlink()
+    local = settings.data_dir / "dbt_project.zip"
+    try:
+        fs.get(path, str(local))
+    except FileNotFoundError:
+        raise ConfigError(f"--dbt_project_uri={uri!r}: no such object") from None
+    except PermissionError:
+        raise ConfigError(f"--dbt_project_uri={uri!r}: access denied to this role") from None
+    try:
+        with zipfile.ZipFile(local) as archive:
+            archive.extractall(target)
+    except zipfile.BadZipFile:
+        raise ConfigError(f"--dbt_project_uri={uri!r} is not a zip file") from None
+    finally:
+        local.unlink(missing_ok=True)
     if not (target / "dbt_project.yml").exists():
         raise ConfigError(f"--dbt_project_uri={uri!r} holds no dbt_project.yml")
     return target
