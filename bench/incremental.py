@@ -31,7 +31,6 @@ if str(PROJECT_DIR) not in sys.path:
 
 from loaders import pipeline  # noqa: E402
 from loaders.config import Settings  # noqa: E402
-from loaders.dbt_runner import run_dbt  # noqa: E402
 from loaders.generate import generate_olist  # noqa: E402
 from loaders.source import SourceDB  # noqa: E402
 
@@ -49,8 +48,11 @@ def csv_for(scale: float) -> Path:
 
 
 def timed_build(settings: Settings, args: list[str]) -> dict:
+    """The build `dwh build` runs: the whole project for --full-refresh; otherwise only what is
+    downstream of the batches loaded since the last build (loaders/build_scope.py)."""
+    quiet = pipeline.Reporter(echo=lambda line: None)
     started = time.perf_counter()
-    report = run_dbt(settings, ["build", *args, *VARS], quiet=True)
+    report = pipeline.build(settings, quiet, [*args, *VARS], check_freshness=False)
     wall = time.perf_counter() - started
     results = json.loads((settings.data_dir / "dbt" / "target" / "run_results.json").read_text())
     models = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results["results"]

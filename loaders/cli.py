@@ -166,6 +166,9 @@ def load(ctx, tables) -> None:
 def build(ctx, dbt_args) -> None:
     """Check source freshness, then run `dbt build` on the warehouse.
 
+    Only what is downstream of the batches loaded (and funnel files converted) since the last
+    successful build runs; nothing new, no build. The first build, `--full-refresh`,
+    DWH_BUILD_SCOPE=all or an explicit `--select` build the whole project or that selection.
     Extra arguments go to dbt build, e.g. `--select staging` or `--full-refresh`. A stale raw
     table (no orders loaded for 12 hours), a failing test or a broken contract stops the build;
     everything downstream of a failing gate is skipped, so the BI views keep their last good state.

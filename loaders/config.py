@@ -77,6 +77,9 @@ class Settings:
     glue_database: str = ""  # register partitions in this Glue database (empty: no Glue)
     glue_table: str = "funnel_events"
     glue_endpoint_url: str = ""  # for a Glue-compatible endpoint (moto in tests); empty on AWS
+    # dbt: "changed" builds only what is downstream of data loaded since the last build
+    # (loaders/build_scope.py); "all" builds the whole project every time
+    build_scope: str = "changed"
     # Demo sizes
     scale: float = 0.05
     seed: int = 42
@@ -98,6 +101,8 @@ class Settings:
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
+        if self.build_scope not in ("changed", "all"):
+            raise ConfigError(f"DWH_BUILD_SCOPE={self.build_scope!r}: use changed or all")
         if self.parquet_compression not in ("snappy", "zstd", "gzip", "none"):
             raise ConfigError(
                 f"DWH_PARQUET_COMPRESSION={self.parquet_compression!r}: use snappy, zstd, gzip or none"

@@ -126,18 +126,39 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
 
 
 def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
-          check_freshness: bool = True) -> DbtReport:
-    """dbt source freshness (a stale raw table stops here), then dbt build."""
-    rep.stage(f"dbt build on {settings.warehouse}")
+          check_freshness: bool = True, scope: str | None = None) -> DbtReport:
+    """dbt source freshness (a stale raw table stops here), then dbt build.
+
+    By default only what is downstream of data loaded since the last successful build runs
+    (loaders/build_scope.py); `scope="all"`, DWH_BUILD_SCOPE=all, --full-refresh or an explicit
+    selection build the whole project or that selection.
+    """
+    from .build_scope import now, plan, record_build
+
+    extra = list(extra or [])
+    started = now()
+    store = ObjectStore(settings.store_url, settings)
+    with open_warehouse(settings, store) as wh:
+        selection = plan(wh, settings, extra, scope or settings.build_scope)
+    shown = "the whole project" if selection is None else " ".join(selection) or "nothing new"
+    rep.stage(f"dbt build on {settings.warehouse}: {shown}")
+    if check_freshness:  # also when nothing is new: a stuck pipeline must not go unnoticed
+        rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
+    if selection == []:
+        rep.echo("  no batch loaded and no funnel file converted since the last build: nothing to build")
+        return DbtReport("build", True)
     if settings.warehouse == "redshift" and settings.glue_database:
         # The funnel source is the Spectrum schema over the Glue database: create it if missing.
         location = f"{settings.store_url.rstrip('/')}/lake/funnel_events/"
         args = json.dumps({"glue_database": settings.glue_database, "location": location})
         rep.dbt(run_dbt(settings, ["run-operation", "setup_spectrum", "--args", args], quiet=True))
-    if check_freshness:
-        rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
-    report = run_dbt(settings, ["build", *(extra or [])], quiet=True)
+    selecting = ["--select", " ".join(selection)] if selection else []
+    report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
     rep.dbt(report)
+    if not any(arg.split("=", 1)[0] in ("--select", "-s", "--models", "-m", "--exclude", "--selector",
+                                        "--resource-type", "--exclude-resource-type") for arg in extra):
+        with open_warehouse(settings, store) as wh:  # a complete build: the next one starts from here
+            record_build(wh, started, selection)
     return report
 
 

@@ -181,14 +181,21 @@ def test_build_on_redshift_prepares_the_spectrum_schema_first(monkeypatch, tmp_p
     """The load job's build creates the external schema over the Glue database if it is missing."""
     from loaders.dbt_runner import DbtReport
 
+    import contextlib
+
+    from loaders import build_scope
+
     calls: list[list[str]] = []
     monkeypatch.setattr(pipeline, "run_dbt", lambda s, args, quiet=False: calls.append(args) or DbtReport(" ".join(args), True))
-    s = Settings(data_dir=tmp_path, warehouse="redshift", store_url="s3://lake-bucket/olist", glue_database="olist_funnel")
+    monkeypatch.setattr(pipeline, "open_warehouse", lambda settings, store: contextlib.nullcontext())  # no Redshift here
+    monkeypatch.setattr(build_scope, "plan", lambda *args: None)
+    monkeypatch.setattr(build_scope, "record_build", lambda *args: None)
+    s = Settings(data_dir=tmp_path, warehouse="redshift", store_url=str(tmp_path / "lake"), glue_database="olist_funnel")
     pipeline.build(s, quiet())
-    assert [c[0] for c in calls] == ["run-operation", "source", "build"]
-    assert calls[0][1] == "setup_spectrum"
-    assert json.loads(calls[0][3]) == {"glue_database": "olist_funnel",
-                                       "location": "s3://lake-bucket/olist/lake/funnel_events/"}
+    assert [c[0] for c in calls] == ["source", "run-operation", "build"]
+    assert calls[1][1] == "setup_spectrum"
+    assert json.loads(calls[1][3]) == {"glue_database": "olist_funnel",
+                                       "location": f"{tmp_path / 'lake'}/lake/funnel_events/"}
     calls.clear()
     pipeline.build(s.with_(warehouse="duckdb"), quiet())
     assert [c[0] for c in calls] == ["source", "build"]

@@ -161,7 +161,7 @@ def run_load(settings: Settings, rep: pipeline.Reporter, args: dict[str, str]) -
         if not loaded and not (round_ == 1 and build == "always"):
             rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
             return
-        pipeline.build(settings, rep)
+        pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
     rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
 
 

@@ -1,0 +1,108 @@
+"""What a `dwh build` needs to run: the models downstream of what was loaded since the last build.
+
+The load log says exactly which raw tables received batches and when; the funnel's conversion
+markers say when lake files were (re)converted. After a successful build, its start time goes
+into `raw._build_log`. The next build selects `source:olist.<table>+` for every table with a batch
+loaded since then, and `source:funnel.funnel_events+` when a funnel file was converted since then,
+each minus the models' own lookback (`lookback_hours`), so a batch stamped just before a build
+started but committed while it ran is not left behind. Models downstream of nothing new are not
+run at all: their inputs did not change, so neither would they. A build with nothing new is
+skipped.
+
+Everything else builds the whole project: the first build (no build log yet), `--full-refresh`,
+`DWH_BUILD_SCOPE=all`, and any explicit selection (`--select`, `--exclude`, ...), which is also
+not recorded as a complete build. After changing models or seeds, build with
+`DWH_BUILD_SCOPE=all` (or `dwh build --select <changed models>+`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+
+from .config import Settings
+from .warehouse import LOAD_LOG, Warehouse, literal, quote
+
+BUILD_LOG = "_build_log"
+SELECTING_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", "--full-refresh", "-f",
+                   "--resource-type", "--exclude-resource-type"}
+OLIST_SOURCE = "olist"
+FUNNEL_SELECTOR = "source:funnel.funnel_events+"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def is_explicit(extra: list[str]) -> bool:
+    """Whether the dbt arguments choose what to build themselves."""
+    return any(arg.split("=", 1)[0] in SELECTING_FLAGS for arg in extra)
+
+
+def lookback_hours(settings: Settings, extra: list[str]) -> float:
+    """`lookback_hours` as this build sees it: from --vars, else dbt_project.yml."""
+    for i, arg in enumerate(extra):
+        raw = extra[i + 1] if arg == "--vars" and i + 1 < len(extra) else (
+            arg.split("=", 1)[1] if arg.startswith("--vars=") else None)
+        if raw is not None:
+            value = (yaml.safe_load(raw) or {}).get("lookback_hours")
+            if value is not None:
+                return float(value)
+    project = yaml.safe_load(Path(settings.project_dir, "dbt_project.yml").read_text())
+    return float((project.get("vars") or {}).get("lookback_hours", 0))
+
+
+def _ensure_log(wh: Warehouse) -> None:
+    wh.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(wh.schema)}")
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.raw_name(BUILD_LOG)} (\n"
+               "    started_at TIMESTAMP NOT NULL,\n"
+               "    finished_at TIMESTAMP NOT NULL,\n"
+               "    selection VARCHAR(4096) NOT NULL\n"
+               ")")
+
+
+def last_build(wh: Warehouse) -> datetime | None:
+    _ensure_log(wh)
+    rows = wh.execute(f"SELECT max(started_at) FROM {wh.raw_name(BUILD_LOG)}")
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def record_build(wh: Warehouse, started_at: datetime, selection: list[str] | None) -> None:
+    _ensure_log(wh)
+    stamp = lambda t: f"CAST({literal(t.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"  # noqa: E731
+    wh.execute(f"INSERT INTO {wh.raw_name(BUILD_LOG)} (started_at, finished_at, selection) VALUES "
+               f"({stamp(started_at)}, {stamp(now())}, {literal(' '.join(selection or ['(all)'])[:4096])})")
+
+
+def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
+    """dbt selectors for every source with data loaded or converted since `since`."""
+    from .funnel import STATE
+
+    rows = wh.execute(f"SELECT DISTINCT table_name FROM {wh.raw_name(LOAD_LOG)} "
+                      f"WHERE loaded_at >= CAST({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP) "
+                      "ORDER BY table_name") if _has_table(wh, LOAD_LOG) else []
+    selectors = [f"source:{OLIST_SOURCE}.{name}+" for (name,) in rows]
+    for marker in wh.store.glob(f"{STATE}/*.json"):
+        converted = wh.store.read_json(marker).get("converted_at")
+        if converted and datetime.fromisoformat(converted) >= since:
+            selectors.append(FUNNEL_SELECTOR)
+            break
+    return selectors
+
+
+def _has_table(wh: Warehouse, name: str) -> bool:
+    return bool(wh.execute(
+        f"SELECT 1 FROM information_schema.tables WHERE table_schema = {literal(wh.schema)} "
+        f"AND table_name = {literal(name)}"))
+
+
+def plan(wh: Warehouse, settings: Settings, extra: list[str], scope: str) -> list[str] | None:
+    """None: build everything. []: nothing new, no build. Else: the selectors to build."""
+    if scope == "all" or is_explicit(extra):
+        return None
+    previous = last_build(wh)
+    if previous is None:
+        return None
+    return changed_selectors(wh, previous - timedelta(hours=lookback_hours(settings, extra)))
