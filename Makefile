@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint bench-extract bench-incremental clean lock
+.PHONY: install demo test lint bench-extract bench-incremental bench-funnel clean lock
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ bench-extract: install
 
 bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
+
+## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
+bench-funnel: install
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/funnel.py --sizes 1 5
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import collections
 import csv
+import threading
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from loaders import funnel
 from loaders.config import Settings
-from loaders.funnel import LAKE, FunnelError, convert_file, convert_pending, land_files, lake_partitions
+from loaders.funnel import LAKE, SCHEMA, FunnelError, convert_file, convert_pending, land_files, lake_partitions
 from loaders.funnel_generate import FUNNEL_HEADER, generate_funnel
 from loaders.store import ObjectStore
 
@@ -57,6 +61,11 @@ def test_partition_counts_equal_counts_from_the_csv(lake, funnel_files):
     assert lake_counts(store) == expected
     assert {f"year={y}/month={m}" for y, m, _ in expected} == set(report.partitions)
     assert lake_partitions(store) == sorted({(y, m) for y, m, _ in expected})
+    # the random ids are stored plain, every other column with DWH_PARQUET_COMPRESSION (snappy)
+    column = pq.ParquetFile(store.full(report.outputs[0])).metadata.row_group(0).column
+    codecs = {column(i).path_in_schema: column(i).compression for i in range(8)}
+    assert codecs["session_id"] == codecs["userid"] == "UNCOMPRESSED"
+    assert {codecs[c] for c in ("event_timestamp", "event_type", "product_id", "category_id")} == {"SNAPPY"}
 
 
 def test_afternoon_events_keep_their_hour(lake, tmp_path):
@@ -149,3 +158,118 @@ def test_missing_landing_file_is_named(lake):
     s, store = lake
     with pytest.raises(FunnelError, match="funnel file not found: .*nope.csv"):
         convert_file(s, store, "nope.csv")
+
+
+def lake_rows(store: ObjectStore) -> list[tuple]:
+    return duckdb.sql(
+        f"SELECT session_id, event_timestamp, event_type, userid, product_id, category_id, source_file, "
+        f"converted_at FROM read_parquet('{store.uri(LAKE)}/*/*/*.parquet') ORDER BY session_id").fetchall()
+
+
+def csv_rows(path: Path) -> list[tuple]:
+    """Computed independently of the converter: the csv module and datetime.strptime."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return sorted(
+            (r["session_id"], datetime.strptime(r["event_timestamp"], "%m/%d/%Y %I:%M %p"), r["event_type"],
+             r["userid"], r["product_id"], r["category_id"] or None)
+            for r in csv.DictReader(handle))
+
+
+def parse_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("funnel-parse", "funnel-write"))]
+
+
+def test_every_value_arrives_across_many_blocks(settings, funnel_files):
+    """Small blocks: the read buffer is reused ~70 times, rows are split by month and regrouped."""
+    s = settings.with_(funnel_block_bytes=64 * 1024)
+    store = ObjectStore(s.store_url, s)
+    land_files(store, [funnel_files / "2017_funnel.csv"])
+    pool = pa.default_memory_pool().backend_name
+    report = convert_file(s, store, "2017_funnel.csv")
+    assert pa.default_memory_pool().backend_name == pool  # the conversion's pool is not left behind
+    got = lake_rows(store)
+    assert [r[:6] for r in got] == csv_rows(funnel_files / "2017_funnel.csv")
+    assert {r[6] for r in got} == {"2017_funnel.csv"} and len({r[7] for r in got}) == 1
+    assert report.rows_written == len(got) == 30_000 and report.bytes_read == (
+        (funnel_files / "2017_funnel.csv").stat().st_size - len(HEADER))
+    for path in store.glob(f"{LAKE}/*/*/*.parquet"):
+        assert pq.read_schema(store.full(path)).remove_metadata() == SCHEMA
+
+
+def test_lines_longer_than_a_block_and_no_final_line_break(lake, tmp_path):
+    """A block smaller than one line (the buffer grows), rejects numbered across blocks, a last
+    line without a line break, and the 12-hour clock at its edges."""
+    s, store = lake
+    s = s.with_(funnel_block_bytes=40, funnel_max_reject_ratio=0.5)
+    clocks = ["12:00 AM", "12:59 AM", "01:00 AM", "11:59 AM", "12:00 PM", "12:30 PM", "01:00 PM", "11:59 PM",
+              "13:00 PM", "12:60 AM", "00:30 AM", "day"]
+    lines = [f"s{i:035d},02/29/2016 {clock},view,{'c' * 32},{'p' * 32},\r\n" for i, clock in enumerate(clocks)]
+    lines[11] = f"s{11:035d},02/30/2016 10:00 AM,view,{'c' * 32},{'p' * 32},\r\n"  # no 30 February (line 14)
+    lines.append(f"s{12:035d},02/29/2017 10:00 AM,view,{'c' * 32},{'p' * 32},\r\n")  # nor 29 February 2017
+    lines.append(f"s{13:035d},3/1/2016 9:05 pm,view,{'c' * 32},{'p' * 32},\r\n")  # not zero-padded: valid
+    lines.insert(3, f"s{99:035d},02/29/2016 10:00 AM,view,,{'p' * 32},cama_mesa_banho\r\n")  # line 5
+    path = tmp_path / "edges_funnel.csv"
+    path.write_text(HEADER + "".join(lines).removesuffix("\r\n"), encoding="utf-8")
+    land_files(store, [path])
+    report = convert_file(s, store, "edges_funnel.csv")
+    with open(store.full(report.rejects_file), newline="", encoding="utf-8") as handle:
+        rejected = {(int(r["line"]), r["reason"]) for r in csv.DictReader(handle)}
+    assert rejected == {(5, "empty_userid"), (11, "bad_timestamp"), (12, "bad_timestamp"), (13, "bad_timestamp"),
+                        (14, "bad_timestamp"), (15, "bad_timestamp")}
+    stamps = [t for _, t, *_ in lake_rows(store)]
+    assert [(t.hour, t.minute) for t in stamps[:8]] == [
+        (0, 0), (0, 59), (1, 0), (11, 59), (12, 0), (12, 30), (13, 0), (23, 59)]
+    assert {t.date() for t in stamps[:8]} == {datetime(2016, 2, 29).date()}
+    assert stamps[8] == datetime(2016, 3, 1, 21, 5)
+    assert report.rows_read == 15 and report.rows_written == 9
+
+
+def test_a_failure_while_parsing_leaves_the_lake_as_it_was(lake, funnel_files, monkeypatch):
+    s, store = lake
+    land_files(store, [funnel_files / "2016_funnel.csv"])
+    validate, calls = funnel._validate, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("parser broke")
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(funnel, "_validate", failing)
+    with pytest.raises(RuntimeError, match="parser broke"):
+        convert_file(s, store, "2016_funnel.csv")
+    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_tmp/funnel/*") == []
+    assert parse_threads() == []
+
+
+@pytest.mark.parametrize("step", ["add", "_write"])
+def test_a_failing_writer_stops_the_other_threads(lake, funnel_files, monkeypatch, step):
+    """The buffering (calling thread) or a row group's encoding (writer threads) fails."""
+    s, store = lake
+    s = s.with_(funnel_block_bytes=8 * 1024)  # many blocks: the parsing thread waits on a full queue
+    land_files(store, [funnel_files / "2016_funnel.csv"])
+
+    def failing(self, *args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(funnel._PartitionWriters, step, failing)
+    with pytest.raises(OSError, match="disk full"):
+        convert_file(s, store, "2016_funnel.csv")
+    assert parse_threads() == []
+    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_tmp/funnel/*") == []
+
+
+def test_quoted_values_are_read_as_csv(lake, tmp_path):
+    """The vendor never quotes, but a quoted value is read as CSV, in a block with unquoted ones."""
+    s, store = lake
+    s = s.with_(funnel_block_bytes=400)  # about three lines a block: quoted and unquoted blocks
+    rows = [f"s{i:035d},10/14/2016 09:28 PM,view,{'c' * 32},{'p' * 32},cama_mesa_banho\r\n" for i in range(9)]
+    rows[4] = f'"s{4:035d}",10/14/2016 09:28 PM,"view",{"c" * 32},{"p" * 32},"cama, mesa e ""banho"""\r\n'
+    path = tmp_path / "quoted_funnel.csv"
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    land_files(store, [path])
+    report = convert_file(s, store, "quoted_funnel.csv")
+    assert report.rows_written == 9 and report.rejects == {}
+    got = lake_rows(store)
+    assert got[4][0] == f"s{4:035d}" and got[4][2] == "view" and got[4][5] == 'cama, mesa e "banho"'
+    assert {r[5] for i, r in enumerate(got) if i != 4} == {"cama_mesa_banho"}
