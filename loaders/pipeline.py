@@ -140,7 +140,9 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
     store = ObjectStore(settings.store_url, settings)
     with open_warehouse(settings, store) as wh:
         selection = plan(wh, settings, extra, scope or settings.build_scope)
-    shown = "the whole project" if selection is None else " ".join(selection) or "nothing new"
+    changed = [sel.split(".", 1)[1].rstrip("+") for sel in selection or []]
+    shown = ("the whole project" if selection is None else
+             f"what is downstream of new data in {', '.join(changed)}" if changed else "nothing new")
     rep.stage(f"dbt build on {settings.warehouse}: {shown}")
     if check_freshness:  # also when nothing is new: a stuck pipeline must not go unnoticed
         rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
@@ -154,6 +156,7 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
         rep.dbt(run_dbt(settings, ["run-operation", "setup_spectrum", "--args", args], quiet=True))
     selecting = ["--select", " ".join(selection)] if selection else []
     report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
+    report.command = "build"  # the selection is on the stage line above
     rep.dbt(report)
     if not any(arg.split("=", 1)[0] in ("--select", "-s", "--models", "-m", "--exclude", "--selector",
                                         "--resource-type", "--exclude-resource-type") for arg in extra):
