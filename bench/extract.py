@@ -41,10 +41,11 @@ TARGET_CLIENT_RATIO = 1.0
 TARGET_PANDAS_RATIO = 20.0
 TARGET_PEAK_MB = 256.0
 TARGET_SCALE_GROWTH = 1.20
-TIME = "/usr/bin/time"  # GNU time: peak RSS of one child
 
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
+
+from gnu_time import run_timed  # noqa: E402  (bench/ is the script's own folder)
 
 
 # ------------------------------------------------------------------------------------------
@@ -141,37 +142,12 @@ def run_worker(kind: str, spec_path: str) -> None:
 # ------------------------------------------------------------------------------------------
 # the parent: spawn under /usr/bin/time, collect
 # ------------------------------------------------------------------------------------------
-def _spawn(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, dict]:
-    """Run argv to completion under GNU time; wall seconds and the child's own peak RSS.
-
-    Not os.wait4 on a direct child: Linux keeps the RSS high-water mark of the forked image
-    across execve, so a child forked from this (100 MB) Python process would report at least
-    the parent's RSS. /usr/bin/time is small, and reports the ru_maxrss of its own child.
-    """
-    fd, stats = tempfile.mkstemp(prefix="time-", suffix=".txt")
-    os.close(fd)
-    try:
-        started = time.perf_counter()
-        proc = subprocess.run([TIME, "-o", stats, "-f", "%M %U %S", *argv], stdout=stdout,
-                              stderr=subprocess.PIPE, cwd=PROJECT_DIR)
-        seconds = time.perf_counter() - started
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()[-2000:]
-            raise RuntimeError(f"{argv[0]} exited with {proc.returncode}: {err}")
-        if proc.stderr and stdout is not None:
-            sys.stderr.write(proc.stderr.decode(errors="replace"))
-        maxrss_kib, utime, stime = Path(stats).read_text().split()[-3:]
-    finally:
-        os.unlink(stats)
-    return seconds, {"peak_rss_mb": int(maxrss_kib) / 1024, "cpu_s": float(utime) + float(stime)}
-
-
 def measure_python(kind: str, spec: dict, work: Path) -> dict:
     spec_path = work / f"{kind}-spec.json"
     spec = {**spec, "result": str(work / f"{kind}-result.json")}
     spec_path.write_text(json.dumps(spec))
-    wall, usage = _spawn([sys.executable, str(Path(__file__).resolve()), "--worker", kind,
-                          str(spec_path)], stdout=None)
+    wall, usage = run_timed([sys.executable, str(Path(__file__).resolve()), "--worker", kind,
+                             str(spec_path)], PROJECT_DIR, stdout=None)
     result = json.loads(Path(spec["result"]).read_text())
     return {**result, **usage, "process_seconds": wall}
 
@@ -182,7 +158,7 @@ def measure_client(args: argparse.Namespace, database: str, sql: str, out: Path)
         argv.append(f"-p{args.password}")
     argv += ["-e", sql, database]
     with open(out, "wb") as handle:
-        seconds, usage = _spawn(argv, stdout=handle)
+        seconds, usage = run_timed(argv, PROJECT_DIR, stdout=handle)
     with open(out, "rb") as handle:  # one header line, one line per row (no newlines in data)
         rows = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1
     return {"rows": rows, "bytes": out.stat().st_size, "seconds": seconds, **usage}

@@ -47,7 +47,6 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT_DIR / "bench" / "results"
-TIME = "/usr/bin/time"  # GNU time: peak RSS of one child
 BYTES_PER_ROW = 146  # what generate_funnel writes on average (measured)
 YEARS = (2016, 2017, 2018)
 QUERY_MONTH = (2017, 6)
@@ -61,6 +60,8 @@ COLUMNS = ("session_id", "event_timestamp", "event_type", "userid", "product_id"
 
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
+
+from gnu_time import run_timed  # noqa: E402  (bench/ is the script's own folder)
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,36 +304,14 @@ def run_worker(kind: str, spec_path: str) -> None:
 # ------------------------------------------------------------------------------------------
 # the parent: spawn under /usr/bin/time, collect
 # ------------------------------------------------------------------------------------------
-def _spawn(argv: list[str]) -> tuple[float, dict]:
-    """Run argv to completion under GNU time; wall seconds and the child's own peak RSS.
-
-    Not os.wait4 on a direct child: Linux keeps the RSS high-water mark of the forked image
-    across execve, so a child forked from this Python process would report at least the
-    parent's RSS. /usr/bin/time is small, and reports the ru_maxrss of its own child.
-    """
-    fd, stats = tempfile.mkstemp(prefix="time-", suffix=".txt")
-    os.close(fd)
-    try:
-        started = time.perf_counter()
-        proc = subprocess.run([TIME, "-o", stats, "-f", "%M %U %S", *argv], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
-        seconds = time.perf_counter() - started
-        if proc.returncode != 0:
-            err = proc.stdout.decode(errors="replace").strip()[-3000:]
-            raise RuntimeError(f"{' '.join(argv[:4])} exited with {proc.returncode}: {err}")
-        maxrss_kib, utime, stime = Path(stats).read_text().split()[-3:]
-    finally:
-        os.unlink(stats)
-    return seconds, {"time_peak_rss_mb": int(maxrss_kib) / 1024, "cpu_s": float(utime) + float(stime)}
-
-
 def measure(kind: str, spec: dict, work: Path) -> dict:
     spec_path = work / f"{kind}-spec.json"
     spec = {**spec, "result": str(work / f"{kind}-result.json")}
     spec_path.write_text(json.dumps(spec))
-    wall, usage = _spawn([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(spec_path)])
+    wall, usage = run_timed([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(spec_path)],
+                            PROJECT_DIR, stdout=subprocess.PIPE, merge_output=True)
     result = json.loads(Path(spec["result"]).read_text())
-    peak = max(usage["time_peak_rss_mb"], result.get("tree_peak_rss_mb", 0.0))
+    peak = max(usage["peak_rss_mb"], result.get("tree_peak_rss_mb", 0.0))
     usage["cpu_s"] += result.get("jvm_cpu_s", 0.0)  # the JVM is not a waited-for child of the worker
     return {**result, **usage, "peak_rss_mb": peak, "process_seconds": wall}
 

@@ -26,8 +26,11 @@ from .config import Settings
 from .warehouse import LOAD_LOG, Warehouse, literal, quote
 
 BUILD_LOG = "_build_log"
-SELECTING_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", "--full-refresh", "-f",
-                   "--resource-type", "--exclude-resource-type"}
+# dbt arguments that build part of the project (such a build is not recorded as complete) ...
+PARTIAL_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", "--resource-type",
+                 "--exclude-resource-type"}
+# ... and those that choose what to build themselves (no selection is added)
+SELECTING_FLAGS = PARTIAL_FLAGS | {"--full-refresh", "-f"}
 OLIST_SOURCE = "olist"
 FUNNEL_SELECTOR = "source:funnel.funnel_events+"
 
@@ -36,9 +39,18 @@ def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _flags(extra: list[str]) -> set[str]:
+    return {arg.split("=", 1)[0] for arg in extra}
+
+
 def is_explicit(extra: list[str]) -> bool:
     """Whether the dbt arguments choose what to build themselves."""
-    return any(arg.split("=", 1)[0] in SELECTING_FLAGS for arg in extra)
+    return bool(_flags(extra) & SELECTING_FLAGS)
+
+
+def is_partial(extra: list[str]) -> bool:
+    """Whether the dbt arguments build only part of the project."""
+    return bool(_flags(extra) & PARTIAL_FLAGS)
 
 
 def lookback_hours(settings: Settings, extra: list[str]) -> float:

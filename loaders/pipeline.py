@@ -133,7 +133,7 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
     (loaders/build_scope.py); `scope="all"`, DWH_BUILD_SCOPE=all, --full-refresh or an explicit
     selection build the whole project or that selection.
     """
-    from .build_scope import now, plan, record_build
+    from .build_scope import is_partial, now, plan, record_build
 
     extra = list(extra or [])
     started = now()
@@ -158,8 +158,7 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
     report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
     report.command = "build"  # the selection is on the stage line above
     rep.dbt(report)
-    if not any(arg.split("=", 1)[0] in ("--select", "-s", "--models", "-m", "--exclude", "--selector",
-                                        "--resource-type", "--exclude-resource-type") for arg in extra):
+    if not is_partial(extra):
         with open_warehouse(settings, store) as wh:  # a complete build: the next one starts from here
             record_build(wh, started, selection)
     return report

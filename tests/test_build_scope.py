@@ -88,6 +88,7 @@ def test_explicit_selection_is_respected_and_not_recorded():
     assert build_scope.is_explicit(["--select", "fact_orders"]) and build_scope.is_explicit(["-s", "x"])
     assert build_scope.is_explicit(["--full-refresh"]) and build_scope.is_explicit(["--exclude=bi"])
     assert not build_scope.is_explicit(["--vars", "{lookback_hours: 0}"])
+    assert build_scope.is_partial(["--select", "x"]) and not build_scope.is_partial(["--full-refresh"])
 
 
 def test_lookback_comes_from_vars_or_the_project(settings):
