@@ -12,16 +12,27 @@ NULL cursors: a row whose cursor is NULL is taken by historical extracts only (t
 cursors are NOT NULL and kept by the database, so this only matters for hand-made tables).
 
 Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers. A
-historical extract reads `extract_streams` key ranges in parallel over separate connections,
-each page by page (`page_rows`, keyset pagination in storage order), so at most one page per
-range waits in memory whatever the table size; an incremental extract is one query in cursor
-order.
+historical extract reads `extract_streams` key ranges in parallel, one thread and one
+connection each, page by page (`page_rows`, keyset pagination in storage order). The threads
+hand batches to the writer through a queue of `2 x extract_streams` batches, so memory holds at
+most one page per range plus that queue, whatever the table size. An incremental extract is
+one query in cursor order.
+
+MySQL zero dates (`0000-00-00 00:00:00`) are stored as NULL. The incremental query maps them on
+the server (`NULLIF`). The historical read, a full scan, first selects the plain columns, which
+costs the server about a third less CPU; a range that meets a zero date (the driver refuses to
+decode it) re-reads from its last key with the `NULLIF` query, so the rows are the same either
+way.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+import queue
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -42,7 +53,6 @@ MODES: tuple[str, ...] = ("historical", "current")
 MANIFEST = "_manifest.json"
 COPY_MANIFEST = "_copy.manifest"
 MANIFEST_VERSION = 1
-RANGE_TAG = "__range"
 
 
 class ExtractError(RuntimeError):
@@ -98,11 +108,14 @@ def _write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id
     )
 
 
-def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime) -> str:
-    """The SELECT of an extract: historical (every row before `upper`) or current (the window)."""
+def build_query(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
+                zero_dates: bool = True, hint: str = "") -> str:
+    """The SELECT of an extract: historical (every row before `upper`) or current (the window).
+    `zero_dates=False` selects the plain columns (see the module docstring); `hint` follows the
+    table name."""
     cursor = db.quote(table.cursor)
-    columns = ", ".join(db.select_expression(table, c) for c in table.column_names)
-    sql = f"SELECT {columns} FROM {db.quote(table.name)} WHERE "
+    columns = ", ".join(db.select_expression(table, c, zero_dates) for c in table.column_names)
+    sql = f"SELECT {columns} FROM {db.quote(table.name)}{' ' + hint if hint else ''} WHERE "
     if lower is None:
         return sql + f"({cursor} < {db.timestamp_literal(upper)} OR {cursor} IS NULL)"
     return (sql + f"{cursor} >= {db.timestamp_literal(lower)} AND {cursor} < {db.timestamp_literal(upper)}"
@@ -117,18 +130,15 @@ class _KeyRange:
     end: object | None
     after: tuple | None = None  # the page key of the last row read
     done: bool = False
-    rows_in_page: int = 0
-
 
 
 def page_query(db: SourceDB, table: Table, upper: datetime, key_range: _KeyRange, page_rows: int,
-               tag: int = 0) -> str:
+               zero_dates: bool = True) -> str:
     """The next page of one key range: keyset pagination in storage order, so each page is a
     short index range scan that starts where the previous one stopped."""
     keys = db.page_key(table)
     extra = [f"{expr} AS {db.quote(alias)}" for expr, alias in keys if alias not in table.column_names]
-    extra.append(f"{int(tag)} AS {db.quote(RANGE_TAG)}")  # which range a record batch belongs to
-    sql = build_query(db, table, None, upper)
+    sql = build_query(db, table, None, upper, zero_dates, db.page_index_hint())
     if extra:
         sql = sql.replace(" FROM ", ", " + ", ".join(extra) + " FROM ", 1)
     first = keys[0][0]
@@ -223,33 +233,111 @@ class _PartWriter:
 
 def _read(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
           settings: Settings) -> Iterator[pa.RecordBatch]:
-    """The rows of one extract as record batches.
+    """The rows of one extract as record batches, conformed to the declared schema.
 
     An incremental extract is one query in cursor order. A historical extract cuts the table
-    into `extract_streams` key ranges read in parallel, each over its own connection, page by
-    page (`page_rows`): the database works on every range at once, and at most one page per
-    range waits in memory, whatever the table size.
+    into `extract_streams` key ranges, each read page by page (`page_rows`) by its own thread
+    over its own connection, so the database works on every range at once while this thread
+    writes Parquet. The threads hand batches over through a bounded queue: memory holds at most
+    one page per range plus the queue, whatever the table size.
     """
+    schema = table.arrow_schema()
     if lower is not None:
-        yield from _batches(db, table, [build_query(db, table, lower, upper)], settings.batch_rows)
+        for raw in _batches(db, table, [build_query(db, table, lower, upper)], settings.batch_rows):
+            yield conform(raw, schema, table)
         return
-    keys = db.page_key(table)
     edges = [None, *db.split_points(table, settings.extract_streams), None]
     ranges = [_KeyRange(a, b) for a, b in zip(edges, edges[1:])]
-    while active := [r for r in ranges if not r.done]:
-        for r in active:
-            r.rows_in_page = 0
-        queries = [page_query(db, table, upper, r, settings.page_rows, i) for i, r in enumerate(active)]
-        for raw in _batches(db, table, queries, settings.batch_rows):
-            if not raw.num_rows:
+    _cap_malloc_arenas()
+    handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
+    stop = threading.Event()
+    zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
+    threads = [
+        threading.Thread(target=_read_range,
+                         args=(db, table, upper, r, settings, handoff, stop, zero_dates),
+                         name=f"extract-{table.name}-{i}", daemon=True)
+        for i, r in enumerate(ranges)
+    ]
+    for t in threads:
+        t.start()
+    running = len(threads)
+    try:
+        while running:
+            item = handoff.get()
+            if item is _RANGE_DONE:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        stop.set()
+        for t in threads:  # unblock a thread waiting on a full queue, then wait for it
+            while t.is_alive():
+                try:
+                    handoff.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            t.join()
+
+
+_RANGE_DONE = object()
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+@functools.cache
+def _cap_malloc_arenas(arenas: int = 2) -> None:
+    """Let glibc's malloc keep at most `arenas` arenas in this process. By default every new
+    thread may get its own (up to 8 per core), and the driver's threads, one set per page,
+    then leave each arena's freed memory behind: on 1M rows the peak grew by a fifth. Does
+    nothing where the C library is not glibc."""
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)  # the C library already loaded
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_range(db: SourceDB, table: Table, upper: datetime, key_range: _KeyRange, settings: Settings,
+                handoff: queue.Queue, stop: threading.Event, zero_dates: threading.Event) -> None:
+    """Read one key range page by page into `handoff`; end with _RANGE_DONE or the exception."""
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    try:
+        keys = db.page_key(table)
+        schema = table.arrow_schema()
+        while not key_range.done:
+            mapped = zero_dates.is_set()  # plain columns until a range meets a zero date
+            query = page_query(db, table, upper, key_range, settings.page_rows, mapped)
+            rows = 0
+            try:
+                for raw in _batches(db, table, [query], settings.batch_rows):
+                    if not raw.num_rows:
+                        continue
+                    rows += raw.num_rows
+                    last = raw.num_rows - 1
+                    key_range.after = tuple(raw.column(alias)[last].as_py() for _, alias in keys)
+                    if not put(conform(raw, schema, table)):
+                        return
+            except SourceError as exc:
+                if mapped or not db.has_zero_date_guard(table):
+                    raise
+                if not zero_dates.is_set():
+                    zero_dates.set()
+                    log.info("table %s: the plain read stopped (%s); reading on from the last key "
+                             "with zero dates mapped to NULL", table.name, exc)
                 continue
-            owner = active[raw.column(RANGE_TAG)[0].as_py()]
-            owner.rows_in_page += raw.num_rows
-            last = raw.num_rows - 1
-            owner.after = tuple(raw.column(alias)[last].as_py() for _, alias in keys)
-            yield raw
-        for r in active:
-            r.done = r.rows_in_page < settings.page_rows
+            key_range.done = rows < settings.page_rows
+        put(_RANGE_DONE)
+    except BaseException as exc:  # handed to the writer thread, which raises it
+        put(exc)
 
 
 def _batches(db: SourceDB, table: Table, queries: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -304,13 +392,11 @@ def extract_table(
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = batch_dir(table.name, mode, batch_id)
-    schema = table.arrow_schema()
     writer = _PartWriter(store, folder, table, settings)
     rows = 0
     max_cursor = None
     try:
-        for raw in _read(db, table, lower, upper, settings):
-            batch = conform(raw, schema, table)
+        for batch in _read(db, table, lower, upper, settings):
             batch_max = pc.max(batch.column(table.cursor)).as_py()
             if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
                 max_cursor = batch_max

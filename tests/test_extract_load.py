@@ -250,3 +250,53 @@ def test_key_literals_are_escaped(settings, mysql_url):
         assert my.literal("a'b\\c") == "'a''b\\\\c'"
         assert my.literal(42) == "42"
         assert my.execute(f"SELECT {my.literal(chr(39) + chr(92) + 'x')}")[0][0] == "'\\x"
+
+
+def test_mysql_zero_dates_are_extracted_as_null(settings, mysql_url, olist_csv, caplog):
+    """A MySQL source written with a lax sql_mode holds zero dates. The historical read selects
+    plain columns first; the ranges that meet a zero date read on with it mapped to NULL. Every
+    row still arrives once, and the incremental read maps them too."""
+    import logging
+
+    s = settings.with_(source_url=mysql_url, page_rows=100, extract_streams=2)
+    fill_source(s, olist_csv, ["orders"])
+    with SourceDB(mysql_url) as db:
+        ids = [r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_id")]
+        # the first row, one in the middle of a page, the last row: both ranges meet one
+        zeroed = {ids[0]: "order_approved_at", ids[len(ids) // 2 + 37]: "order_delivered_customer_date",
+                  ids[-1]: "order_purchase_timestamp"}
+        with db.transaction():
+            db.execute("SET SESSION sql_mode = ''")
+            for order_id, column in zeroed.items():
+                db.execute(f"UPDATE orders SET `{column}` = '0000-00-00 00:00:00' WHERE order_id = %s",
+                           (order_id,))
+        assert db.execute("SELECT count(*) FROM orders WHERE order_approved_at = '0000-00-00 00:00:00' "
+                          "OR order_purchase_timestamp = '0000-00-00 00:00:00' "
+                          "OR order_delivered_customer_date = '0000-00-00 00:00:00'")[0][0] == 3
+    with caplog.at_level(logging.INFO, logger="loaders.extract"):
+        extract_and_load(s, "historical", ["orders"])
+    assert "zero dates mapped to NULL" in caplog.text
+    assert raw_count(s, "orders") == len(ids)
+    assert warehouse_rows(s, "SELECT count(DISTINCT order_id) FROM raw.orders") == [(len(ids),)]
+    for order_id, column in zeroed.items():
+        assert warehouse_rows(s, f"SELECT {column} FROM raw.orders WHERE order_id = '{order_id}'") == [(None,)]
+    # a zero date written after the historical run: the incremental window maps it as well
+    with SourceDB(mysql_url) as db, db.transaction():
+        db.execute("SET SESSION sql_mode = ''")
+        db.execute("UPDATE orders SET order_delivered_carrier_date = '0000-00-00 00:00:00' WHERE order_id = %s",
+                   (ids[5],))
+    extract_and_load(s, "current", ["orders"])
+    assert warehouse_rows(s, "SELECT order_delivered_carrier_date FROM raw.orders WHERE order_id = "
+                             f"'{ids[5]}' ORDER BY _loaded_at DESC, _batch_id DESC LIMIT 1") == [(None,)]
+
+
+def test_plain_historical_read_when_there_are_no_zero_dates(settings, mysql_url, olist_csv, caplog):
+    import logging
+
+    s = settings.with_(source_url=mysql_url, page_rows=100, extract_streams=3)
+    fill_source(s, olist_csv, ["orders"])
+    with caplog.at_level(logging.DEBUG, logger="loaders.extract"):
+        extract_and_load(s, "historical", ["orders"])
+    assert "NULLIF" not in caplog.text and "zero dates mapped" not in caplog.text
+    assert "extract SQL for orders: SELECT `order_id`" in caplog.text
+    assert raw_count(s, "orders") == source_count(s, "orders")

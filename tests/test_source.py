@@ -148,3 +148,50 @@ def test_header_constants_match_the_declarations(project_dir):
     tables = load_tables(project_dir)
     for table in tables.values():
         assert tuple(c.name for c in table.csv_columns) == OLIST_FILES[table.csv_file]
+
+
+@pytest.mark.parametrize("kind", ["int", "hex", "prefixed_ci", "hex_composite"])
+def test_split_points_cut_the_key_into_balanced_disjoint_ranges(mysql_url, kind):
+    """The parallel ranges of a historical extract are found by index dives only; whatever the
+    key type and collation they must cover every row once, and be balanced for even keys."""
+    import random
+
+    from loaders.tables import Column, Table
+    from loaders.types import LogicalType
+
+    rng = random.Random(7)
+    if kind == "int":
+        column, keys = "INT", [rng.randrange(1, 10_000_000) for _ in range(4000)]
+    elif kind.startswith("hex"):
+        column, keys = "CHAR(32)", ["%032x" % rng.getrandbits(128) for _ in range(4000)]
+    else:  # a shared prefix, mixed case, under a case-insensitive collation
+        column = "VARCHAR(40) COLLATE utf8mb4_general_ci"
+        keys = [f"ORD-{rng.choice('aB')}{rng.getrandbits(32):08X}" for _ in range(4000)]
+    keys = list(dict.fromkeys(keys))
+    # like order_items: the first key column repeats, the second one tells the rows apart
+    rows = [(k, n) for k in keys for n in range(1 + (kind == "hex_composite") * (str(k).count("a") % 3))]
+    table = Table("split_probe", "split_probe.csv",
+                  (Column("id", LogicalType.parse("varchar(40)")), Column("n", LogicalType.parse("integer")),
+                   Column("updated_at", LogicalType.parse("timestamp"))),
+                  ("id", "n"), "updated_at", "id")
+    with SourceDB(mysql_url) as db:
+        with db.transaction():
+            db.execute(f"CREATE TABLE split_probe (id {column}, n INT, updated_at DATETIME, PRIMARY KEY (id, n))")
+            for i in range(0, len(rows), 500):
+                chunk = rows[i:i + 500]
+                db.execute("INSERT INTO split_probe (id, n) VALUES " + ", ".join(["(%s, %s)"] * len(chunk)),
+                           [v for row in chunk for v in row])
+        for parts in (2, 3, 4):
+            points = db.split_points(table, parts)
+            assert len(points) == parts - 1
+            if kind.startswith("hex") and parts == 2:  # 16 leading characters, evenly used
+                assert points[0].startswith("8")
+            edges = [None, *points, None]
+            counts = []
+            for low, high in zip(edges, edges[1:]):
+                where = " AND ".join([*(["id >= %s"] if low is not None else []),
+                                      *(["id < %s"] if high is not None else [])])
+                params = [v for v in (low, high) if v is not None]
+                counts.append(db.execute(f"SELECT count(*) FROM split_probe WHERE {where}", params)[0][0])
+            assert sum(counts) == len(rows)  # disjoint and complete
+            assert min(counts) > 0.6 * len(rows) / parts, (parts, counts)  # balanced for even keys
