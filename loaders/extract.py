@@ -11,12 +11,14 @@ stored at `<table>/_state.json` and advances to `upper` only after the manifest 
 NULL cursors: a row whose cursor is NULL is taken by historical extracts only (the declared
 cursors are NOT NULL and kept by the database, so this only matters for hand-made tables).
 
-Rows stream from the database as Arrow record batches (ConnectorX) into Parquet writers. A
-historical extract reads `extract_streams` key ranges in parallel, one thread and one
-connection each, page by page (`page_rows`, keyset pagination in storage order). The threads
-hand batches to the writer through a queue of `2 x extract_streams` batches, so memory holds at
-most one page per range plus that queue, whatever the table size. An incremental extract is
-one query in cursor order.
+Rows come from the database as Arrow record batches (ConnectorX) and go into Parquet writers.
+A historical extract reads `extract_streams` key ranges in parallel, one thread and one
+connection each, page by page (keyset pagination in storage order; the first page of a range
+has 16,384 rows, the next ones double up to `page_rows`). Each page is read whole: ConnectorX
+then works without Python's GIL, while its streaming reader holds the GIL as it waits for the
+next batch and stalls the other threads. The threads hand batches to the writer through a
+queue of `2 x extract_streams` batches, so memory holds at most one page per range plus that
+queue, whatever the table size. An incremental extract is one query in cursor order, streamed.
 
 MySQL zero dates (`0000-00-00 00:00:00`) are stored as NULL. The incremental query maps them on
 the server (`NULLIF`). The historical read, a full scan, first selects the plain columns, which
@@ -175,6 +177,17 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def _column_codecs(table: Table, codec: str) -> str | dict[str, str]:
+    """The Parquet codec of each column: `codec`, except that snappy leaves CHAR(32+) columns
+    (hashes and UUIDs, like Olist's hex ids) uncompressed. Snappy has no entropy coder: on
+    random hex it saved 20% of the bytes for more than half of the Parquet writer's CPU time.
+    zstd halves them, so with zstd every column is compressed."""
+    if codec != "snappy":
+        return codec
+    return {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec
+            for c in table.columns}
+
+
 class _PartWriter:
     """Writes consecutive Parquet parts of at most `part_rows` rows each."""
 
@@ -187,6 +200,7 @@ class _PartWriter:
             c.name for c in table.columns
             if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
         ]
+        self.compression = _column_codecs(table, settings.parquet_compression)
         self.parts: list[Part] = []
         self._sink: HashingWriter | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -207,9 +221,8 @@ class _PartWriter:
         path = f"{self.folder}/part-{len(self.parts):05d}.parquet"
         self._path = path
         self._sink = self.store.open_part(path)
-        compression = None if self.settings.parquet_compression == "none" else self.settings.parquet_compression
         self._writer = pq.ParquetWriter(
-            self._sink, self.schema, compression=compression, write_statistics=True,
+            self._sink, self.schema, compression=self.compression, write_statistics=True,
             store_schema=False, use_dictionary=self.dictionary_columns,
         )
 
@@ -236,19 +249,18 @@ def _read(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
     """The rows of one extract as record batches, conformed to the declared schema.
 
     An incremental extract is one query in cursor order. A historical extract cuts the table
-    into `extract_streams` key ranges, each read page by page (`page_rows`) by its own thread
-    over its own connection, so the database works on every range at once while this thread
-    writes Parquet. The threads hand batches over through a bounded queue: memory holds at most
+    into `extract_streams` key ranges, each read page by page by its own thread over its own
+    connection, so the database works on every range at once while this thread writes Parquet. The threads hand batches over through a bounded queue: memory holds at most
     one page per range plus the queue, whatever the table size.
     """
     schema = table.arrow_schema()
     if lower is not None:
-        for raw in _batches(db, table, [build_query(db, table, lower, upper)], settings.batch_rows):
+        for raw in _stream(db, table, build_query(db, table, lower, upper), settings.batch_rows):
             yield conform(raw, schema, table)
         return
     edges = [None, *db.split_points(table, settings.extract_streams), None]
     ranges = [_KeyRange(a, b) for a, b in zip(edges, edges[1:])]
-    _cap_malloc_arenas()
+    _tune_malloc()
     handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
     stop = threading.Event()
     zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
@@ -282,17 +294,24 @@ def _read(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
 
 
 _RANGE_DONE = object()
-_M_ARENA_MAX = -8  # glibc mallopt parameter
+FIRST_PAGE_ROWS = 16_384  # the first page of a range; pages then double up to page_rows
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
 
 
 @functools.cache
-def _cap_malloc_arenas(arenas: int = 2) -> None:
-    """Let glibc's malloc keep at most `arenas` arenas in this process. By default every new
-    thread may get its own (up to 8 per core), and the driver's threads, one set per page,
-    then leave each arena's freed memory behind: on 1M rows the peak grew by a fifth. Does
-    nothing where the C library is not glibc."""
+def _tune_malloc(arenas: int = 2, mmap_threshold: int = 256 * 1024) -> None:
+    """Keep the extract's memory flat however long it runs (glibc only; elsewhere a no-op).
+
+    Pages are allocated and freed by the driver's threads, a few MB at a time. By default
+    glibc gives every thread its own arena (up to 8 per core) and, once a large buffer has
+    been freed, raises its mmap threshold so that later ones come from those arenas, whose
+    freed memory is kept: the peak then grew with the table (1M rows: +20%). A fixed
+    threshold (256 KB, near glibc's own starting value) sends page buffers to mmap, which
+    returns them to the system when freed, and at most `arenas` arenas serve the rest."""
     try:
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)  # the C library already loaded
+        libc = ctypes.CDLL(None)  # the C library already loaded
+        libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
     except (OSError, AttributeError):
         pass
 
@@ -313,14 +332,13 @@ def _read_range(db: SourceDB, table: Table, upper: datetime, key_range: _KeyRang
     try:
         keys = db.page_key(table)
         schema = table.arrow_schema()
+        page_rows = min(FIRST_PAGE_ROWS, settings.page_rows)
         while not key_range.done:
             mapped = zero_dates.is_set()  # plain columns until a range meets a zero date
-            query = page_query(db, table, upper, key_range, settings.page_rows, mapped)
+            query = page_query(db, table, upper, key_range, page_rows, mapped)
             rows = 0
             try:
-                for raw in _batches(db, table, [query], settings.batch_rows):
-                    if not raw.num_rows:
-                        continue
+                for raw in _read_page(db, table, query, settings.batch_rows):
                     rows += raw.num_rows
                     last = raw.num_rows - 1
                     key_range.after = tuple(raw.column(alias)[last].as_py() for _, alias in keys)
@@ -334,37 +352,43 @@ def _read_range(db: SourceDB, table: Table, upper: datetime, key_range: _KeyRang
                     log.info("table %s: the plain read stopped (%s); reading on from the last key "
                              "with zero dates mapped to NULL", table.name, exc)
                 continue
-            key_range.done = rows < settings.page_rows
+            key_range.done = rows < page_rows
+            page_rows = min(2 * page_rows, settings.page_rows)
         put(_RANGE_DONE)
     except BaseException as exc:  # handed to the writer thread, which raises it
         put(exc)
 
 
-def _batches(db: SourceDB, table: Table, queries: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of the queries (run together, one connection each)."""
-    reader = _read_stream(db, table, queries, batch_rows)
-    while True:
-        try:
-            raw = reader.read_next_batch()
-        except StopIteration:
-            return
-        except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
-        yield raw
-
-
-def _read_stream(db: SourceDB, table: Table, queries: list[str], batch_rows: int):
+def _read_page(db: SourceDB, table: Table, query: str, batch_rows: int) -> list[pa.RecordBatch]:
+    """One page, read whole. ConnectorX releases the GIL for the whole read here (its streaming
+    reader holds it while it waits for the next batch, which stalls every other thread)."""
     import connectorx as cx
 
-    for query in queries:
-        log.debug("extract SQL for %s: %s", table.name, query)
+    log.debug("extract SQL for %s: %s", table.name, query)
     try:
-        return cx.read_sql(db.connectorx_url(), queries if len(queries) > 1 else queries[0],
-                           return_type="arrow_stream", batch_size=batch_rows)
+        page = cx.read_sql(db.connectorx_url(), query, return_type="arrow")
     except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
+    return [b for b in page.to_batches(max_chunksize=batch_rows) if b.num_rows]
+
+
+def _stream(db: SourceDB, table: Table, query: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The record batches of one query as the driver streams them (incremental extracts)."""
+    import connectorx as cx
+
+    log.debug("extract SQL for %s: %s", table.name, query)
+    try:
+        reader = cx.read_sql(db.connectorx_url(), query, return_type="arrow_stream", batch_size=batch_rows)
+        while True:
+            try:
+                raw = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield raw
+    except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders import pipeline
+from loaders import extract, pipeline
 from loaders.config import Settings
 from loaders.extract import MANIFEST, read_watermark
 from loaders.load import LoadError, list_batches
@@ -41,11 +41,19 @@ def raw_count(settings: Settings, table: str) -> int:
     return warehouse_rows(settings, f'SELECT count(*) FROM raw."{table}"')[0][0]
 
 
-def test_historical_then_incremental_moves_every_row_once(source_settings, olist_csv):
-    # Two key ranges in parallel, in pages of 150 rows: every row must still arrive exactly once.
+def test_historical_then_incremental_moves_every_row_once(source_settings, olist_csv, monkeypatch, caplog):
+    # Two key ranges in parallel, in pages of 40, 80, then 150 rows: every row must still arrive
+    # exactly once.
+    import logging
+
+    monkeypatch.setattr(extract, "FIRST_PAGE_ROWS", 40)
     s = source_settings.with_(part_rows=400, page_rows=150, extract_streams=2)
     fill_source(s, olist_csv, SMALL)
-    batches, loads = extract_and_load(s, "auto", SMALL)
+    with caplog.at_level(logging.DEBUG, logger="loaders.extract"):
+        batches, loads = extract_and_load(s, "auto", SMALL)
+    pages = [m.split(" LIMIT ")[1] for m in caplog.messages if m.startswith("extract SQL for orders")]
+    assert pages.count("40") == 2  # the first page of each range
+    assert {"80", "150"} <= set(pages) <= {"40", "80", "150"}
     assert {b.mode for b in batches} == {"historical"}
     for table in SMALL:
         assert raw_count(s, table) == source_count(s, table)
@@ -207,6 +215,24 @@ def test_corrupted_part_is_refused_and_nothing_is_loaded(settings, olist_csv):
     path.write_bytes(bytes(data[:100]))  # truncated: the size no longer matches either
     with pytest.raises(LoadError, match="100 bytes, the manifest says"):
         pipeline.load(settings, quiet(), ["orders"])
+
+
+@pytest.mark.parametrize("codec", ["snappy", "zstd"])
+def test_parts_compress_every_column_where_the_codec_pays(settings, olist_csv, codec):
+    """Snappy leaves the 32-character hex ids (CHAR(32)) uncompressed and compresses the rest;
+    zstd compresses every column. Either way the rows read back the same."""
+    import pyarrow.parquet as pq
+
+    s = settings.with_(parquet_compression=codec)
+    fill_source(s, olist_csv, ["orders"])
+    pipeline.extract(s, quiet(), "historical", ["orders"])
+    store = ObjectStore(s.store_url, s)
+    (part,) = store.glob("orders/historical/batch=*/part-*.parquet")
+    meta = pq.ParquetFile(store.full(part)).metadata.row_group(0)
+    codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
+    ids = {"order_id": "UNCOMPRESSED", "customer_id": "UNCOMPRESSED"} if codec == "snappy" else {}
+    assert codecs == {name: ids.get(name, codec.upper()) for name in codecs}
+    assert pq.read_table(store.full(part)).num_rows == source_count(s, "orders")
 
 
 def test_batch_with_other_columns_than_declared_is_refused(settings, olist_csv):
