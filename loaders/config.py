@@ -68,7 +68,7 @@ class Settings:
     lookback_seconds: int = 900
     part_rows: int = 500_000
     batch_rows: int = 16_384  # Arrow batch and Parquet row group size while streaming
-    page_rows: int = 32_768  # a historical extract reads each key range in pages of this many rows
+    page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: str = "snappy"
     # Funnel lake

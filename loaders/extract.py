@@ -29,6 +29,7 @@ way.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -250,8 +251,9 @@ def _read(db: SourceDB, table: Table, lower: datetime | None, upper: datetime,
 
     An incremental extract is one query in cursor order. A historical extract cuts the table
     into `extract_streams` key ranges, each read page by page by its own thread over its own
-    connection, so the database works on every range at once while this thread writes Parquet. The threads hand batches over through a bounded queue: memory holds at most
-    one page per range plus the queue, whatever the table size.
+    connection, so the database works on every range at once while this thread writes Parquet.
+    The threads hand batches over through a bounded queue: memory holds at most one page per
+    range plus the queue, whatever the table size.
     """
     schema = table.arrow_schema()
     if lower is not None:
@@ -365,12 +367,8 @@ def _read_page(db: SourceDB, table: Table, query: str, batch_rows: int) -> list[
     import connectorx as cx
 
     log.debug("extract SQL for %s: %s", table.name, query)
-    try:
+    with _driver_errors(db, table):
         page = cx.read_sql(db.connectorx_url(), query, return_type="arrow")
-    except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
     return [b for b in page.to_batches(max_chunksize=batch_rows) if b.num_rows]
 
 
@@ -379,17 +377,27 @@ def _stream(db: SourceDB, table: Table, query: str, batch_rows: int) -> Iterator
     import connectorx as cx
 
     log.debug("extract SQL for %s: %s", table.name, query)
-    try:
+    with _driver_errors(db, table):
         reader = cx.read_sql(db.connectorx_url(), query, return_type="arrow_stream", batch_size=batch_rows)
-        while True:
+    while True:
+        with _driver_errors(db, table):
             try:
                 raw = reader.read_next_batch()
             except StopIteration:
                 return
-            yield raw
-    except BaseException as exc:  # ConnectorX raises Rust panics as BaseException
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-            raise
+        yield raw
+
+
+@contextlib.contextmanager
+def _driver_errors(db: SourceDB, table: Table) -> Iterator[None]:
+    """Turn what the driver raises into one SourceError naming the table, without the URL's
+    credentials. ConnectorX raises Rust panics (a zero date, a lost connection) as
+    BaseException."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
         raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), db.url)}") from None
 
 
