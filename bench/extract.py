@@ -90,9 +90,9 @@ def _pymysql(args: argparse.Namespace, database: str | None = None):
 def worker_ours(spec: dict) -> dict:
     from loaders.config import Settings
     from loaders.extract import extract_table
-    from loaders.source import SourceDB
+    from loaders.sources import open_source
     from loaders.store import ObjectStore
-    from loaders.tables import select_tables
+    from loaders.declarations import select_tables
 
     import connectorx  # noqa: F401  (imported before the baseline like the extractor does)
     import pyarrow.parquet  # noqa: F401
@@ -107,7 +107,7 @@ def worker_ours(spec: dict) -> dict:
     settings = Settings(data_dir=Path(spec["tmp"]), source_url=spec["url"], store_url=spec["out"],
                         **spec.get("settings", {}))
     table = select_tables(PROJECT_DIR, [spec["table"]])[0]
-    db = SourceDB(settings.source_url)
+    db = open_source(settings.source_url)
     store = ObjectStore(settings.store_url, settings)
     baseline = _rss_mb()
     started = time.perf_counter()
@@ -201,7 +201,7 @@ def _summarise(contender: str, runs: list[dict], extra: dict | None = None) -> d
 # ------------------------------------------------------------------------------------------
 def csv_folder(scale: float, seed: int, tables) -> Path:
     """Generated Olist CSVs for this scale, cached; only the benchmarked tables' files kept."""
-    from loaders.generate import generate_olist
+    from olist_demo.olist_generator import generate_olist
 
     folder = RESULTS / "csv" / f"scale-{_scale_tag(scale)}-seed-{seed}"
     marker = folder / ".complete"
@@ -222,7 +222,8 @@ def csv_folder(scale: float, seed: int, tables) -> Path:
 
 
 def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -> None:
-    from loaders.source import SourceDB, load_folder
+    from loaders.sources import open_source
+from loaders.sources.bootstrap import load_folder
 
     if args.reuse and _loaded(args, database, tables, folder):
         print(f"  reusing database {database} (--reuse: row counts match the CSVs)", flush=True)
@@ -234,7 +235,7 @@ def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -
             cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     finally:
         conn.close()
-    with SourceDB(_mysql_url(args, database)) as db:
+    with open_source(_mysql_url(args, database)) as db:
         for report in load_folder(db, tables, folder, replace=True):
             print(f"  loaded {report.table}: {report.rows_stored:,} rows in {report.seconds:.1f}s", flush=True)
 
@@ -295,10 +296,10 @@ def parse_variant(spec: str) -> dict:
 
 def bench_table(args, database: str, table, scale: float, work: Path, variants: dict) -> list[dict]:
     from loaders.extract import build_query
-    from loaders.source import SourceDB
+    from loaders.sources import open_source
 
     url = _mysql_url(args, database)
-    with SourceDB(url) as db:
+    with open_source(url) as db:
         sql = build_query(db, table, None, db.now(), zero_dates=False)
         n_rows = db.row_count(table)
     print(f"\n[scale {scale:g}] {table.name}: {n_rows:,} rows\n  SQL: {sql}", flush=True)
@@ -457,7 +458,7 @@ def main() -> int:
         run_worker(*args.worker)
         return 0
 
-    from loaders.tables import select_tables
+    from loaders.declarations import select_tables
 
     tables = select_tables(PROJECT_DIR, args.tables)
     variants: dict[str, dict] = {"ours": {"settings": {}, "writer": {}}}

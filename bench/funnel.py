@@ -3,7 +3,7 @@
     .venv/bin/python bench/funnel.py --sizes 1 5          # or: make bench-funnel
 
 For each size (GB of CSV, at least size x 2^30 bytes): generate a funnel file in the vendor's
-format (three yearly files of `loaders.funnel_generate.generate_funnel` concatenated: 36 months,
+format (three yearly files of `olist_demo.funnel_generator.generate_funnel` concatenated: 36 months,
 cached under bench/results/csv/), then convert it to year/month-partitioned Parquet with three
 contenders, each in its own child process under GNU `/usr/bin/time`, so that the peak RSS is
 that contender's alone:
@@ -152,7 +152,7 @@ def _tool_versions() -> dict:
 # ------------------------------------------------------------------------------------------
 def olist_folder(seed: int) -> Path:
     """The Olist customers and products the funnel ids are drawn from (scale 1), cached."""
-    from loaders.generate import generate_olist
+    from olist_demo.olist_generator import generate_olist
 
     folder = RESULTS / "csv" / f"olist-funnel-seed-{seed}"
     wanted = ("olist_customers_dataset.csv", "olist_products_dataset.csv")
@@ -169,7 +169,7 @@ def olist_folder(seed: int) -> Path:
 
 def funnel_file(size: float, seed: int) -> tuple[Path, dict]:
     """A funnel CSV of at least size x 2^30 bytes over 36 months, generated once and cached."""
-    from loaders.funnel_generate import generate_funnel
+    from olist_demo.funnel_generator import generate_funnel
 
     path = RESULTS / "csv" / f"funnel-{_size_tag(size)}gb-seed-{seed}.csv"
     meta_path = path.with_suffix(".json")

@@ -30,9 +30,10 @@ if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
 from loaders import pipeline  # noqa: E402
+from loaders.report import Reporter
 from loaders.config import Settings  # noqa: E402
-from loaders.generate import generate_olist  # noqa: E402
-from loaders.source import SourceDB  # noqa: E402
+from olist_demo.olist_generator import generate_olist  # noqa: E402
+from loaders.sources import open_source  # noqa: E402
 
 VARS = ["--vars", "{lookback_hours: 0}"]
 TARGET_RATIO = 0.10
@@ -49,8 +50,8 @@ def csv_for(scale: float) -> Path:
 
 def timed_build(settings: Settings, args: list[str]) -> dict:
     """The build `dwh build` runs: the whole project for --full-refresh; otherwise only what is
-    downstream of the batches loaded since the last build (loaders/build_scope.py)."""
-    quiet = pipeline.Reporter(echo=lambda line: None)
+    downstream of the batches loaded since the last build (loaders/build/scope.py)."""
+    quiet = Reporter(echo=lambda line: None)
     started = time.perf_counter()
     report = pipeline.build(settings, quiet, [*args, *VARS], check_freshness=False)
     wall = time.perf_counter() - started
@@ -64,7 +65,7 @@ def timed_build(settings: Settings, args: list[str]) -> dict:
 
 def change_orders(settings: Settings, share: float, seed: int = 1) -> int:
     """Move `share` of the orders one step on: approved -> shipped -> delivered, others canceled."""
-    with SourceDB(settings.source_url) as db:
+    with open_source(settings.source_url) as db:
         ids = [r[0] for r in db.execute("SELECT order_id FROM orders")]
         chosen = random.Random(seed).sample(ids, max(1, int(len(ids) * share)))
         with db.transaction():
@@ -103,7 +104,7 @@ def main() -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     settings = Settings(data_dir=work, lookback_seconds=0, scale=args.scale)
-    quiet = pipeline.Reporter(echo=lambda line: None)
+    quiet = Reporter(echo=lambda line: None)
     step = time.perf_counter()
     if not (args.reuse_source and source.exists()):
         pipeline.load_source(settings, csv_for(args.scale), quiet)

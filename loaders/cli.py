@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from . import pipeline
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, WarehouseName
 from .errors import USER_ERRORS
+from .report import Reporter
 
 
 class _Group(click.Group):
@@ -38,13 +40,13 @@ def _settings(ctx: click.Context, **overrides: object) -> Settings:
     return Settings.from_env(**{**ctx.obj["overrides"], **overrides})
 
 
-def _reporter() -> pipeline.Reporter:
+def _reporter() -> Reporter:
     def echo(line: str) -> None:
         if sys.stderr.isatty():
             click.echo("\r" + " " * 76 + "\r", err=True, nl=False)
         click.echo(line)
 
-    return pipeline.Reporter(echo=echo, progress=_progress)
+    return Reporter(echo=echo, progress=_progress)
 
 
 TABLES = click.option("--table", "tables", multiple=True, metavar="NAME",
@@ -54,8 +56,8 @@ TABLES = click.option("--table", "tables", multiple=True, metavar="NAME",
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--source-url", help="Source database: sqlite:///file.sqlite or mysql://user:pw@host:3306/db "
               "[env DWH_SOURCE_URL; default sqlite:///data/olist.sqlite]")
-@click.option("--store-url", help="Object store: a folder or s3://bucket/prefix [env DWH_STORE_URL; default data/lake]")
-@click.option("--warehouse", type=click.Choice(["duckdb", "postgres", "redshift"]),
+@click.option("--store-url", help="Object store: a folder or s3://bucket/prefix [env DWH_STORE_URL; default data/store]")
+@click.option("--warehouse", type=click.Choice(get_args(WarehouseName)),
               help="Warehouse and dbt target [env DWH_WAREHOUSE; default duckdb]")
 @click.option("--data-dir", type=click.Path(path_type=Path),
               help="Where the embedded defaults live [env DWH_DATA_DIR; default ./data in the project]")
@@ -65,7 +67,7 @@ def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) 
     """Sync the Olist shop database into a star schema: extract -> object store -> warehouse -> dbt.
 
     \b
-    Embedded default (no credentials): SQLite -> ./data/lake -> DuckDB.
+    Embedded default (no credentials): SQLite -> ./data/store -> DuckDB.
     AWS: MySQL/RDS -> s3://bucket/prefix -> Redshift, by setting DWH_* variables.
     Start with `dwh demo`, then `dwh run` every hour (cron, or the AWS schedule).
     """
@@ -89,7 +91,9 @@ def demo(ctx, scale) -> None:
     settings = _settings(ctx, scale=scale)
     if settings.warehouse != "duckdb" or settings.store_url.startswith("s3://"):
         raise ConfigError("dwh demo runs the embedded default only: unset DWH_WAREHOUSE and DWH_STORE_URL")
-    pipeline.demo(settings, _reporter())
+    from olist_demo.run import demo as run_demo
+
+    run_demo(settings, _reporter())
 
 
 @main.command()
@@ -98,8 +102,10 @@ def demo(ctx, scale) -> None:
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed and scale, same bytes.")
 @click.pass_context
 def generate(ctx, out, scale, seed) -> None:
-    """Write the nine Olist CSV files, quirks included (see DATA.md), streaming."""
-    pipeline.generate(_settings(ctx, scale=scale, seed=seed), out, _reporter())
+    """Write the nine Olist CSV files, quirks included (docs/data.md), streaming."""
+    from olist_demo.run import generate as run_generate
+
+    run_generate(_settings(ctx, scale=scale, seed=seed), out, _reporter())
 
 
 @main.group()
@@ -129,11 +135,13 @@ def source_load(ctx, csv_dir, replace, tables) -> None:
 @click.pass_context
 def simulate(ctx, hours, orders_per_hour) -> None:
     """Apply simulated hours of shop activity to the source: new orders and status changes."""
-    pipeline.simulate(_settings(ctx), _reporter(), hours=hours, orders_per_hour=orders_per_hour)
+    from olist_demo.run import simulate as run_simulate
+
+    run_simulate(_settings(ctx), _reporter(), hours=hours, orders_per_hour=orders_per_hour)
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(["auto", "historical", "current"]), default="auto", show_default=True,
+@click.option("--mode", type=click.Choice(pipeline.EXTRACT_MODES), default="auto", show_default=True,
               help="historical: every row; current: rows changed since the watermark minus the lookback; "
                    "auto: historical for a table with no watermark yet, else current.")
 @TABLES
@@ -141,8 +149,8 @@ def simulate(ctx, hours, orders_per_hour) -> None:
 def extract(ctx, mode, tables) -> None:
     """Extract tables from the source into the object store, one batch per table.
 
-    Writes <table>/<mode>/batch=<id>/part-*.parquet, then _manifest.json last; advances the
-    watermark (<table>/_state.json) after the manifest. A historical extract reads
+    Writes olist/<table>/<mode>/batch=<id>/part-*.parquet, then _manifest.json last; advances
+    the watermark (olist/<table>/_state.json) after the manifest. A historical extract reads
     DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to DWH_PAGE_ROWS
     (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000), DWH_BATCH_ROWS
     (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it leaves CHAR(32+)
@@ -196,8 +204,10 @@ def funnel() -> None:
 def funnel_generate(ctx, out, olist_csv, scale, rows_per_file, years, seed) -> None:
     """Write funnel files in the vendor's format (CRLF, 12-hour timestamps, empty categories)."""
     year_list = tuple(int(y) for y in years.split(",") if y.strip())
-    pipeline.funnel_generate(_settings(ctx, scale=scale, seed=seed), _reporter(), out, olist_csv,
-                             rows_per_file=rows_per_file, years=year_list)
+    from olist_demo.run import funnel_generate as run_funnel_generate
+
+    run_funnel_generate(_settings(ctx, scale=scale, seed=seed), _reporter(), out, olist_csv,
+                        rows_per_file=rows_per_file, years=year_list)
 
 
 @funnel.command("land")
@@ -229,7 +239,7 @@ def funnel_convert(ctx, file, force) -> None:
 @main.command()
 @click.pass_context
 def docs(ctx) -> None:
-    """Generate the dbt docs catalog as one HTML file (data/dbt/target/static_index.html).
+    """Generate the dbt docs site as one HTML file (data/dbt/target/static_index.html).
 
     Every model and column is described; the lineage graph runs from the raw sources through
     staging, intermediate and marts to the QuickSight views and their dashboards (exposures).

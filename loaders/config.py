@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal, Mapping, get_args
 from urllib.parse import urlsplit, urlunsplit
 
-Warehouse = Literal["duckdb", "postgres", "redshift"]
-WAREHOUSES: tuple[str, ...] = ("duckdb", "postgres", "redshift")
+WarehouseName = Literal["duckdb", "postgres", "redshift"]
+"""The warehouses (and dbt targets); loaders/warehouses/ has a class for each."""
+Compression = Literal["snappy", "zstd", "gzip", "none"]
+"""Parquet codecs a batch's parts may use."""
+BuildScope = Literal["changed", "all"]
+"""What `dwh build` builds by default: what new data reaches, or the whole project."""
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -50,7 +54,7 @@ class Settings:
     s3_endpoint_url: str = ""  # for S3-compatible servers (moto, MinIO); empty on AWS
     aws_region: str = "us-east-1"
     # Warehouse (also the dbt target of profiles.yml)
-    warehouse: Warehouse = "duckdb"
+    warehouse: WarehouseName = "duckdb"
     duckdb_path: str = ""
     raw_schema: str = "raw"
     pg_host: str = "127.0.0.1"
@@ -70,7 +74,7 @@ class Settings:
     batch_rows: int = 16_384  # Arrow batch and Parquet row group size while streaming
     page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
-    parquet_compression: str = "snappy"
+    parquet_compression: Compression = "snappy"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -79,7 +83,7 @@ class Settings:
     glue_endpoint_url: str = ""  # for a Glue-compatible endpoint (moto in tests); empty on AWS
     # dbt: "changed" builds only what is downstream of data loaded since the last build
     # (loaders/build_scope.py); "all" builds the whole project every time
-    build_scope: str = "changed"
+    build_scope: BuildScope = "changed"
     # Demo sizes
     scale: float = 0.05
     seed: int = 42
@@ -91,22 +95,19 @@ class Settings:
         if not self.source_url:
             object.__setattr__(self, "source_url", f"sqlite:///{data_dir / 'olist.sqlite'}")
         if not self.store_url:
-            object.__setattr__(self, "store_url", str(data_dir / "lake"))
+            object.__setattr__(self, "store_url", str(data_dir / "store"))
         if not self.duckdb_path:
             object.__setattr__(self, "duckdb_path", str(data_dir / "warehouse.duckdb"))
-        if self.warehouse not in WAREHOUSES:
-            raise ConfigError(f"DWH_WAREHOUSE={self.warehouse!r}: use one of {', '.join(WAREHOUSES)}")
+        for name, kind in (("warehouse", WarehouseName), ("build_scope", BuildScope),
+                           ("parquet_compression", Compression)):
+            allowed = get_args(kind)
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)!r}: use {' or '.join(allowed)}")
         for name in ("lookback_seconds", "part_rows", "batch_rows", "page_rows", "extract_streams"):
             if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
-        if self.build_scope not in ("changed", "all"):
-            raise ConfigError(f"DWH_BUILD_SCOPE={self.build_scope!r}: use changed or all")
-        if self.parquet_compression not in ("snappy", "zstd", "gzip", "none"):
-            raise ConfigError(
-                f"DWH_PARQUET_COMPRESSION={self.parquet_compression!r}: use snappy, zstd, gzip or none"
-            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

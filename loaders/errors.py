@@ -6,19 +6,18 @@ other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from .catalog import CatalogError
+from .build import DbtError
 from .config import ConfigError
-from .dbt_runner import DbtError
+from .declarations import DeclarationError, TypeDeclarationError
 from .extract import ExtractError
-from .funnel import FunnelError
+from .funnel import CatalogError, FunnelError
 from .load import LoadError
-from .source import SourceError
+from .manifest import ManifestError
+from .sources import SourceError
 from .store import StoreError
-from .tables import DeclarationError
-from .types import TypeDeclarationError
-from .warehouse import WarehouseError
+from .warehouses import WarehouseError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     CatalogError, ConfigError, DbtError, DeclarationError, ExtractError, FunnelError, LoadError,
-    SourceError, StoreError, TypeDeclarationError, WarehouseError,
+    ManifestError, SourceError, StoreError, TypeDeclarationError, WarehouseError,
 )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from loaders.config import PROJECT_DIR, Settings
-from loaders.generate import generate_olist
+from olist_demo.olist_generator import generate_olist
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MYSQL_HOST = os.environ.get("DWH_TEST_MYSQL_HOST", "127.0.0.1")

@@ -7,19 +7,21 @@ from pathlib import Path
 import duckdb
 
 from loaders import pipeline
+from loaders.report import Reporter
 from loaders.config import Settings
-from loaders.source import SourceDB, load_folder
-from loaders.tables import load_tables
+from loaders.sources import open_source
+from loaders.sources.bootstrap import load_folder
+from loaders.declarations import declared_tables
 
 
-def quiet() -> pipeline.Reporter:
-    return pipeline.Reporter(echo=lambda line: None)
+def quiet() -> Reporter:
+    return Reporter(echo=lambda line: None)
 
 
 def fill_source(settings: Settings, csv_dir: Path, tables: list[str] | None = None) -> None:
-    declared = load_tables(settings.project_dir)
+    declared = declared_tables(settings.project_dir)
     chosen = [declared[t] for t in tables] if tables else list(declared.values())
-    with SourceDB(settings.source_url) as db:
+    with open_source(settings.source_url) as db:
         load_folder(db, chosen, csv_dir)
 
 
@@ -37,7 +39,7 @@ def warehouse_rows(settings: Settings, sql: str) -> list[tuple]:
 def raw_snapshot(settings: Settings, tables: list[str]) -> dict[str, list[tuple]]:
     """Raw tables' rows without the batch columns, sorted: what 'same content' means."""
     out = {}
-    declared = load_tables(settings.project_dir)
+    declared = declared_tables(settings.project_dir)
     with duckdb.connect(settings.duckdb_path) as con:
         for name in tables:
             cols = ", ".join(f'"{c}"' for c in declared[name].column_names)

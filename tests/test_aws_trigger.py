@@ -18,7 +18,7 @@ import requests
 from loaders import pipeline
 from loaders.aws import trigger
 from loaders.aws.trigger import Config, RetryLater, Trigger
-from loaders.funnel_generate import generate_funnel
+from olist_demo.funnel_generator import generate_funnel
 
 from .helpers import quiet
 from .test_infra import load_template
@@ -85,12 +85,12 @@ def test_records_start_the_right_jobs_with_decoded_keys(aws):
     bucket = aws["bucket"]
     funnel_key = f"{PREFIX}/landing/funnel/2018 funnel ção+1.csv"  # a space, non-ASCII, a literal '+'
     event = {"Records": [
-        s3_record(bucket, f"{PREFIX}/orders/current/batch=20261122T100000Z-ab12/_manifest.json"),
-        s3_record(bucket, f"{PREFIX}/order_items/historical/batch=20261122T100000Z-cd34/_manifest.json"),
+        s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/_manifest.json"),
+        s3_record(bucket, f"{PREFIX}/olist/order_items/historical/batch=20261122T100000Z-cd34/_manifest.json"),
         s3_record(bucket, funnel_key),
-        s3_record(bucket, f"{PREFIX}/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet"),
+        s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet"),
         s3_record(bucket, "elsewhere/landing/funnel/x.csv"),
-        s3_record("another-bucket", f"{PREFIX}/orders/current/batch=1/_manifest.json"),
+        s3_record("another-bucket", f"{PREFIX}/olist/orders/current/batch=1/_manifest.json"),
         s3_record(bucket, f"{PREFIX}/landing/funnel/old.csv", name="ObjectRemoved:Delete"),
         {"eventSource": "aws:s3", "s3": {"bucket": {"name": bucket}}},  # no object
         "not a record",
@@ -100,8 +100,8 @@ def test_records_start_the_right_jobs_with_decoded_keys(aws):
     assert [s["job"] for s in summary.started] == [aws["jobs"]["load"], aws["jobs"]["funnel"]]
     assert len(summary.coalesced) == 1  # the second manifest rides on the same load run
     assert sorted(summary.ignored) == sorted([
-        f"{PREFIX}/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet",
-        "elsewhere/landing/funnel/x.csv", f"{PREFIX}/orders/current/batch=1/_manifest.json",
+        f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet",
+        "elsewhere/landing/funnel/x.csv", f"{PREFIX}/olist/orders/current/batch=1/_manifest.json",
         f"{PREFIX}/landing/funnel/old.csv"])
     assert len(summary.malformed) == 2 and all(m.startswith("record ") for m in summary.malformed)
     (load_run,) = runs(aws, "load")
@@ -124,7 +124,7 @@ def test_a_redelivered_event_starts_nothing_more(aws):
 
 def test_manifests_coalesce_into_a_load_that_has_not_started(aws, job_run_states):
     job_run_states(1000)  # runs stay STARTING
-    manifest = f"{PREFIX}/customers/current/batch=%s/_manifest.json"
+    manifest = f"{PREFIX}/olist/customers/current/batch=%s/_manifest.json"
     first = aws["trigger"].handle({"Records": [s3_record(aws["bucket"], manifest % "b1")]})
     second = aws["trigger"].handle({"Records": [s3_record(aws["bucket"], manifest % "b2")]})
     assert len(first.started) == 1
@@ -134,7 +134,7 @@ def test_manifests_coalesce_into_a_load_that_has_not_started(aws, job_run_states
 
 def test_a_running_load_takes_the_batch_when_glue_refuses_a_second_run(aws, job_run_states):
     job_run_states(1)  # each listing moves a run one state on: STARTING -> RUNNING
-    manifest = f"{PREFIX}/payments/current/batch=%s/_manifest.json"
+    manifest = f"{PREFIX}/olist/payments/current/batch=%s/_manifest.json"
     aws["trigger"].handle({"Records": [s3_record(aws["bucket"], manifest % "b1")]})
     summary = aws["trigger"].handle({"Records": [s3_record(aws["bucket"], manifest % "b2")]})
     assert len(runs(aws, "load")) == 1
@@ -203,7 +203,7 @@ def test_throttling_raises_for_lambda_to_retry_and_keeps_what_started(aws):
 
     glue = FlakyGlue(aws["glue"])
     flaky = Trigger(aws["config"], s3=aws["s3"], glue=glue)
-    event = {"Records": [s3_record(aws["bucket"], f"{PREFIX}/orders/current/batch=x/_manifest.json", "01"),
+    event = {"Records": [s3_record(aws["bucket"], f"{PREFIX}/olist/orders/current/batch=x/_manifest.json", "01"),
                          s3_record(aws["bucket"], f"{PREFIX}/landing/funnel/a.csv", "02")]}
     with pytest.raises(RetryLater) as raised:
         flaky.handle(event)
@@ -211,7 +211,7 @@ def test_throttling_raises_for_lambda_to_retry_and_keeps_what_started(aws):
     glue.fail = False
     retry = flaky.handle(copy.deepcopy(event))
     assert [s["job"] for s in retry.started] == [aws["jobs"]["funnel"]]
-    assert retry.duplicates == [f"{PREFIX}/orders/current/batch=x/_manifest.json"]
+    assert retry.duplicates == [f"{PREFIX}/olist/orders/current/batch=x/_manifest.json"]
     assert len(runs(aws, "load")) == 1 and len(runs(aws, "funnel")) == 1
 
 

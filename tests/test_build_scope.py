@@ -1,15 +1,16 @@
-"""`dwh build` runs only what is downstream of new data (loaders/build_scope.py), on DuckDB."""
+"""`dwh build` runs only what is downstream of new data (loaders/build/scope.py), on DuckDB."""
 
 from __future__ import annotations
 
 import pytest
 
-from loaders import build_scope, pipeline
-from loaders.dbt_runner import DbtError
-from loaders.funnel_generate import generate_funnel
-from loaders.source import SourceDB
+from loaders import pipeline
+from loaders.build import scope as build_scope
+from loaders.build.dbt_runner import DbtError
+from olist_demo.funnel_generator import generate_funnel
+from loaders.sources import open_source
 from loaders.store import ObjectStore
-from loaders.warehouse import open_warehouse
+from loaders.warehouses import open_warehouse
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
@@ -41,7 +42,7 @@ def test_a_build_runs_what_is_downstream_of_new_batches_only(settings, olist_csv
     nothing = pipeline.build(s, quiet(), NO_LOOKBACK, check_freshness=False)
     assert nothing.results == [] and len(builds(s)) == 1  # nothing new: no dbt run, nothing recorded
 
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         (order_id,) = db.execute("SELECT order_id FROM orders WHERE order_status = 'delivered' ORDER BY order_id LIMIT 1")[0]
         db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = ?", (order_id,))
     extract_and_load(s, "auto", ["orders"])
@@ -62,7 +63,7 @@ def test_a_build_runs_what_is_downstream_of_new_batches_only(settings, olist_csv
 
     # With the project's lookback (3 hours), everything loaded in the 3 hours before the last
     # build is taken again: here, all of it. --full-refresh and scope "all" build everything.
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         db.execute("UPDATE orders SET order_status = 'delivered' WHERE order_id = ?", (order_id,))
     extract_and_load(s, "auto", ["orders"])
     assert models(pipeline.build(s, quiet(), check_freshness=False)) == every_model
@@ -99,7 +100,7 @@ def test_lookback_comes_from_vars_or_the_project(settings):
 
 def test_freshness_is_checked_even_when_nothing_is_new(settings, monkeypatch):
     """A pipeline stuck for hours loads nothing; the freshness gate must still fire."""
-    from loaders.dbt_runner import DbtReport
+    from loaders.build.dbt_runner import DbtReport
 
     calls: list[list[str]] = []
     monkeypatch.setattr(pipeline, "run_dbt", lambda s, args, quiet=False: calls.append(args) or DbtReport("x", True))

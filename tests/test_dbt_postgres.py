@@ -8,8 +8,8 @@ import psycopg2
 import pytest
 
 from loaders import pipeline
-from loaders.simulate import simulate_hour
-from loaders.source import SourceDB
+from olist_demo.shop_simulator import simulate_hour
+from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, quiet
 from .test_postgres_load import pg_settings  # noqa: F401  (fixture)
@@ -31,7 +31,7 @@ def test_dbt_build_on_postgres_historical_then_incremental(pg_settings, olist_cs
     report = pipeline.build(s, quiet())
     assert report.success and not report.failures
     assert any(name.startswith("unit_test.") for name, _, _ in report.results)
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         simulate_hour(db, random.Random(5), orders_per_hour=6, progress_per_hour=20)
         orders, items = db.execute("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_items)")[0]
     extract_and_load(s)

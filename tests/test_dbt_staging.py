@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loaders import pipeline
-from loaders.dbt_runner import DbtError
-from loaders.source import SourceDB
+from loaders.build.dbt_runner import DbtError
+from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
@@ -19,12 +19,12 @@ def test_changed_row_is_in_staging_once_in_its_latest_version(settings, olist_cs
     report = pipeline.build(settings, quiet())
     assert report.success and not report.failures
     staged = warehouse_rows(settings, "SELECT count(*), count(DISTINCT order_id) FROM staging.stg_olist__orders")
-    with SourceDB(settings.source_url) as db:
+    with open_source(settings.source_url) as db:
         orders = db.execute("SELECT count(*) FROM orders")[0][0]
         order_id = db.execute("SELECT order_id FROM orders WHERE order_status = 'shipped' ORDER BY order_id LIMIT 1")[0][0]
     assert staged == [(orders, orders)]
 
-    with SourceDB(settings.source_url) as db:
+    with open_source(settings.source_url) as db:
         db.execute("UPDATE orders SET order_status = 'delivered', order_delivered_customer_date = '2018-09-01 12:00:00' "
                    "WHERE order_id = ?", (order_id,))
     extract_and_load(settings)

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from loaders import extract, pipeline
+from loaders import pipeline
+from loaders.extract import readers
 from loaders.config import Settings
-from loaders.extract import MANIFEST, read_watermark
+from loaders.extract import read_watermark
+from loaders import layout
+from loaders.layout import MANIFEST
 from loaders.load import LoadError, list_batches
-from loaders.source import SourceDB
+from loaders.sources import open_source
 from loaders.store import ObjectStore, StoreError
-from loaders.tables import load_tables
+from loaders.declarations import declared_tables
 
 from .helpers import extract_and_load, fill_source, quiet, raw_snapshot, warehouse_rows
 
@@ -33,8 +36,8 @@ def source_settings(request, settings: Settings) -> Settings:
 
 
 def source_count(settings: Settings, table: str) -> int:
-    with SourceDB(settings.source_url) as db:
-        return db.row_count(load_tables(settings.project_dir)[table])
+    with open_source(settings.source_url) as db:
+        return db.row_count(declared_tables(settings.project_dir)[table])
 
 
 def raw_count(settings: Settings, table: str) -> int:
@@ -46,7 +49,7 @@ def test_historical_then_incremental_moves_every_row_once(source_settings, olist
     # exactly once.
     import logging
 
-    monkeypatch.setattr(extract, "FIRST_PAGE_ROWS", 40)
+    monkeypatch.setattr(readers, "FIRST_PAGE_ROWS", 40)
     s = source_settings.with_(part_rows=400, page_rows=150, extract_streams=2)
     fill_source(s, olist_csv, SMALL)
     with caplog.at_level(logging.DEBUG, logger="loaders.extract"):
@@ -75,7 +78,7 @@ def test_historical_then_incremental_moves_every_row_once(source_settings, olist
     assert raw_snapshot_small(s) == before
 
     # A changed row arrives in the next run, as a new version.
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         q = db.quote
         order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
         db.execute(f"UPDATE {q('orders')} SET {q('order_status')} = 'canceled' WHERE {q('order_id')} = '{order_id}'")
@@ -92,7 +95,7 @@ def raw_snapshot_small(settings: Settings) -> dict:
 def _insert_late_order(settings: Settings, watermark) -> None:
     """A row a transaction stamped 30 s before the extract's upper bound but committed after it."""
     late = (watermark - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    with SourceDB(settings.source_url) as db:
+    with open_source(settings.source_url) as db:
         db.execute(
             "INSERT INTO orders (order_id, customer_id, order_status, order_purchase_timestamp, "
             "order_estimated_delivery_date, updated_at) VALUES (?, ?, 'created', '2018-10-17 10:00:00', "
@@ -105,7 +108,7 @@ def test_row_committed_late_inside_the_lookback_is_not_missed(settings, olist_cs
     fill_source(settings, olist_csv, ["orders"])
     extract_and_load(settings, "historical", ["orders"])
     store = ObjectStore(settings.store_url, settings)
-    watermark = read_watermark(store, load_tables(settings.project_dir)["orders"])
+    watermark = read_watermark(store, declared_tables(settings.project_dir)["orders"])
     _insert_late_order(settings, watermark)
     # The next run catches it (test_lookback_zero_would_miss_the_late_row is the control), once.
     extract_and_load(settings, "current", ["orders"])
@@ -119,7 +122,7 @@ def test_lookback_zero_would_miss_the_late_row(settings, olist_csv):
     s = settings.with_(lookback_seconds=0)
     fill_source(s, olist_csv, ["orders"])
     extract_and_load(s, "historical", ["orders"])
-    watermark = read_watermark(ObjectStore(s.store_url, s), load_tables(s.project_dir)["orders"])
+    watermark = read_watermark(ObjectStore(s.store_url, s), declared_tables(s.project_dir)["orders"])
     _insert_late_order(s, watermark)
     extract_and_load(s, "current", ["orders"])
     assert warehouse_rows(s, f"SELECT count(*) FROM raw.orders WHERE order_id = '{'f' * 32}'") == [(0,)]
@@ -158,14 +161,14 @@ def _uninterrupted_twin(settings: Settings, tmp_path: Path) -> Settings:
 def test_kill_between_parts_and_manifest_then_rerun(settings, olist_csv, tmp_path):
     s = settings.with_(part_rows=300)
     fill_source(s, olist_csv, SMALL)
-    code = _run_killed(s, "import loaders.extract as e; e._write_manifest = die",
+    code = _run_killed(s, "import loaders.extract.batch as e; e.write_manifests = die",
                        ["extract", *sum((["--table", t] for t in SMALL), [])])
     assert code == -9
     store = ObjectStore(s.store_url, s)
-    orphans = store.glob("orders/historical/batch=*/part-*.parquet")
+    orphans = store.glob("olist/orders/historical/batch=*/part-*.parquet")
     assert orphans, "the killed run should have left parts behind"
-    assert store.glob("orders/historical/batch=*/" + MANIFEST) == []
-    assert read_watermark(store, load_tables(s.project_dir)["orders"]) is None  # not advanced
+    assert store.glob("olist/orders/historical/batch=*/" + MANIFEST) == []
+    assert read_watermark(store, declared_tables(s.project_dir)["orders"]) is None  # not advanced
     # Nothing published, so nothing to load; then a normal re-run.
     assert [r for r in pipeline.load(s, quiet(), SMALL) if r.status == "loaded"] == []
     extract_and_load(s, "auto", SMALL)
@@ -180,7 +183,7 @@ def test_kill_between_copy_and_commit_then_rerun(settings, olist_csv, tmp_path):
     fill_source(s, olist_csv, SMALL)
     pipeline.extract(s, quiet(), "historical", SMALL)
     patch = textwrap.dedent("""
-        import loaders.warehouse as w
+        import loaders.warehouses as w
         original = w.DuckDBWarehouse.execute
         def execute(self, sql):
             if sql.startswith('INSERT INTO "raw"."_load_log"'):
@@ -204,7 +207,7 @@ def test_corrupted_part_is_refused_and_nothing_is_loaded(settings, olist_csv):
     fill_source(settings, olist_csv, ["orders"])
     pipeline.extract(settings, quiet(), "historical", ["orders"])
     store = ObjectStore(settings.store_url, settings)
-    (part,) = store.glob("orders/historical/batch=*/part-*.parquet")
+    (part,) = store.glob("olist/orders/historical/batch=*/part-*.parquet")
     path = Path(store.full(part))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -227,7 +230,7 @@ def test_parts_compress_every_column_where_the_codec_pays(settings, olist_csv, c
     fill_source(s, olist_csv, ["orders"])
     pipeline.extract(s, quiet(), "historical", ["orders"])
     store = ObjectStore(s.store_url, s)
-    (part,) = store.glob("orders/historical/batch=*/part-*.parquet")
+    (part,) = store.glob("olist/orders/historical/batch=*/part-*.parquet")
     meta = pq.ParquetFile(store.full(part)).metadata.row_group(0)
     codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
     ids = {"order_id": "UNCOMPRESSED", "customer_id": "UNCOMPRESSED"} if codec == "snappy" else {}
@@ -240,7 +243,7 @@ def test_batch_with_other_columns_than_declared_is_refused(settings, olist_csv):
     fill_source(settings, olist_csv, ["sellers"])
     pipeline.extract(settings, quiet(), "historical", ["sellers"])
     store = ObjectStore(settings.store_url, settings)
-    (path,) = store.glob("sellers/historical/batch=*/" + MANIFEST)
+    (path,) = store.glob("olist/sellers/historical/batch=*/" + MANIFEST)
     manifest = store.read_json(path)
     manifest["columns"] = manifest["columns"][1:]
     store.write_json(path, manifest)
@@ -249,7 +252,7 @@ def test_batch_with_other_columns_than_declared_is_refused(settings, olist_csv):
 
 
 def test_unknown_table_is_named(settings):
-    from loaders.tables import DeclarationError
+    from loaders.declarations import DeclarationError
 
     with pytest.raises(DeclarationError, match="unknown table.*payments"):
         pipeline.extract(settings, quiet(), "auto", ["payments"])
@@ -260,8 +263,8 @@ def test_batches_are_listed_in_time_order(settings, olist_csv):
     pipeline.extract(settings, quiet(), "historical", ["sellers"])
     pipeline.extract(settings, quiet(), "current", ["sellers"])
     store = ObjectStore(settings.store_url, settings)
-    batches = list_batches(store, load_tables(settings.project_dir)["sellers"])
-    assert [b[1].split("/")[1] for b in batches] == ["historical", "current"]
+    batches = list_batches(store, declared_tables(settings.project_dir)["sellers"])
+    assert [layout.parse_batch_folder(b[1])[0] for b in batches] == ["historical", "current"]
 
 
 def test_missing_store_folder_is_created_and_bad_url_refused(tmp_path):
@@ -272,7 +275,7 @@ def test_missing_store_folder_is_created_and_bad_url_refused(tmp_path):
 
 
 def test_key_literals_are_escaped(settings, mysql_url):
-    with SourceDB(settings.source_url) as lite, SourceDB(mysql_url) as my:
+    with open_source(settings.source_url) as lite, open_source(mysql_url) as my:
         assert lite.literal("a'b\\c") == "'a''b\\c'"
         assert my.literal("a'b\\c") == "'a''b\\\\c'"
         assert my.literal(42) == "42"
@@ -287,7 +290,7 @@ def test_mysql_zero_dates_are_extracted_as_null(settings, mysql_url, olist_csv, 
 
     s = settings.with_(source_url=mysql_url, page_rows=100, extract_streams=2)
     fill_source(s, olist_csv, ["orders"])
-    with SourceDB(mysql_url) as db:
+    with open_source(mysql_url) as db:
         ids = [r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_id")]
         # the first row, one in the middle of a page, the last row: both ranges meet one
         zeroed = {ids[0]: "order_approved_at", ids[len(ids) // 2 + 37]: "order_delivered_customer_date",
@@ -308,7 +311,7 @@ def test_mysql_zero_dates_are_extracted_as_null(settings, mysql_url, olist_csv, 
     for order_id, column in zeroed.items():
         assert warehouse_rows(s, f"SELECT {column} FROM raw.orders WHERE order_id = '{order_id}'") == [(None,)]
     # a zero date written after the historical run: the incremental window maps it as well
-    with SourceDB(mysql_url) as db, db.transaction():
+    with open_source(mysql_url) as db, db.transaction():
         db.execute("SET SESSION sql_mode = ''")
         db.execute("UPDATE orders SET order_delivered_carrier_date = '0000-00-00 00:00:00' WHERE order_id = %s",
                    (ids[5],))

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaders import funnel
+from loaders.funnel import convert as funnel
 from loaders.config import Settings
-from loaders.funnel import LAKE, SCHEMA, FunnelError, convert_file, convert_pending, land_files, lake_partitions
-from loaders.funnel_generate import FUNNEL_HEADER, generate_funnel
+from loaders.funnel import FUNNEL_HEADER, SCHEMA, FunnelError, convert_file, convert_pending, land_files, lake_partitions
+from loaders.layout import FUNNEL_LAKE
+from olist_demo.funnel_generator import generate_funnel
 from loaders.store import ObjectStore
 
 HEADER = ",".join(FUNNEL_HEADER) + "\r\n"
@@ -47,7 +48,7 @@ def expected_counts(path: Path) -> collections.Counter:
 
 def lake_counts(store: ObjectStore, where: str = "") -> collections.Counter:
     rows = duckdb.sql(
-        f"SELECT year, month, event_type, count(*) FROM read_parquet('{store.uri(LAKE)}/*/*/*.parquet', "
+        f"SELECT year, month, event_type, count(*) FROM read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet', "
         f"hive_partitioning = true) {where} GROUP BY ALL").fetchall()
     return collections.Counter({(y, m, e): n for y, m, e, n in rows})
 
@@ -79,7 +80,7 @@ def test_afternoon_events_keep_their_hour(lake, tmp_path):
     land_files(store, [path])
     convert_file(s, store, "clock_funnel.csv")
     got = duckdb.sql(f"SELECT session_id, hour(event_timestamp), minute(event_timestamp) FROM "
-                     f"read_parquet('{store.uri(LAKE)}/*/*/*.parquet') ORDER BY 1").fetchall()
+                     f"read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY 1").fetchall()
     assert [(h, m) for _, h, m in got] == [(h, m) for _, h, m in rows]
 
 
@@ -136,7 +137,7 @@ def test_too_many_rejects_fail_and_leave_the_lake_as_it_was(lake, funnel_files, 
     with pytest.raises(FunnelError, match=r"2016_funnel.csv: .* rows rejected .*DWH_FUNNEL_MAX_REJECT_RATIO"):
         convert_file(s, store, "2016_funnel.csv")
     assert lake_counts(store) == before
-    assert store.glob("lake/_tmp/funnel/*") == []
+    assert store.glob("tmp/funnel/*") == []
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -151,7 +152,7 @@ def test_a_file_that_is_not_a_funnel_file_is_refused(lake, tmp_path, content, re
     land_files(store, [path])
     with pytest.raises(FunnelError, match=f"wrong_funnel.csv is not a funnel file.*{reason}"):
         convert_file(s, store, "wrong_funnel.csv")
-    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_state/funnel/*") == []
+    assert store.glob(f"{FUNNEL_LAKE}/*") == [] and store.glob("state/funnel/*") == []
 
 
 def test_missing_landing_file_is_named(lake):
@@ -163,7 +164,7 @@ def test_missing_landing_file_is_named(lake):
 def lake_rows(store: ObjectStore) -> list[tuple]:
     return duckdb.sql(
         f"SELECT session_id, event_timestamp, event_type, userid, product_id, category_id, source_file, "
-        f"converted_at FROM read_parquet('{store.uri(LAKE)}/*/*/*.parquet') ORDER BY session_id").fetchall()
+        f"converted_at FROM read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY session_id").fetchall()
 
 
 def csv_rows(path: Path) -> list[tuple]:
@@ -192,7 +193,7 @@ def test_every_value_arrives_across_many_blocks(settings, funnel_files):
     assert {r[6] for r in got} == {"2017_funnel.csv"} and len({r[7] for r in got}) == 1
     assert report.rows_written == len(got) == 30_000 and report.bytes_read == (
         (funnel_files / "2017_funnel.csv").stat().st_size - len(HEADER))
-    for path in store.glob(f"{LAKE}/*/*/*.parquet"):
+    for path in store.glob(f"{FUNNEL_LAKE}/*/*/*.parquet"):
         assert pq.read_schema(store.full(path)).remove_metadata() == SCHEMA
 
 
@@ -238,7 +239,7 @@ def test_a_failure_while_parsing_leaves_the_lake_as_it_was(lake, funnel_files, m
     monkeypatch.setattr(funnel, "_validate", failing)
     with pytest.raises(RuntimeError, match="parser broke"):
         convert_file(s, store, "2016_funnel.csv")
-    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_tmp/funnel/*") == []
+    assert store.glob(f"{FUNNEL_LAKE}/*") == [] and store.glob("tmp/funnel/*") == []
     assert parse_threads() == []
 
 
@@ -256,7 +257,7 @@ def test_a_failing_writer_stops_the_other_threads(lake, funnel_files, monkeypatc
     with pytest.raises(OSError, match="disk full"):
         convert_file(s, store, "2016_funnel.csv")
     assert parse_threads() == []
-    assert store.glob(f"{LAKE}/*") == [] and store.glob("lake/_tmp/funnel/*") == []
+    assert store.glob(f"{FUNNEL_LAKE}/*") == [] and store.glob("tmp/funnel/*") == []
 
 
 def test_quoted_values_are_read_as_csv(lake, tmp_path):

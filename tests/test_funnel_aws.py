@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import pipeline
-from loaders.catalog import GlueCatalog
-from loaders.funnel_generate import generate_funnel
+from loaders.funnel import GlueCatalog
+from olist_demo.funnel_generator import generate_funnel
 from loaders.store import ObjectStore
 
 from .helpers import quiet
@@ -36,7 +36,7 @@ def test_landing_parquet_and_glue_partitions_on_aws(aws_settings, olist_csv, tmp
     store = ObjectStore(s.store_url, s)
     with store.fs.open(f"{s3_bucket}/{parquet[0]}", "rb") as handle:
         assert pq.ParquetFile(handle).metadata.num_rows > 0
-    assert not [k for k in keys if "/_tmp/" in k]
+    assert not [k for k in keys if "/tmp/" in k]
 
     catalog = GlueCatalog(s, store)
     assert catalog.partitions() == [(2017, m) for m in range(1, 13)]

@@ -1,4 +1,4 @@
-"""Tests for loaders.generate: the synthetic Olist files must look like the real ones."""
+"""Tests for olist_demo.olist_generator: the synthetic Olist files must look like the real ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.generate import OLIST_FILES, generate_olist
+from olist_demo.olist_generator import OLIST_FILES, generate_olist
 
 # Copied from DATA.md section 1, in its order.
 EXPECTED_HEADERS = {

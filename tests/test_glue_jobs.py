@@ -22,8 +22,8 @@ from loaders.aws import glue_jobs
 from loaders.aws.package import build as build_artifacts
 from loaders.aws.secrets import SecretError, apply_warehouse_secret
 from loaders.config import ConfigError, Settings
-from loaders.funnel_generate import generate_funnel
-from loaders.source import SourceDB
+from olist_demo.funnel_generator import generate_funnel
+from loaders.sources import open_source
 
 from .conftest import MYSQL_HOST, MYSQL_PORT
 from .helpers import fill_source, quiet, warehouse_rows
@@ -87,7 +87,7 @@ def test_glue_jobs_run_end_to_end_on_the_embedded_defaults(olist_csv, tmp_path):
     glue_jobs.run("load", [*GLUE_ARGS, "--data_dir", str(data)], env={}, echo=out.append)
     assert "  9 new batch(es) loaded; 0 already in the load log" in out
     assert any(line.startswith("  dbt build:") for line in out) and "  no batch arrived meanwhile" in out
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         (orders,) = db.execute("SELECT count(*) FROM orders")[0]
     assert warehouse_rows(s, "SELECT count(*) FROM marts.fact_orders") == [(orders,)]
     assert warehouse_rows(s, "SELECT count(*) FROM marts.fact_funnel_events") == [(2_000,)]
@@ -179,15 +179,17 @@ def test_unknown_job_and_bad_options_are_one_clear_error(tmp_path, capsys):
 
 def test_build_on_redshift_prepares_the_spectrum_schema_first(monkeypatch, tmp_path):
     """The load job's build creates the external schema over the Glue database if it is missing."""
-    from loaders.dbt_runner import DbtReport
+    from loaders.build.dbt_runner import DbtReport
 
     import contextlib
 
-    from loaders import build_scope
+    from loaders.build import scope as build_scope
+    from loaders.warehouses import ENGINES
 
     calls: list[list[str]] = []
     monkeypatch.setattr(pipeline, "run_dbt", lambda s, args, quiet=False: calls.append(args) or DbtReport(" ".join(args), True))
-    monkeypatch.setattr(pipeline, "open_warehouse", lambda settings, store: contextlib.nullcontext())  # no Redshift here
+    monkeypatch.setattr(pipeline, "open_warehouse",  # not connected: no Redshift here
+                        lambda settings, store: contextlib.nullcontext(ENGINES[settings.warehouse](settings, store)))
     monkeypatch.setattr(build_scope, "plan", lambda *args: None)
     monkeypatch.setattr(build_scope, "record_build", lambda *args: None)
     s = Settings(data_dir=tmp_path, warehouse="redshift", store_url=str(tmp_path / "lake"), glue_database="olist_funnel")

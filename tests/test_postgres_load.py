@@ -54,7 +54,7 @@ def test_load_into_postgres_keeps_values_exactly(pg_settings, olist_csv):
 
 
 def test_unreachable_postgres_is_named(settings):
-    from loaders.warehouse import WarehouseError
+    from loaders.warehouses import WarehouseError
 
     s = settings.with_(warehouse="postgres", pg_port=1)
     with pytest.raises(WarehouseError, match="cannot connect to PostgreSQL at 127.0.0.1:1"):

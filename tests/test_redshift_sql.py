@@ -9,10 +9,11 @@ import pytest
 import sqlfluff
 
 from loaders import pipeline
-from loaders.load import LoadError, batch_statements, list_batches, load_batch, read_manifest
+from loaders.load import LoadError, batch_statements, list_batches, load_batch
+from loaders.manifest import read_manifest
 from loaders.store import ObjectStore
-from loaders.tables import load_tables
-from loaders.warehouse import RedshiftWarehouse
+from loaders.declarations import declared_tables
+from loaders.warehouses import RedshiftWarehouse
 
 from .helpers import fill_source, quiet
 
@@ -30,7 +31,7 @@ def extracted(settings, olist_csv):
 def _statements(s, table_name):
     store = ObjectStore(s.store_url, s)
     wh = RedshiftWarehouse(s, store)
-    table = load_tables(s.project_dir)[table_name]
+    table = declared_tables(s.project_dir)[table_name]
     (_, folder), = list_batches(store, table)
     manifest = read_manifest(store, table, folder)
     steps = batch_statements(wh, table, manifest, folder, datetime(2026, 11, 22, 3, 0, 0))
@@ -114,7 +115,7 @@ def _wh(s, conn):
     store = ObjectStore(s.store_url, s)
     wh = RedshiftWarehouse(s, store)
     wh.conn = conn
-    table = load_tables(s.project_dir)["orders"]
+    table = declared_tables(s.project_dir)["orders"]
     (_, folder), = list_batches(store, table)
     return wh, table, folder
 

@@ -19,14 +19,14 @@ def test_extract_to_s3_and_load_from_s3(settings, olist_csv, s3_endpoint, s3_buc
     fill_source(s, olist_csv, TABLES)
     batches, loads = extract_and_load(s, "auto", TABLES)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="lake/orders/")["Contents"]]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="lake/olist/orders/")["Contents"]]
     assert any(k.endswith("/_manifest.json") for k in keys)
     assert any(k.endswith("/_copy.manifest") for k in keys)
     assert sum(k.endswith(".parquet") for k in keys) == len(next(b for b in batches if b.table == "orders").parts) > 1
-    assert "lake/orders/_state.json" in keys
+    assert "lake/olist/orders/_state.json" in keys
     copy_manifest = ObjectStore(s.store_url, s).read_json(
         next(k for k in keys if k.endswith("_copy.manifest")).removeprefix("lake/"))
-    assert all(e["url"].startswith(f"s3://{s3_bucket}/lake/orders/historical/") and e["meta"]["content_length"] > 0
+    assert all(e["url"].startswith(f"s3://{s3_bucket}/lake/olist/orders/historical/") and e["meta"]["content_length"] > 0
                for e in copy_manifest["entries"])
     for b in batches:
         assert warehouse_rows(s, f'SELECT count(*) FROM raw."{b.table}"') == [(b.rows,)]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from loaders.simulate import simulate_hour
-from loaders.source import SourceDB
+from olist_demo.shop_simulator import simulate_hour
+from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, warehouse_rows
 
@@ -26,7 +26,7 @@ def test_an_hour_of_changes_reaches_the_raw_tables(source_settings, olist_csv):
     fill_source(s, olist_csv, TABLES)
     historical, _ = extract_and_load(s, "historical", TABLES)
     historical_upper = historical[0].upper
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         report = simulate_hour(db, random.Random(1), orders_per_hour=12, progress_per_hour=30)
         q = db.quote
         new_orders = db.execute(
@@ -40,7 +40,7 @@ def test_an_hour_of_changes_reaches_the_raw_tables(source_settings, olist_csv):
     assert report.approved + report.shipped + report.delivered + report.canceled > 0
     assert report.new_reviews == report.delivered
 
-    with SourceDB(s.source_url) as db:  # an order can move twice in one hour: count distinct rows
+    with open_source(s.source_url) as db:  # an order can move twice in one hour: count distinct rows
         changed_orders = db.execute(
             f"SELECT count(*) FROM {db.quote('orders')} WHERE {db.quote('updated_at')} >= "
             f"{db.timestamp_literal(historical_upper)}")[0][0]

@@ -9,9 +9,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from loaders.generate import OLIST_FILES
-from loaders.source import SourceDB, SourceError, load_folder
-from loaders.tables import load_tables
+from olist_demo.olist_generator import OLIST_FILES
+from loaders.sources import SourceError, open_source
+from loaders.sources.bootstrap import load_folder
+from loaders.declarations import declared_tables
 
 
 def csv_rows(path: Path) -> list[list[str]]:
@@ -27,11 +28,11 @@ def source_url(request, tmp_path: Path) -> str:
 
 
 def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_dir):
-    tables = list(load_tables(project_dir).values())
-    with SourceDB(source_url) as db:
+    tables = list(declared_tables(project_dir).values())
+    with open_source(source_url) as db:
         reports = load_folder(db, tables, olist_csv)
         for report in reports:
-            table = load_tables(project_dir)[report.table]
+            table = declared_tables(project_dir)[report.table]
             expected = len(csv_rows(olist_csv / table.csv_file))
             assert report.rows_read == report.rows_stored == expected == db.row_count(table)
         q = db.quote
@@ -57,8 +58,8 @@ def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_
 
 
 def test_cursor_column_is_kept_by_the_database(source_url, olist_csv, project_dir):
-    tables = load_tables(project_dir)
-    with SourceDB(source_url) as db:
+    tables = declared_tables(project_dir)
+    with open_source(source_url) as db:
         load_folder(db, [tables["orders"]], olist_csv)
         q = db.quote
         order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
@@ -77,8 +78,8 @@ def test_zero_dates_become_null(source_url, csv_copy, project_dir):
     fields[4] = "0000-00-00 00:00:00"  # order_approved_at
     lines[1] = ",".join(fields) + "\n"
     path.write_text("".join(lines), encoding="utf-8")
-    with SourceDB(source_url) as db:
-        load_folder(db, [load_tables(project_dir)["orders"]], csv_copy)
+    with open_source(source_url) as db:
+        load_folder(db, [declared_tables(project_dir)["orders"]], csv_copy)
         q = db.quote
         value = db.execute(f"SELECT {q('order_approved_at')} FROM {q('orders')} WHERE {q('order_id')} = '{fields[0]}'")[0][0]
         assert value is None
@@ -88,8 +89,8 @@ def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, pro
     path = csv_copy / "olist_sellers_dataset.csv"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("seller_city", "city", 1), encoding="utf-8")
-    tables = list(load_tables(project_dir).values())
-    with SourceDB(source_url) as db:
+    tables = list(declared_tables(project_dir).values())
+    with open_source(source_url) as db:
         with pytest.raises(SourceError, match=r"olist_sellers_dataset\.csv: wrong header for table 'sellers'"):
             load_folder(db, tables, csv_copy)
         assert not any(db.table_exists(t) for t in tables)  # checked before anything is written
@@ -97,9 +98,9 @@ def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, pro
 
 def test_missing_file_is_named(source_url, csv_copy, project_dir):
     (csv_copy / "olist_order_payments_dataset.csv").unlink()
-    with SourceDB(source_url) as db:
+    with open_source(source_url) as db:
         with pytest.raises(SourceError, match="missing file.*olist_order_payments_dataset.csv"):
-            load_folder(db, list(load_tables(project_dir).values()), csv_copy)
+            load_folder(db, list(declared_tables(project_dir).values()), csv_copy)
 
 
 def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
@@ -109,8 +110,8 @@ def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
     fields[5] = "12,5x"  # a price that is not a number (quoted so the field count stays right)
     lines[3] = ",".join(fields[:5]) + ',"12.5x",' + fields[-1] + "\n"
     path.write_text("".join(lines), encoding="utf-8")
-    table = load_tables(project_dir)["order_items"]
-    with SourceDB(source_url) as db:
+    table = declared_tables(project_dir)["order_items"]
+    with open_source(source_url) as db:
         with pytest.raises(SourceError, match="olist_order_items_dataset.csv"):
             load_folder(db, [table], csv_copy)
         assert db.row_count(table) == 0
@@ -119,7 +120,7 @@ def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
 def test_unreachable_database_is_one_clear_error_without_the_password():
     password = f"pw-{secrets.token_hex(6)}"  # made at run time: no credential literal in the repository
     with pytest.raises(SourceError) as info:
-        SourceDB(f"mysql://shop:{password}@127.0.0.1:1/olist")
+        open_source(f"mysql://shop:{password}@127.0.0.1:1/olist")
     message = str(info.value)
     assert "cannot connect to the source database" in message
     assert password not in message and "***" in message
@@ -127,7 +128,7 @@ def test_unreachable_database_is_one_clear_error_without_the_password():
 
 def test_unknown_scheme_is_refused():
     with pytest.raises(SourceError, match="DWH_SOURCE_URL"):
-        SourceDB("postgresql://x@localhost/db")
+        open_source("postgresql://x@localhost/db")
 
 
 def test_mysql_load_uses_load_data_local_infile(mysql_url, olist_csv, project_dir, monkeypatch):
@@ -139,13 +140,13 @@ def test_mysql_load_uses_load_data_local_infile(mysql_url, olist_csv, project_di
         return original(self, query, args)
 
     monkeypatch.setattr(pymysql.cursors.Cursor, "execute", spy)
-    with SourceDB(mysql_url) as db:
-        load_folder(db, [load_tables(project_dir)["sellers"]], olist_csv)
+    with open_source(mysql_url) as db:
+        load_folder(db, [declared_tables(project_dir)["sellers"]], olist_csv)
     assert any(q.startswith("LOAD DATA LOCAL INFILE") for q in seen)
 
 
 def test_header_constants_match_the_declarations(project_dir):
-    tables = load_tables(project_dir)
+    tables = declared_tables(project_dir)
     for table in tables.values():
         assert tuple(c.name for c in table.csv_columns) == OLIST_FILES[table.csv_file]
 
@@ -156,8 +157,8 @@ def test_split_points_cut_the_key_into_balanced_disjoint_ranges(mysql_url, kind)
     key type and collation they must cover every row once, and be balanced for even keys."""
     import random
 
-    from loaders.tables import Column, Table
-    from loaders.types import LogicalType
+    from loaders.declarations import Column, Table
+    from loaders.declarations import LogicalType
 
     rng = random.Random(7)
     if kind == "int":
@@ -174,7 +175,7 @@ def test_split_points_cut_the_key_into_balanced_disjoint_ranges(mysql_url, kind)
                   (Column("id", LogicalType.parse("varchar(40)")), Column("n", LogicalType.parse("integer")),
                    Column("updated_at", LogicalType.parse("timestamp"))),
                   ("id", "n"), "updated_at", "id")
-    with SourceDB(mysql_url) as db:
+    with open_source(mysql_url) as db:
         with db.transaction():
             db.execute(f"CREATE TABLE split_probe (id {column}, n INT, updated_at DATETIME, PRIMARY KEY (id, n))")
             for i in range(0, len(rows), 500):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlfluff
 
-from loaders.dbt_runner import compile_inline
+from loaders.build.dbt_runner import compile_inline
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-spectrum"
 LOCATION = "s3://olist-lake/prod/lake/funnel_events/"

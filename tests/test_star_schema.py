@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 from loaders import pipeline
-from loaders.dbt_runner import DbtError
-from loaders.simulate import simulate_hour
-from loaders.source import SourceDB
+from loaders.build.dbt_runner import DbtError
+from olist_demo.shop_simulator import simulate_hour
+from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
@@ -36,11 +36,11 @@ def test_incremental_facts_equal_a_full_refresh(settings, olist_csv):
     extract_and_load(s)
     build(s, *NO_LOOKBACK)
     rng = random.Random(3)
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         changed_order = db.execute(
             "SELECT order_id FROM order_items WHERE order_item_id = 1 ORDER BY order_id LIMIT 1")[0][0]
     for hour in range(4):
-        with SourceDB(s.source_url) as db:
+        with open_source(s.source_url) as db:
             simulate_hour(db, rng, orders_per_hour=8, progress_per_hour=25)
             if hour == 1:  # an order whose items change: a price correction and an added item
                 db.execute("UPDATE order_items SET price = price + 1.5 WHERE order_id = ? AND order_item_id = 1",
@@ -60,7 +60,7 @@ def test_incremental_facts_equal_a_full_refresh(settings, olist_csv):
         extract_and_load(s)
         build(s, *NO_LOOKBACK)
     fact = warehouse_rows(s, f"SELECT count(*), sum(price) FROM marts.fact_order_items WHERE order_id = '{changed_order}'")[0]
-    with SourceDB(s.source_url) as db:
+    with open_source(s.source_url) as db:
         source = db.execute("SELECT count(*), sum(CAST(price AS REAL)) FROM order_items WHERE order_id = ?",
                             (changed_order,))[0]
     assert fact[0] == source[0] and float(fact[1]) == pytest.approx(source[1])  # the changed items are in
@@ -93,7 +93,7 @@ def _inject_and_check(settings, gate: str) -> None:
 
 
 def test_unknown_status_is_stopped_by_accepted_values(built):
-    with SourceDB(built.source_url) as db:
+    with open_source(built.source_url) as db:
         db.execute("UPDATE orders SET order_status = 'lost_in_transit' WHERE order_id = "
                    "(SELECT min(order_id) FROM orders)")
         db.execute("INSERT INTO orders (order_id, customer_id, order_status, order_purchase_timestamp, "
@@ -103,7 +103,7 @@ def test_unknown_status_is_stopped_by_accepted_values(built):
 
 
 def test_payment_for_an_unknown_order_is_stopped_by_relationships(built):
-    with SourceDB(built.source_url) as db:
+    with open_source(built.source_url) as db:
         db.execute("INSERT INTO order_payments (order_id, payment_sequential, payment_type, payment_installments, "
                    "payment_value) VALUES (?, 1, 'boleto', 1, '10.00')", ("9" * 32,))
         db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = (SELECT min(order_id) FROM orders)")
@@ -111,7 +111,7 @@ def test_payment_for_an_unknown_order_is_stopped_by_relationships(built):
 
 
 def test_duplicated_order_in_one_batch_is_stopped_at_the_source(built):
-    with SourceDB(built.source_url) as db:
+    with open_source(built.source_url) as db:
         db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = (SELECT min(order_id) FROM orders)")
     pipeline.extract(built, quiet(), "auto")
     pipeline.load(built, quiet())

@@ -22,7 +22,7 @@ Arguments (Glue passes `--name value`; the Glue ones such as `--JOB_RUN_ID` are 
 * job options: `--mode` and `--tables` (extract, load), `--max_rounds` and `--build` (load),
   `--source_key` and `--force` (funnel).
 
-Without any argument a job runs on the embedded defaults (SQLite, ./data/lake, DuckDB), which is
+Without any argument a job runs on the embedded defaults (SQLite, ./data/store, DuckDB), which is
 how the tests run them: same code, other configuration.
 """
 
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from .. import pipeline
 from ..config import ConfigError, Settings, _coerce
 from ..errors import USER_ERRORS
+from ..report import Reporter
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
 JOB_OPTIONS = {
@@ -143,14 +144,14 @@ def _tables(args: dict[str, str]) -> list[str] | None:
     return names or None
 
 
-def run_extract(settings: Settings, rep: pipeline.Reporter, args: dict[str, str]) -> None:
+def run_extract(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     mode = args.get("mode") or "auto"
     if mode not in ("auto", "historical", "current"):
         raise ConfigError(f"--mode={mode!r}: use auto, historical or current")
     pipeline.extract(settings, rep, mode, _tables(args))
 
 
-def run_load(settings: Settings, rep: pipeline.Reporter, args: dict[str, str]) -> None:
+def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     rounds = int(args.get("max_rounds") or 3)
     build = args.get("build") or "when-loaded"
     if build not in ("when-loaded", "always"):
@@ -165,7 +166,7 @@ def run_load(settings: Settings, rep: pipeline.Reporter, args: dict[str, str]) -
     rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
 
 
-def run_funnel(settings: Settings, rep: pipeline.Reporter, args: dict[str, str]) -> None:
+def run_funnel(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     pipeline.funnel_convert(settings, rep, args.get("source_key") or None,
                             force=args.get("force", "").lower() in ("1", "true", "yes"))
 
@@ -185,7 +186,7 @@ def run(job: str, argv: list[str], env: dict[str, str] | None = None, secrets_cl
     shown = settings.describe()
     echo(f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
          f"source {shown['source_url']}, dbt project {shown['project_dir']}")
-    JOBS[job](settings, pipeline.Reporter(echo=echo), args)
+    JOBS[job](settings, Reporter(echo=echo), args)
     echo(f"dwh {job} job finished in {time.perf_counter() - started:.1f}s")
 
 

@@ -2,7 +2,7 @@
 
 Writes into one folder, to be copied as is to `s3://<ArtifactBucket>/<ArtifactPrefix>/`:
 
-    lambda/trigger-<hash>.zip        the trigger function (loaders/aws/trigger.py; boto3 only)
+    lambda/trigger-<hash>.zip        the trigger function (loaders/aws/trigger.py, loaders/layout.py; boto3 only)
     glue/loaders-<hash>.zip          the loaders package, for the Glue jobs' --extra-py-files
     glue/dbt_project-<hash>.zip      the dbt project (models, macros, seeds, tests, profiles.yml)
     glue/jobs/<job>.py               the Glue job scripts: `main("<job>")`, nothing else
@@ -31,6 +31,9 @@ JOBS = ("extract", "load", "funnel")
 GLUE_PACKAGES = ("dbt-core", "dbt-redshift", "pyarrow", "connectorx", "pymysql", "s3fs", "click", "pyyaml")
 DBT_PROJECT_PATHS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "analyses", "tests/dbt")
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+# The trigger Lambda's code: the function and the store layout it matches keys against (both
+# import only the standard library and boto3, which the Lambda runtime has).
+TRIGGER_MODULES = ("loaders/__init__.py", "loaders/layout.py", "loaders/aws/__init__.py", "loaders/aws/trigger.py")
 
 
 class PackageError(RuntimeError):
@@ -114,7 +117,7 @@ def build(out: Path, root: Path = PROJECT_DIR) -> Artifacts:
     artifacts = Artifacts(out)
 
     trigger = _zip([(n, p) for n, p in _python_files(root, "loaders")
-                    if n in ("loaders/__init__.py", "loaders/aws/__init__.py", "loaders/aws/trigger.py")])
+                    if n in TRIGGER_MODULES])
     loaders = _zip(_python_files(root, "loaders"))
     project = _zip(_project_files(root))
     for role, folder, name, data in (("trigger", "lambda", "trigger.zip", trigger),

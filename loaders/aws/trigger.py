@@ -1,6 +1,6 @@
 """The Lambda that starts the right Glue job for an S3 event or the hourly schedule.
 
-* A new batch manifest, `<prefix>/<table>/current|historical/batch=<id>/_manifest.json`, starts
+* A new batch manifest, `<prefix>/olist/<table>/current|historical/batch=<id>/_manifest.json`, starts
   the load job (load new batches, then dbt build). One load run takes every pending batch, so
   the hourly burst of manifests (one per changed table) needs one run: a manifest is
   "coalesced" when a load run is still queued or starting (it lists the batches when its code
@@ -25,7 +25,7 @@ and a malformed event or record is reported in the summary, never raised.
 
 Configuration (environment of the function): DATA_BUCKET, STORE_PREFIX (the key prefix of the
 object store, may be empty), LOAD_JOB_NAME, FUNNEL_JOB_NAME, EXTRACT_JOB_NAME. Only the standard
-library and boto3 are imported here.
+library, boto3 and the store layout (loaders/layout.py, standard library only) are imported here.
 """
 
 from __future__ import annotations
@@ -34,17 +34,15 @@ import hashlib
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .. import layout
+
 log = logging.getLogger("dwh.trigger")
 log.setLevel(logging.INFO)
 
-MARKERS = "_trigger"
-_MANIFEST = re.compile(r"(?P<table>[a-z][a-z0-9_]*)/(?P<mode>current|historical)/batch=[^/]+/_manifest\.json")
-_FUNNEL = re.compile(r"landing/funnel/[^/]+\.csv", re.IGNORECASE)
 PENDING_STATES = ("STARTING", "WAITING")  # WAITING: queued behind a running run (job run queuing)
 RETRYABLE = {"ThrottlingException", "ConcurrentRunsExceededException", "InternalServiceException",
              "OperationTimeoutException", "ResourceNumberLimitExceededException", "SlowDown",
@@ -80,7 +78,8 @@ class Config:
 
     def marker_key(self, identity: str) -> str:
         name = hashlib.sha256(identity.encode("utf-8")).hexdigest()
-        return f"{self.prefix}/{MARKERS}/{name}" if self.prefix else f"{MARKERS}/{name}"
+        key = layout.trigger_marker(name)
+        return f"{self.prefix}/{key}" if self.prefix else key
 
 
 @dataclass
@@ -146,9 +145,9 @@ def classify(event: Any, config: Config, summary: Summary) -> list[Request]:
         inside = config.relative(key)
         # S3 gives each object event a sequencer; a re-delivery repeats it, a new upload does not.
         identity = f"s3:{bucket}/{key}:{s3['object'].get('sequencer') or s3['object'].get('eTag') or ''}"
-        if inside is not None and _MANIFEST.fullmatch(inside):
+        if inside is not None and layout.MANIFEST_KEY.fullmatch(inside):
             requests.append(Request("load", key, identity))
-        elif inside is not None and _FUNNEL.fullmatch(inside):
+        elif inside is not None and layout.FUNNEL_LANDING_KEY.fullmatch(inside):
             requests.append(Request("funnel", key, identity, {"--source_key": inside}))
         else:
             summary.ignored.append(key)

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-FUNNEL_HEADER = ("session_id", "event_timestamp", "event_type", "userid", "product_id", "category_id")
-EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase")
+from loaders.funnel import EVENT_TYPES, FUNNEL_HEADER
+
 _EVENT_WEIGHTS = (0.62, 0.2, 0.08, 0.1)
 ROWS_PER_FILE_AT_SCALE_1 = 10_000  # the seed design's sample: about 10k rows per yearly file
 MAX_USERS = 200_000  # users and products are sampled from the source up to this many

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .config import Settings
+from ..config import Settings
 
 
 class DbtError(RuntimeError):

@@ -40,15 +40,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .config import Settings
-from .funnel_generate import EVENT_TYPES, FUNNEL_HEADER
-from .store import HashingWriter, ObjectStore, StoreError
+from ..config import Settings
+from ..store import HashingWriter, ObjectStore, StoreError
+from .. import layout
 
-log = logging.getLogger(__name__)
-LANDING = "landing/funnel"
-LAKE = "lake/funnel_events"
-REJECTS = "rejects/funnel"
-STATE = "lake/_state/funnel"
+log = logging.getLogger("loaders.funnel")
+FUNNEL_HEADER = ("session_id", "event_timestamp", "event_type", "userid", "product_id", "category_id")
+EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase")
 TIMESTAMP_FORMAT = "%m/%d/%Y %I:%M %p"
 SCHEMA = pa.schema([
     ("session_id", pa.string()),
@@ -503,7 +501,7 @@ class _PartitionWriters:
         if not parts:
             return
         if ym not in self.writers:
-            path = f"{self.prefix}/year={ym[0]}/month={ym[1]}/{self.stem}.parquet"
+            path = layout.partition_file(self.prefix, ym[0], ym[1], self.stem)
             sink = self.store.open_part(path)
             codec = "NONE" if self.settings.parquet_compression == "none" else self.settings.parquet_compression
             compression = {name: "NONE" if name in self.UNCOMPRESSED else codec for name in SCHEMA.names}
@@ -607,11 +605,7 @@ def _conversion_memory_pool() -> Iterator[None]:
 
 
 def landing_files(store: ObjectStore) -> list[str]:
-    return [p for p in store.glob(f"{LANDING}/*") if p.lower().endswith(".csv")]
-
-
-def _marker_path(stem: str) -> str:
-    return f"{STATE}/{stem}.json"
+    return [p for p in store.glob(layout.funnel_landing("*")) if p.lower().endswith(".csv")]
 
 
 def _source_key(store: ObjectStore, name: str) -> str:
@@ -621,7 +615,7 @@ def _source_key(store: ObjectStore, name: str) -> str:
     elif name.startswith("s3://") and store.is_s3:
         name = store.relative(name)
     if "/" not in name:
-        name = f"{LANDING}/{name}"
+        name = layout.funnel_landing(name)
     return name
 
 
@@ -638,14 +632,14 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
         info = store.info(key)
     except StoreError:
         raise FunnelError(f"funnel file not found: {store.uri(key)}") from None
-    marker_path = _marker_path(stem)
+    marker_path = layout.funnel_marker(stem)
     previous = store.read_json(marker_path) if store.exists(marker_path) else None
     if previous and not force and previous.get("source_bytes") == info.size and previous.get("source") == key:
         report.status = "skipped"
         return report
     converted_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    run = f"lake/_tmp/funnel/{uuid.uuid4().hex[:12]}"  # outside the table location
-    rejects = _Rejects(store, f"{REJECTS}/{stem}.csv.tmp-{uuid.uuid4().hex[:6]}")
+    run = layout.funnel_tmp(uuid.uuid4().hex[:12])  # outside the table location
+    rejects = _Rejects(store, f"{layout.funnel_rejects(stem)}.tmp-{uuid.uuid4().hex[:6]}")
     writers = _PartitionWriters(store, run, stem, settings, name, converted_at)
     try:
         with _conversion_memory_pool():
@@ -671,7 +665,7 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
                 raise FunnelError(
                     f"{name}: {report.rows_rejected:,} of {report.rows_read:,} rows rejected "
                     f"({ratio:.1%} > DWH_FUNNEL_MAX_REJECT_RATIO={settings.funnel_max_reject_ratio:.1%}): "
-                    f"{_reasons(report.rejects)}; nothing was converted, see {store.uri(_final_rejects(stem))}"
+                    f"{_reasons(report.rejects)}; nothing was converted, see {store.uri(layout.funnel_rejects(stem))}"
                 )
             written = writers.close()
     except BaseException:
@@ -682,10 +676,10 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
     # Publish: move the new files into place, drop this source's older outputs, then the marker.
     outputs = []
     for (year, month), path in sorted(written.items()):
-        final = f"{LAKE}/year={year}/month={month}/{stem}.parquet"
+        final = layout.funnel_lake_file(year, month, stem)
         store.move(path, final)
         outputs.append(final)
-        report.partitions[f"year={year}/month={month}"] = writers.rows[(year, month)]
+        report.partitions[layout.partition_name(year, month)] = writers.rows[(year, month)]
     for old in (previous or {}).get("outputs", []):
         if old not in outputs:
             store.delete(old)
@@ -704,13 +698,9 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
     return report
 
 
-def _final_rejects(stem: str) -> str:
-    return f"{REJECTS}/{stem}.csv"
-
-
 def _publish_rejects(store: ObjectStore, rejects: _Rejects, stem: str) -> str | None:
     path = rejects.close()
-    final = _final_rejects(stem)
+    final = layout.funnel_rejects(stem)
     if path is None:
         store.delete(final)  # a clean re-run leaves no stale rejects behind
         return None
@@ -733,7 +723,7 @@ def land_files(store: ObjectStore, paths: list) -> list[str]:
     """Copy local funnel files into the landing area (what the vendor's drop does)."""
     keys = []
     for path in paths:
-        key = f"{LANDING}/{path.name}"
+        key = layout.funnel_landing(path.name)
         writer = store.open_part(key)
         try:
             with open(path, "rb") as handle:
@@ -748,12 +738,8 @@ def land_files(store: ObjectStore, paths: list) -> list[str]:
 
 
 def lake_partitions(store: ObjectStore) -> list[tuple[int, int]]:
-    found = set()
-    for path in store.glob(f"{LAKE}/year=*/month=*/*.parquet"):
-        match = re.search(r"year=(\d+)/month=(\d+)/", path)
-        if match:
-            found.add((int(match[1]), int(match[2])))
-    return sorted(found)
+    found = {layout.parse_partition(p) for p in store.glob(layout.funnel_lake_glob())}
+    return sorted(p for p in found if p is not None)
 
 
 def describe(report: ConvertReport) -> str:

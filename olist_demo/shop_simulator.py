@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .source import SourceDB
+from loaders.sources import SourceEngine
 
 PAYMENT_TYPES = ("credit_card", "credit_card", "credit_card", "boleto", "voucher", "debit_card")
 
@@ -40,9 +40,9 @@ def _ts(value: datetime) -> str:
 
 
 class _Shop:
-    def __init__(self, db: SourceDB):
+    def __init__(self, db: SourceEngine):
         self.db = db
-        self.p = "?" if db.dialect == "sqlite" else "%s"
+        self.p = db.paramstyle
 
     def q(self, name: str) -> str:
         return self.db.quote(name)
@@ -58,7 +58,7 @@ class _Shop:
         return [r[0] for r in self.db.execute(sql.replace("?", self.p), params)]
 
 
-def simulate_hour(db: SourceDB, rng: random.Random, orders_per_hour: int = 20,
+def simulate_hour(db: SourceEngine, rng: random.Random, orders_per_hour: int = 20,
                   progress_per_hour: int = 60) -> HourReport:
     """Apply one hour of changes in one transaction; return what changed."""
     shop = _Shop(db)

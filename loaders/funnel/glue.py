@@ -12,11 +12,12 @@ import logging
 
 import pyarrow as pa
 
-from .config import ConfigError, Settings
-from .funnel import LAKE, SCHEMA
-from .store import ObjectStore
+from ..config import ConfigError, Settings
+from ..store import ObjectStore
+from .. import layout
+from .convert import SCHEMA
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("loaders.funnel")
 PARQUET = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
@@ -44,7 +45,7 @@ class GlueCatalog:
 
         self.settings, self.store = settings, store
         self.database, self.table = settings.glue_database, settings.glue_table
-        self.location = store.uri(LAKE) + "/"
+        self.location = store.uri(layout.FUNNEL_LAKE) + "/"
         self.client = boto3.client("glue", region_name=settings.aws_region,
                                    endpoint_url=settings.glue_endpoint_url or None)
 
@@ -84,7 +85,7 @@ class GlueCatalog:
                 DatabaseName=self.database, TableName=self.table,
                 PartitionInputList=[{
                     "Values": [str(year), str(month)],
-                    "StorageDescriptor": self._storage(f"{self.location}year={year}/month={month}/"),
+                    "StorageDescriptor": self._storage(f"{self.location}{layout.partition_name(year, month)}/"),
                 } for year, month in chunk],
             )
             errors = [e for e in response.get("Errors", [])

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import Settings
-from .warehouse import LOAD_LOG, Warehouse, literal, quote
+from ..config import Settings
+from .. import layout
+from ..warehouses import LOAD_LOG, Warehouse, literal, quote
 
 BUILD_LOG = "_build_log"
 # dbt arguments that build part of the project (such a build is not recorded as complete) ...
@@ -31,7 +32,7 @@ PARTIAL_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", 
                  "--exclude-resource-type"}
 # ... and those that choose what to build themselves (no selection is added)
 SELECTING_FLAGS = PARTIAL_FLAGS | {"--full-refresh", "-f"}
-OLIST_SOURCE = "olist"
+OLIST_SOURCE = layout.SOURCE  # the dbt source of the declared tables
 FUNNEL_SELECTOR = "source:funnel.funnel_events+"
 
 
@@ -90,24 +91,16 @@ def record_build(wh: Warehouse, started_at: datetime, selection: list[str] | Non
 
 def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
     """dbt selectors for every source with data loaded or converted since `since`."""
-    from .funnel import STATE
-
     rows = wh.execute(f"SELECT DISTINCT table_name FROM {wh.raw_name(LOAD_LOG)} "
                       f"WHERE loaded_at >= CAST({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP) "
-                      "ORDER BY table_name") if _has_table(wh, LOAD_LOG) else []
+                      "ORDER BY table_name") if wh.has_table(LOAD_LOG) else []
     selectors = [f"source:{OLIST_SOURCE}.{name}+" for (name,) in rows]
-    for marker in wh.store.glob(f"{STATE}/*.json"):
+    for marker in wh.store.glob(layout.funnel_markers_glob()):
         converted = wh.store.read_json(marker).get("converted_at")
         if converted and datetime.fromisoformat(converted) >= since:
             selectors.append(FUNNEL_SELECTOR)
             break
     return selectors
-
-
-def _has_table(wh: Warehouse, name: str) -> bool:
-    return bool(wh.execute(
-        f"SELECT 1 FROM information_schema.tables WHERE table_schema = {literal(wh.schema)} "
-        f"AND table_name = {literal(name)}"))
 
 
 def plan(wh: Warehouse, settings: Settings, extra: list[str], scope: str) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""The source tables, read from the one declaration that dbt reads too.
+"""The Olist source tables, read from the one declaration that dbt reads too.
 
 See models/staging/olist/_olist__sources.yml. Nothing else in the loaders names a table or a
 column: SQL identifiers are taken from here and quoted by the engine-specific code.
@@ -94,7 +94,7 @@ def _table(entry: dict, path: Path) -> Table:
 
 
 @cache
-def load_tables(project_dir: Path) -> dict[str, Table]:
+def declared_tables(project_dir: Path) -> dict[str, Table]:
     """All declared tables, in declaration order, keyed by name."""
     path = Path(project_dir) / DECLARATIONS
     try:
@@ -110,7 +110,7 @@ def load_tables(project_dir: Path) -> dict[str, Table]:
 
 def select_tables(project_dir: Path, names: tuple[str, ...] | list[str] | None) -> list[Table]:
     """The declared tables named (all when none), with a clear error for an unknown name."""
-    tables = load_tables(project_dir)
+    tables = declared_tables(project_dir)
     if not names:
         return list(tables.values())
     unknown = [n for n in names if n not in tables]

@@ -1,0 +1,21 @@
+"""The datasets, declared once in the dbt sources YAML and read here by every stage.
+
+`declared_tables()` reads the Olist tables of `models/staging/olist/_olist__sources.yml`;
+`LogicalType` maps each declared type to every engine (types.py).
+"""
+
+from .olist import (
+    BATCH_ID_COLUMN,
+    LOADED_AT_COLUMN,
+    Column,
+    DeclarationError,
+    Table,
+    declared_tables,
+    select_tables,
+)
+from .types import Engine, Kind, LogicalType, TypeDeclarationError
+
+__all__ = [
+    "BATCH_ID_COLUMN", "LOADED_AT_COLUMN", "Column", "DeclarationError", "Engine", "Kind", "LogicalType",
+    "Table", "TypeDeclarationError", "declared_tables", "select_tables",
+]

@@ -1,0 +1,141 @@
+"""Extract: one run of one table writes one batch to the object store (contracts 2 and 3).
+
+A batch is a folder `olist/<table>/<mode>/batch=<id>/` (loaders/layout.py) holding
+Parquet parts, a Redshift COPY manifest and, written last, `_manifest.json` (loaders/manifest.py).
+A folder without `_manifest.json` is not a batch: the loader never sees it. Incremental
+("current") runs read `cursor >= watermark - lookback AND cursor < upper`, where `upper` is the
+source database's clock read once at the start of the run; the watermark advances to `upper`
+only after the manifest is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import pyarrow.compute as pc
+
+from ..config import Settings
+from ..declarations import Table
+from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
+from ..sources import SourceEngine
+from ..store import ObjectStore
+from .. import layout
+from ..layout import MODES, Mode
+from .parts import ExtractError, PartWriter
+from .readers import read_rows
+from .watermark import read_watermark, write_watermark
+
+log = logging.getLogger("loaders.extract")
+
+
+@dataclass
+class BatchReport:
+    """What one extract of one table wrote (batch_id None: no changed rows, no batch)."""
+
+    table: str
+    mode: str
+    batch_id: str | None
+    rows: int = 0
+    bytes: int = 0
+    parts: list[Part] = field(default_factory=list)
+    lower: datetime | None = None
+    upper: datetime | None = None
+    seconds: float = 0.0
+    manifest: str | None = None
+
+
+def new_batch_id() -> str:
+    """Sortable by time, unique across concurrent runs (layout.BATCH_ID)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def extract_table(
+    settings: Settings,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    mode: Mode,
+    progress: Callable[[str, int], None] | None = None,
+) -> BatchReport:
+    """Extract one table as one batch; return what was written.
+
+    Raises ExtractError (unknown mode, no watermark for a current extract, a value that does
+    not fit its declared type) and SourceError (the source refused the read); in both cases
+    the unfinished batch folder is removed and the watermark stays where it was.
+    """
+    if mode not in MODES:
+        raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+    started = time.perf_counter()
+    upper = engine.now()
+    lower = None
+    if mode == "current":
+        watermark = read_watermark(store, table)
+        if watermark is None:
+            raise ExtractError(
+                f"table {table.name!r} has no watermark in {store.url}: run a historical extract first"
+            )
+        lower = watermark - timedelta(seconds=settings.lookback_seconds)
+    batch_id = new_batch_id()
+    folder = layout.batch_dir(table.name, mode, batch_id)
+    writer = PartWriter(store, folder, table, settings)
+    rows = 0
+    max_cursor = None
+    try:
+        for batch in read_rows(engine, table, lower, upper, settings):
+            batch_max = pc.max(batch.column(table.cursor)).as_py()
+            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                max_cursor = batch_max
+            writer.write(batch)
+            rows += batch.num_rows
+            if progress:
+                progress(table.name, rows)
+        parts = writer.finish()
+    except BaseException:
+        writer.abort()
+        _discard_batch(store, folder)
+        raise
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
+    if rows:
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "table": table.name,
+            "batch_id": batch_id,
+            "mode": mode,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "source_dialect": engine.name,
+            "format": "parquet",
+            "compression": settings.parquet_compression,
+            "cursor": {
+                "column": table.cursor,
+                "lower": lower.isoformat() if lower else None,
+                "upper": upper.isoformat(),
+                "max": max_cursor.isoformat() if max_cursor else None,
+            },
+            "primary_key": list(table.primary_key),
+            "columns": [
+                {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())}
+                for c in table.columns
+            ],
+            "row_count": rows,
+            "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],
+        }
+        write_manifests(store, folder, manifest, parts)
+        report.batch_id, report.rows, report.parts = batch_id, rows, parts
+        report.bytes = sum(p.bytes for p in parts)
+        report.manifest = store.uri(layout.batch_manifest(folder))
+    write_watermark(store, table, upper, report.batch_id)
+    report.seconds = time.perf_counter() - started
+    log.info("extracted %s (%s): %d rows in %d parts, %.1fs", table.name, mode, rows, len(report.parts), report.seconds)
+    return report
+
+
+def _discard_batch(store: ObjectStore, folder: str) -> None:
+    try:
+        store.delete(folder)
+    except Exception:  # the batch has no manifest: leftovers are invisible anyway
+        log.warning("could not remove the unfinished batch folder %s", store.uri(folder))

@@ -1,0 +1,28 @@
+"""A table's watermark: the cursor up to which every row has been extracted (contract 3).
+
+Stored at `olist/<table>/_state.json`; advanced only after a batch's manifest is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..declarations import Table
+from ..store import ObjectStore
+from .. import layout
+
+
+def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
+    """The table's watermark, or None before its first extract."""
+    path = layout.state_path(table.name)
+    if not store.exists(path):
+        return None
+    state = store.read_json(path)
+    return datetime.fromisoformat(state["watermark"])
+
+
+def write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id: str | None) -> None:
+    store.write_json(
+        layout.state_path(table.name),
+        {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id},
+    )

@@ -1,0 +1,89 @@
+"""The one-time bootstrap of a source database: the Olist schema and its bulk load."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ...declarations import Table
+from ..base import SourceEngine, SourceEngineName, SourceError
+from .csv_files import check_header
+
+ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
+
+
+@dataclass(frozen=True)
+class BulkLoadReport:
+    """One CSV file bulk-loaded into its source table."""
+
+    table: str
+    file: str
+    rows_read: int
+    rows_stored: int
+    seconds: float
+
+
+class Bootstrap:
+    """Creates the declared tables (key, cursor column kept by the database, cursor index) and
+    bulk-loads a CSV file into each. Subclasses spell it for one engine."""
+
+    engine_name: ClassVar[SourceEngineName]
+
+    def __init__(self, engine: SourceEngine):
+        self.engine = engine
+        self.q = engine.quote
+
+    # -- DDL --------------------------------------------------------------------------------
+    def surrogate_column(self, name: str) -> str:
+        raise NotImplementedError
+
+    def cursor_column(self, name: str) -> str:
+        raise NotImplementedError
+
+    def table_suffix(self) -> str:
+        return ""
+
+    def primary_key_clause(self, table: Table) -> str | None:
+        return f"PRIMARY KEY ({', '.join(self.q(k) for k in table.primary_key)})"
+
+    def after_create(self, table: Table) -> None:
+        """Indexes and triggers, once the table exists."""
+
+    def create_table(self, table: Table) -> None:
+        """Create the table (if missing) with its key, cursor default, trigger and index."""
+        cols = []
+        for c in table.columns:
+            if c.name == table.surrogate:
+                cols.append(self.surrogate_column(c.name))
+            elif c.name == table.cursor:
+                cols.append(self.cursor_column(c.name))
+            else:
+                null = " NOT NULL" if c.name in table.primary_key else ""
+                cols.append(f"{self.q(c.name)} {c.type.sql(self.engine_name)}{null}")
+        key = self.primary_key_clause(table)
+        if key:
+            cols.append(key)
+        self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (\n  "
+                            + ",\n  ".join(cols) + f"\n){self.table_suffix()}")
+        self.after_create(table)
+
+    def drop_table(self, table: Table) -> None:
+        self.engine.execute(f"DROP TABLE IF EXISTS {self.q(table.name)}")
+
+    # -- bulk load --------------------------------------------------------------------------
+    def load_file(self, table: Table, csv_path: Path) -> tuple[int, int]:
+        """(rows read, rows stored) of one CSV file loaded into its empty table, all or nothing."""
+        raise NotImplementedError
+
+    def bulk_load(self, table: Table, csv_path: Path) -> BulkLoadReport:
+        """Load one Olist CSV file into its (empty) table, all or nothing."""
+        started = time.perf_counter()
+        check_header(table, csv_path)
+        if self.engine.row_count(table):
+            raise SourceError(
+                f"table {table.name!r} already has rows; load into an empty source (use --replace)"
+            )
+        read, stored = self.load_file(table, csv_path)
+        return BulkLoadReport(table.name, csv_path.name, read, stored, time.perf_counter() - started)

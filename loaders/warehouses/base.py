@@ -1,0 +1,151 @@
+"""What every warehouse offers the loader: a connection, the raw schema, and the statements
+that differ between engines (how a batch's parts reach a stage table, table options, locking,
+how the funnel lake becomes readable). The load flow itself (loaders/load/) is one piece of SQL
+for every engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+from ..config import Settings, WarehouseName
+from ..dbapi import fetch, transaction
+from ..declarations import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
+from ..store import ObjectStore
+from .. import layout
+from .sql import literal, quote
+
+log = logging.getLogger("loaders.warehouses")
+LOAD_LOG = "_load_log"
+FUNNEL_TABLE = "funnel_events"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse refused a statement or a connection; the message says which and why."""
+
+
+class Warehouse:
+    """Base: a DB-API connection, a raw schema and the engine's type names."""
+
+    name: ClassVar[WarehouseName]
+    verifies_part_checksums: ClassVar[bool] = True
+    """Whether the loader reads every part to check its SHA-256 before loading it. Redshift reads
+    the parts from S3 itself (COPY), so the loader checks their sizes only."""
+
+    def __init__(self, settings: Settings, store: ObjectStore):
+        self.settings = settings
+        self.store = store
+        self.schema = settings.raw_schema
+        self.conn: Any = None
+
+    # -- statements -------------------------------------------------------------------------
+    def raw_name(self, table: str) -> str:
+        return f"{quote(self.schema)}.{quote(table)}"
+
+    def column_defs(self, table: Table) -> list[str]:
+        return [f"{quote(c.name)} {c.type.sql(self.name)}" for c in table.columns]
+
+    def create_statements(self, table: Table) -> list[str]:
+        """The raw schema, the raw table and the load log, if missing."""
+        return [
+            f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}",
+            f"CREATE TABLE IF NOT EXISTS {self.raw_name(table.name)} (\n    "
+            + ",\n    ".join(
+                self.column_defs(table)
+                + [f"{quote(BATCH_ID_COLUMN)} VARCHAR(64) NOT NULL", f"{quote(LOADED_AT_COLUMN)} TIMESTAMP NOT NULL"]
+            )
+            + "\n)" + self.table_options(table),
+            f"CREATE TABLE IF NOT EXISTS {self.raw_name(LOAD_LOG)} (\n"
+            "    batch_id VARCHAR(64) NOT NULL PRIMARY KEY,\n"
+            "    table_name VARCHAR(128) NOT NULL,\n"
+            "    mode VARCHAR(16) NOT NULL,\n"
+            "    manifest_uri VARCHAR(1024) NOT NULL,\n"
+            "    rows_in_batch BIGINT NOT NULL,\n"
+            "    rows_inserted BIGINT NOT NULL,\n"
+            "    cursor_lower TIMESTAMP,\n"
+            "    cursor_upper TIMESTAMP NOT NULL,\n"
+            "    loaded_at TIMESTAMP NOT NULL\n"
+            ")",
+        ]
+
+    def table_options(self, table: Table) -> str:
+        """Physical design appended to CREATE TABLE (Redshift: DISTKEY/SORTKEY)."""
+        return ""
+
+    def stage_name(self, table: Table) -> str:
+        return quote(f"stage__{table.name}")
+
+    def create_stage_statement(self, table: Table) -> str:
+        return f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    " + ",\n    ".join(self.column_defs(table)) + "\n)"
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        """The statements that copy a batch's parts into the stage table, as sent."""
+        raise NotImplementedError
+
+    def lock_statement(self) -> str | None:
+        """A statement that serializes concurrent loaders inside the load transaction, if needed."""
+        return None
+
+    def build_preparations(self) -> list[list[str]]:
+        """dbt invocations to run before `dbt build` (Redshift: the Spectrum schema)."""
+        return []
+
+    # -- execution --------------------------------------------------------------------------
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> "Warehouse":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str) -> list[tuple]:
+        return fetch(self.conn, sql, log=log)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.execute, self.rollback)
+
+    def rollback(self) -> None:
+        try:
+            self.execute("ROLLBACK")
+        except Exception:  # the connection may already have dropped the transaction
+            log.debug("rollback failed", exc_info=True)
+
+    def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:
+        for sql in self.fill_stage_statements(table, manifest, folder):
+            self.execute(sql)
+
+    def copy_error_detail(self) -> str:
+        """Why the last COPY failed (file, line, column, reason), where the engine records it."""
+        return ""
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.execute(
+            f"SELECT 1 FROM information_schema.tables WHERE table_schema = {literal(self.schema)} "
+            f"AND table_name = {literal(name)}"))
+
+    # -- the funnel lake ---------------------------------------------------------------------
+    def publish_funnel(self) -> str:
+        """Make the funnel lake readable as the `funnel.funnel_events` source; say what was done."""
+        raise NotImplementedError
+
+    def funnel_column_defs(self) -> list[str]:
+        """The funnel table's columns for this engine, partition columns included."""
+        from ..funnel.convert import SCHEMA
+
+        text = "VARCHAR" if self.name == "duckdb" else "VARCHAR(256)"
+        types = {"string": text, "timestamp[us]": "TIMESTAMP"}
+        return [f"{quote(f.name)} {types[str(f.type)]}" for f in SCHEMA] + ['"year" INTEGER', '"month" INTEGER']
+
+    def lake_partitions(self) -> list[tuple[int, int]]:
+        found = {layout.parse_partition(p) for p in self.store.glob(layout.funnel_lake_glob())}
+        return sorted(p for p in found if p is not None)

@@ -1,0 +1,58 @@
+"""DuckDB, the embedded warehouse: reads the Parquet parts (and the funnel lake) in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..declarations import Table
+from .. import layout
+from .base import FUNNEL_TABLE, Warehouse, WarehouseError
+from .sql import literal, quote
+
+
+class DuckDBWarehouse(Warehouse):
+    name = "duckdb"
+
+    def connect(self) -> None:
+        import duckdb
+
+        try:
+            Path(self.settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = duckdb.connect(self.settings.duckdb_path)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB file {self.settings.duckdb_path}: {exc}") from None
+        if self.store.is_s3:  # DuckDB reads s3:// through the same fsspec filesystem
+            self.conn.register_filesystem(self.store.fs)
+
+    def execute(self, sql: str) -> list[tuple]:
+        from .base import log
+
+        log.debug("warehouse SQL: %s", sql)
+        return self.conn.execute(sql).fetchall()
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        files = ", ".join(literal(self.store.uri(f"{folder}/{p['path']}")) for p in manifest["parts"])
+        cols = ", ".join(quote(c) for c in table.column_names)
+        return [f"INSERT INTO {self.stage_name(table)} ({cols}) SELECT {cols} FROM read_parquet([{files}])"]
+
+    def publish_funnel(self) -> str:
+        """A view over the Parquet lake in place; an empty table until the lake has a file, so
+        the funnel models build before any file lands."""
+        name = self.raw_name(FUNNEL_TABLE)
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        partitions = self.lake_partitions()
+        kinds = self.execute(
+            f"SELECT table_type FROM information_schema.tables WHERE table_schema = {literal(self.schema)} "
+            f"AND table_name = {literal(FUNNEL_TABLE)}")
+        is_view = bool(kinds) and kinds[0][0] == "VIEW"
+        if not partitions:
+            if is_view:
+                self.execute(f"DROP VIEW {name}")
+            self.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(self.funnel_column_defs())})")
+            return "no funnel data in the lake yet: raw.funnel_events is empty"
+        if kinds and not is_view:
+            self.execute(f"DROP TABLE {name}")
+        files = literal(self.store.uri(layout.FUNNEL_LAKE) + "/*/*/*.parquet")
+        self.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}, "
+                     "hive_partitioning = true, union_by_name = true)")
+        return f"raw.funnel_events reads {len(partitions)} month(s) of the lake in place"

@@ -1,0 +1,72 @@
+"""Amazon Redshift: COPY from the batch's manifest with the cluster's IAM role; the funnel lake
+through Spectrum."""
+
+from __future__ import annotations
+
+import json
+
+from ..config import ConfigError
+from ..declarations import Table
+from .. import layout
+from .base import LOAD_LOG, Warehouse, WarehouseError
+from .sql import literal, quote
+
+
+class RedshiftWarehouse(Warehouse):
+    name = "redshift"
+    verifies_part_checksums = False
+
+    def table_options(self, table: Table) -> str:
+        # Raw tables are read by merge key and by cursor (staging dedup, incremental facts).
+        return f"\nDISTKEY ({quote(table.merge_key)})\nSORTKEY ({quote(table.cursor)})"
+
+    def lock_statement(self) -> str | None:
+        # Serializes concurrent loaders: Redshift does not enforce the log's primary key.
+        return f"LOCK {self.raw_name(LOAD_LOG)}"
+
+    def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        if not self.settings.redshift_iam_role:
+            raise ConfigError("DWH_REDSHIFT_IAM_ROLE is not set: COPY needs the ARN of a role Redshift can assume")
+        manifest_uri = self.store.uri(layout.batch_copy_manifest(folder))
+        return [
+            f"COPY {self.stage_name(table)}\n"
+            f"FROM {literal(manifest_uri)}\n"
+            f"IAM_ROLE {literal(self.settings.redshift_iam_role)}\n"
+            "FORMAT AS PARQUET\n"
+            "MANIFEST\n"
+            "ACCEPTINVCHARS"
+        ]
+
+    def connect(self) -> None:
+        import redshift_connector
+
+        s = self.settings
+        try:
+            self.conn = redshift_connector.connect(
+                host=s.redshift_host, port=s.redshift_port, database=s.redshift_database,
+                user=s.redshift_user, password=s.redshift_password,
+            )
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot connect to Redshift at {s.redshift_host}:{s.redshift_port}/{s.redshift_database} "
+                f"as {s.redshift_user!r}: {type(exc).__name__}"
+            ) from None
+        self.conn.autocommit = True
+
+    def copy_error_detail(self) -> str:
+        rows = self.execute(
+            "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason) "
+            "FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY starttime DESC LIMIT 5"
+        )
+        return "; ".join(f"file {r[0]}, line {r[1]}, column {r[2]}: {r[3]}" for r in rows)
+
+    def publish_funnel(self) -> str:
+        return "Redshift reads the lake through Spectrum"
+
+    def build_preparations(self) -> list[list[str]]:
+        """The Spectrum schema over the Glue database (the funnel source), created if missing."""
+        if not self.settings.glue_database:
+            return []
+        location = self.store.uri(layout.FUNNEL_LAKE) + "/"
+        args = json.dumps({"glue_database": self.settings.glue_database, "location": location})
+        return [["run-operation", "setup_spectrum", "--args", args]]
