@@ -34,8 +34,12 @@ bench-funnel: install
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/funnel.py --sizes 1 5
 
+## SQL (SQLFluff, redshift dialect) and Python (ruff lint and format, mypy); the tests run them too
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
+	$(BIN)/ruff check loaders olist_demo tests bench
+	$(BIN)/ruff format --check loaders olist_demo tests bench
+	$(BIN)/mypy
 
 ## The AWS artifacts infra/template.yaml deploys (docs/deploy.md)
 .PHONY: package

@@ -31,11 +31,10 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -80,32 +79,40 @@ def _mysql_url(args: argparse.Namespace, database: str, scheme: str = "mysql") -
 def _pymysql(args: argparse.Namespace, database: str | None = None):
     import pymysql
 
-    return pymysql.connect(host=args.host, port=args.port, user=args.user, password=args.password,
-                           database=database, autocommit=True, local_infile=True)
+    return pymysql.connect(
+        host=args.host,
+        port=args.port,
+        user=args.user,
+        password=args.password,
+        database=database,
+        autocommit=True,
+        local_infile=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # workers: one contender, one table, in this (child) process; write a JSON result file
 # ------------------------------------------------------------------------------------------
 def worker_ours(spec: dict) -> dict:
+    import connectorx  # noqa: F401  (imported before the baseline like the extractor does)
+    import pyarrow.parquet  # noqa: F401
+
     from loaders.config import Settings
+    from loaders.declarations import select_tables
     from loaders.extract import extract_table
     from loaders.sources import open_source
     from loaders.store import ObjectStore
-    from loaders.declarations import select_tables
-
-    import connectorx  # noqa: F401  (imported before the baseline like the extractor does)
-    import pyarrow.parquet  # noqa: F401
 
     writer_kwargs = spec.get("writer", {})
     if writer_kwargs:  # a proposed change to _PartWriter, measured without editing loaders/
         import functools
 
-        import loaders.extract as ex
+        import loaders.extract.parts as ex
 
         ex.pq.ParquetWriter = functools.partial(ex.pq.ParquetWriter, **writer_kwargs)
-    settings = Settings(data_dir=Path(spec["tmp"]), source_url=spec["url"], store_url=spec["out"],
-                        **spec.get("settings", {}))
+    settings = Settings(
+        data_dir=Path(spec["tmp"]), source_url=spec["url"], store_url=spec["out"], **spec.get("settings", {})
+    )
     table = select_tables(PROJECT_DIR, [spec["table"]])[0]
     db = open_source(settings.source_url)
     store = ObjectStore(settings.store_url, settings)
@@ -114,8 +121,13 @@ def worker_ours(spec: dict) -> dict:
     report = extract_table(settings, db, store, table, "historical")
     seconds = time.perf_counter() - started
     db.close()
-    return {"rows": report.rows, "bytes": report.bytes, "seconds": seconds,
-            "parts": len(report.parts), "baseline_rss_mb": baseline}
+    return {
+        "rows": report.rows,
+        "bytes": report.bytes,
+        "seconds": seconds,
+        "parts": len(report.parts),
+        "baseline_rss_mb": baseline,
+    }
 
 
 def worker_pandas(spec: dict) -> dict:
@@ -132,8 +144,13 @@ def worker_pandas(spec: dict) -> dict:
     df.to_csv(spec["out"], index=False)
     seconds = time.perf_counter() - started
     engine.dispose()
-    return {"rows": len(df), "bytes": os.path.getsize(spec["out"]), "seconds": seconds,
-            "read_seconds": read_seconds, "baseline_rss_mb": baseline}
+    return {
+        "rows": len(df),
+        "bytes": os.path.getsize(spec["out"]),
+        "seconds": seconds,
+        "read_seconds": read_seconds,
+        "baseline_rss_mb": baseline,
+    }
 
 
 def run_worker(kind: str, spec_path: str) -> None:
@@ -150,8 +167,9 @@ def measure_python(kind: str, spec: dict, work: Path) -> dict:
     spec_path = work / f"{kind}-spec.json"
     spec = {**spec, "result": str(work / f"{kind}-result.json")}
     spec_path.write_text(json.dumps(spec))
-    wall, usage = run_timed([sys.executable, str(Path(__file__).resolve()), "--worker", kind,
-                             str(spec_path)], PROJECT_DIR, stdout=None)
+    wall, usage = run_timed(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(spec_path)], PROJECT_DIR, stdout=None
+    )
     result = json.loads(Path(spec["result"]).read_text())
     return {**result, **usage, "process_seconds": wall}
 
@@ -223,7 +241,7 @@ def csv_folder(scale: float, seed: int, tables) -> Path:
 
 def load_source(args: argparse.Namespace, database: str, tables, folder: Path) -> None:
     from loaders.sources import open_source
-from loaders.sources.bootstrap import load_folder
+    from loaders.sources.bootstrap import load_folder
 
     if args.reuse and _loaded(args, database, tables, folder):
         print(f"  reusing database {database} (--reuse: row counts match the CSVs)", flush=True)
@@ -311,7 +329,7 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
     runs: dict[str, list[dict]] = {name: [] for name in [*variants, "client"]}
     for i in range(args.repeat):
         order = [*variants, "client"]
-        order = order[i % len(order):] + order[:i % len(order)]  # rotate who goes first
+        order = order[i % len(order) :] + order[: i % len(order)]  # rotate who goes first
         for name in order:
             if name == "client":
                 out = work / "client.tsv"
@@ -319,13 +337,17 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
                 out.unlink()
             else:
                 out = work / f"store-{name}"
-                r = measure_python("ours", {"url": url, "table": table.name, "tmp": str(work),
-                                            "out": str(out), **variants[name]}, work)
+                r = measure_python(
+                    "ours", {"url": url, "table": table.name, "tmp": str(work), "out": str(out), **variants[name]}, work
+                )
                 shutil.rmtree(out)
             runs[name].append(r)
-            print(f"  run {i + 1}/{args.repeat} {name:<18} {r['rows']:>10,} rows "
-                  f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
-                  f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
+            print(
+                f"  run {i + 1}/{args.repeat} {name:<18} {r['rows']:>10,} rows "
+                f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
+                f"peak {r['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
 
     results = [_summarise(name, runs[name], variants[name]) for name in variants]
     results.append(_summarise("client", runs["client"]))
@@ -333,25 +355,29 @@ def bench_table(args, database: str, table, scale: float, work: Path, variants: 
     capped = args.pandas_max_rows is not None and n_rows > args.pandas_max_rows
     pandas_sql = sql + (f" LIMIT {args.pandas_max_rows}" if capped else "")
     if capped:
-        print(f"  NOTE: pandas capped at {args.pandas_max_rows:,} of {n_rows:,} rows "
-              "(--pandas-max-rows); its rows/s and peak memory are for the capped read", flush=True)
+        print(
+            f"  NOTE: pandas capped at {args.pandas_max_rows:,} of {n_rows:,} rows "
+            "(--pandas-max-rows); its rows/s and peak memory are for the capped read",
+            flush=True,
+        )
     pandas_runs = []
     for i in range(args.pandas_repeat):
         out = work / "pandas.csv"
         r = measure_python("pandas", {"url": url, "sql": pandas_sql, "out": str(out)}, work)
         out.unlink()
         pandas_runs.append(r)
-        print(f"  run {i + 1}/{args.pandas_repeat} {'pandas':<18} {r['rows']:>10,} rows "
-              f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
-              f"peak {r['peak_rss_mb']:6.0f} MB", flush=True)
-    results.append(_summarise("pandas", pandas_runs,
-                              {"capped_at": args.pandas_max_rows if capped else None}))
+        print(
+            f"  run {i + 1}/{args.pandas_repeat} {'pandas':<18} {r['rows']:>10,} rows "
+            f"{r['seconds']:7.2f}s {r['rows'] / r['seconds']:>12,.0f} rows/s "
+            f"peak {r['peak_rss_mb']:6.0f} MB",
+            flush=True,
+        )
+    results.append(_summarise("pandas", pandas_runs, {"capped_at": args.pandas_max_rows if capped else None}))
 
     for r in results:
         r.update(scale=scale, table=table.name, table_rows=n_rows)
-        if r["contender"] != "pandas" or not capped:
-            if r["rows"] != n_rows:
-                raise RuntimeError(f"{r['contender']} read {r['rows']} rows of {n_rows} in {table.name}")
+        if (r["contender"] != "pandas" or not capped) and r["rows"] != n_rows:
+            raise RuntimeError(f"{r['contender']} read {r['rows']} rows of {n_rows} in {table.name}")
     return results
 
 
@@ -368,45 +394,78 @@ def check_targets(results: list[dict], variants: dict) -> list[dict]:
                 ratio_c = ours["rows_per_s"] / client["rows_per_s"]
                 ratio_p = ours["rows_per_s"] / pandas["rows_per_s"]
                 checks += [
-                    {"variant": name, "scale": s, "table": t, "target": "rows/s >= 1.0 x client",
-                     "value": round(ratio_c, 2), "met": ratio_c >= TARGET_CLIENT_RATIO},
-                    {"variant": name, "scale": s, "table": t, "target": "rows/s >= 20 x pandas",
-                     "value": round(ratio_p, 1), "met": ratio_p >= TARGET_PANDAS_RATIO,
-                     "note": "pandas capped" if pandas.get("capped_at") else None},
-                    {"variant": name, "scale": s, "table": t, "target": "peak RSS < 256 MB",
-                     "value": round(ours["peak_rss_mb"]), "met": ours["peak_rss_mb"] < TARGET_PEAK_MB},
+                    {
+                        "variant": name,
+                        "scale": s,
+                        "table": t,
+                        "target": "rows/s >= 1.0 x client",
+                        "value": round(ratio_c, 2),
+                        "met": ratio_c >= TARGET_CLIENT_RATIO,
+                    },
+                    {
+                        "variant": name,
+                        "scale": s,
+                        "table": t,
+                        "target": "rows/s >= 20 x pandas",
+                        "value": round(ratio_p, 1),
+                        "met": ratio_p >= TARGET_PANDAS_RATIO,
+                        "note": "pandas capped" if pandas.get("capped_at") else None,
+                    },
+                    {
+                        "variant": name,
+                        "scale": s,
+                        "table": t,
+                        "target": "peak RSS < 256 MB",
+                        "value": round(ours["peak_rss_mb"]),
+                        "met": ours["peak_rss_mb"] < TARGET_PEAK_MB,
+                    },
                 ]
         if len(scales) >= 2:
             lo, hi = scales[0], scales[-1]
             for t in tables:
                 growth = by[(hi, t, name)]["peak_rss_mb"] / by[(lo, t, name)]["peak_rss_mb"]
-                checks.append({"variant": name, "scale": hi, "table": t,
-                               "target": f"peak RSS scale {hi:g} <= 1.2 x scale {lo:g}",
-                               "value": round(growth, 2), "met": growth <= TARGET_SCALE_GROWTH})
+                checks.append(
+                    {
+                        "variant": name,
+                        "scale": hi,
+                        "table": t,
+                        "target": f"peak RSS scale {hi:g} <= 1.2 x scale {lo:g}",
+                        "value": round(growth, 2),
+                        "met": growth <= TARGET_SCALE_GROWTH,
+                    }
+                )
     return checks
 
 
 def print_results(results: list[dict], checks: list[dict]) -> None:
-    head = (f"{'scale':>5} {'table':<12} {'contender':<18} {'rows':>10} {'s':>7} {'rows/s':>11} "
-            f"{'MB out':>8} {'MB/s':>7} {'peak MB':>8} {'cpu s':>6}")
+    head = (
+        f"{'scale':>5} {'table':<12} {'contender':<18} {'rows':>10} {'s':>7} {'rows/s':>11} "
+        f"{'MB out':>8} {'MB/s':>7} {'peak MB':>8} {'cpu s':>6}"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         cap = f"  (capped at {r['capped_at']:,})" if r.get("capped_at") else ""
-        print(f"{r['scale']:>5g} {r['table']:<12} {r['contender']:<18} {r['rows']:>10,} "
-              f"{r['seconds_median']:>7.2f} {r['rows_per_s']:>11,.0f} {r['bytes'] / 1e6:>8.1f} "
-              f"{r['mb_per_s']:>7.1f} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f}{cap}")
+        print(
+            f"{r['scale']:>5g} {r['table']:<12} {r['contender']:<18} {r['rows']:>10,} "
+            f"{r['seconds_median']:>7.2f} {r['rows_per_s']:>11,.0f} {r['bytes'] / 1e6:>8.1f} "
+            f"{r['mb_per_s']:>7.1f} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f}{cap}"
+        )
     print("\nTargets:")
     for c in checks:
         note = f" ({c['note']})" if c.get("note") else ""
-        print(f"  {'MET ' if c['met'] else 'MISS'} {c['variant']:<18} scale {c['scale']:>4g} "
-              f"{c['table']:<12} {c['target']:<32} {c['value']}{note}")
+        print(
+            f"  {'MET ' if c['met'] else 'MISS'} {c['variant']:<18} scale {c['scale']:>4g} "
+            f"{c['table']:<12} {c['target']:<32} {c['value']}{note}"
+        )
 
 
 def markdown(results: list[dict], checks: list[dict], variants: dict) -> str:
     """The results and targets as Markdown tables (pasted into BENCHMARKS.md)."""
-    lines = ["| scale | table | contender | rows | runs | seconds (median) | rows/s (median) | rows/s (min-max) "
-             "| MB written | MB/s | peak RSS MB |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| scale | table | contender | rows | runs | seconds (median) | rows/s (median) | rows/s (min-max) "
+        "| MB written | MB/s | peak RSS MB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         cap = f" (capped at {r['capped_at']:,} rows)" if r.get("capped_at") else ""
         lines.append(
@@ -414,14 +473,23 @@ def markdown(results: list[dict], checks: list[dict], variants: dict) -> str:
             f"{r['seconds_median']:.2f} | {r['rows_per_s']:,.0f} | "
             f"{r['rows'] / max(r['seconds_all']) / 1e3:,.0f}k-{r['rows'] / min(r['seconds_all']) / 1e3:,.0f}k | "
             f"{r['bytes'] / 1e6:.1f} | "
-            f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+            f"{r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
     lines += ["", "| variant | scale | table | target | measured | met |", "|---|---:|---|---|---:|---|"]
     for c in checks:
-        lines.append(f"| {c['variant']} | {c['scale']:g} | {c['table']} | {c['target']} | {c['value']} | "
-                     f"{'yes' if c['met'] else '**no**'} |")
-    notes = [f"- `{name}`: " + ", ".join([f"{k}={v}" for k, v in v_["settings"].items()] +
-                                          [f"ParquetWriter {k}={v} (patched)" for k, v in v_["writer"].items()])
-             for name, v_ in variants.items() if v_["settings"] or v_["writer"]]
+        lines.append(
+            f"| {c['variant']} | {c['scale']:g} | {c['table']} | {c['target']} | {c['value']} | "
+            f"{'yes' if c['met'] else '**no**'} |"
+        )
+    notes = [
+        f"- `{name}`: "
+        + ", ".join(
+            [f"{k}={v}" for k, v in v_["settings"].items()]
+            + [f"ParquetWriter {k}={v} (patched)" for k, v in v_["writer"].items()]
+        )
+        for name, v_ in variants.items()
+        if v_["settings"] or v_["writer"]
+    ]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
@@ -430,14 +498,24 @@ def main() -> int:
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 10.0])
     parser.add_argument("--tables", nargs="+", default=TABLES, choices=TABLES)
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs of ours and the client per table (median time, max memory)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs of ours and the client per table (median time, max memory)"
+    )
     parser.add_argument("--pandas-repeat", type=int, default=1, help="runs of pandas per table")
-    parser.add_argument("--pandas-max-rows", type=int, default=None,
-                        help="read at most N rows with pandas (reported as capped everywhere)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="also run ours with other Settings, e.g. zstd:parquet_compression=zstd, "
-                             "or a patched writer: nodict:writer.use_dictionary=false")
+    parser.add_argument(
+        "--pandas-max-rows",
+        type=int,
+        default=None,
+        help="read at most N rows with pandas (reported as capped everywhere)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also run ours with other Settings, e.g. zstd:parquet_compression=zstd, "
+        "or a patched writer: nodict:writer.use_dictionary=false",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3306)
@@ -446,12 +524,17 @@ def main() -> int:
     parser.add_argument("--client", default=shutil.which("mariadb") or "mariadb")
     parser.add_argument("--database-prefix", default="dwh_bench")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the temp folder")
-    parser.add_argument("--reuse", action="store_true",
-                        help="skip the bulk load when a kept database already holds the CSVs' rows")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip the bulk load when a kept database already holds the CSVs' rows"
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "extract.json")
-    parser.add_argument("--buffer-pool-mb", type=int, default=None,
-                        help="set MariaDB's innodb_buffer_pool_size for the run (restored at the end), "
-                             "so the tables are served from memory as on a sized RDS instance")
+    parser.add_argument(
+        "--buffer-pool-mb",
+        type=int,
+        default=None,
+        help="set MariaDB's innodb_buffer_pool_size for the run (restored at the end), "
+        "so the tables are served from memory as on a sized RDS instance",
+    )
     args = parser.parse_args()
 
     if args.worker:
@@ -501,10 +584,9 @@ def main() -> int:
     print_results(results, checks)
     doc = {
         "command": " ".join([".venv/bin/python", "bench/extract.py", *sys.argv[1:]]),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "results": results,
         "targets": checks,
     }

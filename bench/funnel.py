@@ -42,8 +42,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT_DIR / "bench" / "results"
@@ -176,17 +177,22 @@ def funnel_file(size: float, seed: int) -> tuple[Path, dict]:
     if path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("bytes") == path.stat().st_size:
-            print(f"[{size:g} GB] using cached {path.relative_to(PROJECT_DIR)} "
-                  f"({meta['rows']:,} rows, {meta['bytes'] / 1e9:.2f} GB)", flush=True)
+            print(
+                f"[{size:g} GB] using cached {path.relative_to(PROJECT_DIR)} "
+                f"({meta['rows']:,} rows, {meta['bytes'] / 1e9:.2f} GB)",
+                flush=True,
+            )
             return path, meta
     free = shutil.disk_usage(RESULTS).free
     needed = size * 2**30 * 1.5 + 2e9
     if free < needed:
-        raise SystemExit(f"not enough disk for a {size:g} GB funnel file: {free / 1e9:.1f} GB free, "
-                         f"{needed / 1e9:.1f} GB needed")
+        raise SystemExit(
+            f"not enough disk for a {size:g} GB funnel file: {free / 1e9:.1f} GB free, {needed / 1e9:.1f} GB needed"
+        )
     per_year = math.ceil(size * 2**30 / BYTES_PER_ROW / len(YEARS))
-    print(f"[{size:g} GB] generating {per_year * len(YEARS):,} rows into {path.relative_to(PROJECT_DIR)} ...",
-          flush=True)
+    print(
+        f"[{size:g} GB] generating {per_year * len(YEARS):,} rows into {path.relative_to(PROJECT_DIR)} ...", flush=True
+    )
     started = time.perf_counter()
     olist = olist_folder(seed)
     parts = Path(tempfile.mkdtemp(prefix="funnel-gen-", dir=RESULTS))
@@ -206,8 +212,13 @@ def funnel_file(size: float, seed: int) -> tuple[Path, dict]:
     finally:
         shutil.rmtree(parts, ignore_errors=True)
         tmp.unlink(missing_ok=True)
-    meta = {"rows": per_year * len(YEARS), "bytes": path.stat().st_size, "months": 12 * len(YEARS),
-            "seed": seed, "generated_seconds": round(time.perf_counter() - started, 1)}
+    meta = {
+        "rows": per_year * len(YEARS),
+        "bytes": path.stat().st_size,
+        "months": 12 * len(YEARS),
+        "seed": seed,
+        "generated_seconds": round(time.perf_counter() - started, 1),
+    }
     meta_path.write_text(json.dumps(meta))
     print(f"[{size:g} GB] generated {meta['bytes'] / 1e9:.2f} GB in {meta['generated_seconds']:.0f}s", flush=True)
     return path, meta
@@ -227,9 +238,15 @@ def worker_ours(spec: dict) -> dict:
     started = time.perf_counter()
     report = convert_file(settings, store, spec["name"])
     seconds = time.perf_counter() - started
-    return {"rows": report.rows_written, "rows_read": report.rows_read, "rejected": report.rows_rejected,
-            "seconds": seconds, "partitions": len(report.partitions), "bytes_written": report.bytes_written,
-            "baseline_rss_mb": baseline}
+    return {
+        "rows": report.rows_written,
+        "rows_read": report.rows_read,
+        "rejected": report.rows_rejected,
+        "seconds": seconds,
+        "partitions": len(report.partitions),
+        "bytes_written": report.bytes_written,
+        "baseline_rss_mb": baseline,
+    }
 
 
 def worker_duckdb(spec: dict) -> dict:
@@ -241,13 +258,13 @@ def worker_duckdb(spec: dict) -> dict:
         COPY (
             SELECT session_id, event_timestamp, event_type, userid, product_id,
                    nullif(category_id, '') AS category_id,
-                   '{spec['name']}' AS source_file, now()::TIMESTAMP AS converted_at,
+                   '{spec["name"]}' AS source_file, now()::TIMESTAMP AS converted_at,
                    year(event_timestamp) AS year, month(event_timestamp) AS month
-            FROM read_csv('{spec['csv']}', header = true, timestampformat = '{TIMESTAMP_FORMAT}',
+            FROM read_csv('{spec["csv"]}', header = true, timestampformat = '{TIMESTAMP_FORMAT}',
                           columns = {{'session_id': 'VARCHAR', 'event_timestamp': 'TIMESTAMP',
                                       'event_type': 'VARCHAR', 'userid': 'VARCHAR',
                                       'product_id': 'VARCHAR', 'category_id': 'VARCHAR'}})
-        ) TO '{spec['out']}' (FORMAT PARQUET, PARTITION_BY (year, month))""")
+        ) TO '{spec["out"]}' (FORMAT PARQUET, PARTITION_BY (year, month))""")
     seconds = time.perf_counter() - started
     con.close()
     return {"seconds": seconds, "settings": "defaults (threads = cores, memory_limit = 80% of RAM)"}
@@ -266,18 +283,25 @@ def worker_spark(spec: dict) -> dict:
     schema = StructType([StructField(c, StringType()) for c in COLUMNS])
     df = spark.read.csv(spec["csv"], header=True, schema=schema)
     stamp = F.to_timestamp("event_timestamp", SPARK_PATTERN)
-    out = (df.withColumn("event_timestamp", stamp)
-             .withColumn("source_file", F.lit(spec["name"]))
-             .withColumn("converted_at", F.current_timestamp())
-             .withColumn("year", F.year(stamp))
-             .withColumn("month", F.month(stamp)))
+    out = (
+        df.withColumn("event_timestamp", stamp)
+        .withColumn("source_file", F.lit(spec["name"]))
+        .withColumn("converted_at", F.current_timestamp())
+        .withColumn("year", F.year(stamp))
+        .withColumn("month", F.month(stamp))
+    )
     out.write.mode("overwrite").partitionBy("year", "month").parquet(spec["out"])
     job = time.perf_counter() - job_started
     tree = _tree_hwm_mb()  # before stop(): the JVM is still alive
     jvm_cpu = _descendants_cpu_s()
     spark.stop()
-    return {"seconds": time.perf_counter() - started, "jvm_start_seconds": jvm_start, "job_seconds": job,
-            "tree_peak_rss_mb": tree, "jvm_cpu_s": jvm_cpu}
+    return {
+        "seconds": time.perf_counter() - started,
+        "jvm_start_seconds": jvm_start,
+        "job_seconds": job,
+        "tree_peak_rss_mb": tree,
+        "jvm_cpu_s": jvm_cpu,
+    }
 
 
 def worker_query(spec: dict) -> dict:
@@ -308,8 +332,12 @@ def measure(kind: str, spec: dict, work: Path) -> dict:
     spec_path = work / f"{kind}-spec.json"
     spec = {**spec, "result": str(work / f"{kind}-result.json")}
     spec_path.write_text(json.dumps(spec))
-    wall, usage = run_timed([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(spec_path)],
-                            PROJECT_DIR, stdout=subprocess.PIPE, merge_output=True)
+    wall, usage = run_timed(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(spec_path)],
+        PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        merge_output=True,
+    )
     result = json.loads(Path(spec["result"]).read_text())
     peak = max(usage["peak_rss_mb"], result.get("tree_peak_rss_mb", 0.0))
     usage["cpu_s"] += result.get("jvm_cpu_s", 0.0)  # the JVM is not a waited-for child of the worker
@@ -327,8 +355,9 @@ def parquet_rows(pattern: str) -> tuple[int, int]:
 
     con = duckdb.connect()
     try:
-        return con.execute(f"SELECT count(*), count(*) FILTER (WHERE hour(event_timestamp) >= 12) "
-                           f"FROM read_parquet('{pattern}')").fetchall()[0]
+        return con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE hour(event_timestamp) >= 12) FROM read_parquet('{pattern}')"
+        ).fetchall()[0]
     finally:
         con.close()
 
@@ -336,12 +365,18 @@ def parquet_rows(pattern: str) -> tuple[int, int]:
 def _summarise(contender: str, size: float, runs: list[dict], csv_bytes: int, note: str | None = None) -> dict:
     seconds = statistics.median(r["seconds"] for r in runs)
     out = {
-        "size_gb": size, "contender": contender, "rows": runs[0]["rows"], "runs": len(runs),
-        "csv_bytes": csv_bytes, "seconds_median": seconds,
+        "size_gb": size,
+        "contender": contender,
+        "rows": runs[0]["rows"],
+        "runs": len(runs),
+        "csv_bytes": csv_bytes,
+        "seconds_median": seconds,
         "seconds_all": [round(r["seconds"], 2) for r in runs],
         "mb_per_s": csv_bytes / 1e6 / seconds,
-        "mb_per_s_range": [csv_bytes / 1e6 / max(r["seconds"] for r in runs),
-                           csv_bytes / 1e6 / min(r["seconds"] for r in runs)],
+        "mb_per_s_range": [
+            csv_bytes / 1e6 / max(r["seconds"] for r in runs),
+            csv_bytes / 1e6 / min(r["seconds"] for r in runs),
+        ],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
         "process_seconds_median": statistics.median(r["process_seconds"] for r in runs),
@@ -363,8 +398,11 @@ def bench_size(args, size: float, work: Path) -> tuple[list[dict], dict]:
     contenders = ["ours", "duckdb"]
     spark_note = None
     if args.no_spark or (args.spark_max_gb is not None and size > args.spark_max_gb):
-        spark_note = (f"PySpark skipped at {size:g} GB (--no-spark)" if args.no_spark else
-                      f"PySpark skipped at {size:g} GB (--spark-max-gb {args.spark_max_gb:g})")
+        spark_note = (
+            f"PySpark skipped at {size:g} GB (--no-spark)"
+            if args.no_spark
+            else f"PySpark skipped at {size:g} GB (--spark-max-gb {args.spark_max_gb:g})"
+        )
         print(f"  NOTE: {spark_note}", flush=True)
     else:
         contenders.append("spark")
@@ -372,7 +410,7 @@ def bench_size(args, size: float, work: Path) -> tuple[list[dict], dict]:
     store = work / f"store-{_size_tag(size)}"
     lake_kept = False
     for i in range(args.repeat):
-        order = contenders[i % len(contenders):] + contenders[:i % len(contenders)]  # rotate
+        order = contenders[i % len(contenders) :] + contenders[: i % len(contenders)]  # rotate
         for name in order:
             if name == "spark" and len(runs["spark"]) >= args.spark_repeat:
                 continue
@@ -398,23 +436,31 @@ def bench_size(args, size: float, work: Path) -> tuple[list[dict], dict]:
                 r["rows"] = r["out_rows"]
                 shutil.rmtree(out, ignore_errors=True)
             runs[name].append(r)
-            extra = (f" (JVM start {r['jvm_start_seconds']:.1f}s, job {r['job_seconds']:.1f}s)"
-                     if name == "spark" else "")
-            print(f"  run {i + 1}/{args.repeat} {name:<7} {r['out_rows']:>11,} rows out "
-                  f"{r['seconds']:7.2f}s {n_bytes / 1e6 / r['seconds']:7.1f} MB/s "
-                  f"peak {r['peak_rss_mb']:6.0f} MB cpu {r['cpu_s']:5.1f}s{extra}", flush=True)
+            extra = (
+                f" (JVM start {r['jvm_start_seconds']:.1f}s, job {r['job_seconds']:.1f}s)" if name == "spark" else ""
+            )
+            print(
+                f"  run {i + 1}/{args.repeat} {name:<7} {r['out_rows']:>11,} rows out "
+                f"{r['seconds']:7.2f}s {n_bytes / 1e6 / r['seconds']:7.1f} MB/s "
+                f"peak {r['peak_rss_mb']:6.0f} MB cpu {r['cpu_s']:5.1f}s{extra}",
+                flush=True,
+            )
             if r["out_rows"] != n_rows:
                 raise RuntimeError(f"{name} wrote {r['out_rows']:,} rows of {n_rows:,}")
 
     counts = {name: (runs[name][0]["out_rows"], runs[name][0]["pm_rows"]) for name in contenders}
     agree = len(set(counts.values())) == 1
-    print(f"  sanity: rows written (CSV has {n_rows:,}) / of which after noon: "
-          + ", ".join(f"{k} {v:,} / {pm:,}" for k, (v, pm) in counts.items())
-          + ("  -> agree" if agree else "  -> DIFFER"), flush=True)
+    print(
+        f"  sanity: rows written (CSV has {n_rows:,}) / of which after noon: "
+        + ", ".join(f"{k} {v:,} / {pm:,}" for k, (v, pm) in counts.items())
+        + ("  -> agree" if agree else "  -> DIFFER"),
+        flush=True,
+    )
     if not agree:
         raise RuntimeError(f"the contenders' outputs differ: {counts}")
-    results = [_summarise(name, size, runs[name], n_bytes, spark_note if name == "spark" else None)
-               for name in contenders]
+    results = [
+        _summarise(name, size, runs[name], n_bytes, spark_note if name == "spark" else None) for name in contenders
+    ]
     if spark_note:
         results.append({"size_gb": size, "contender": "spark", "skipped": True, "note": spark_note})
 
@@ -425,15 +471,19 @@ def bench_size(args, size: float, work: Path) -> tuple[list[dict], dict]:
 
 def bench_query(args, size: float, csv: Path, store: Path, work: Path) -> dict:
     year, month = QUERY_MONTH
-    lake_sql = (f"SELECT event_type, count(*) AS events FROM read_parquet("
-                f"'{store}/lake/funnel_events/*/*/*.parquet', hive_partitioning = true) "
-                f"WHERE year = {year} AND month = {month} GROUP BY event_type")
-    csv_sql = (f"SELECT event_type, count(*) AS events FROM read_csv('{csv}', header = true, "
-               f"timestampformat = '{TIMESTAMP_FORMAT}', columns = {{'session_id': 'VARCHAR', "
-               f"'event_timestamp': 'TIMESTAMP', 'event_type': 'VARCHAR', 'userid': 'VARCHAR', "
-               f"'product_id': 'VARCHAR', 'category_id': 'VARCHAR'}}) "
-               f"WHERE year(event_timestamp) = {year} AND month(event_timestamp) = {month} GROUP BY event_type")
-    out = {"size_gb": size, "month": f"{year}-{month:02d}", "lake_sql": lake_sql, "csv_sql": csv_sql}
+    lake_sql = (
+        f"SELECT event_type, count(*) AS events FROM read_parquet("
+        f"'{store}/lake/funnel_events/*/*/*.parquet', hive_partitioning = true) "
+        f"WHERE year = {year} AND month = {month} GROUP BY event_type"
+    )
+    csv_sql = (
+        f"SELECT event_type, count(*) AS events FROM read_csv('{csv}', header = true, "
+        f"timestampformat = '{TIMESTAMP_FORMAT}', columns = {{'session_id': 'VARCHAR', "
+        f"'event_timestamp': 'TIMESTAMP', 'event_type': 'VARCHAR', 'userid': 'VARCHAR', "
+        f"'product_id': 'VARCHAR', 'category_id': 'VARCHAR'}}) "
+        f"WHERE year(event_timestamp) = {year} AND month(event_timestamp) = {month} GROUP BY event_type"
+    )
+    out: dict[str, Any] = {"size_gb": size, "month": f"{year}-{month:02d}", "lake_sql": lake_sql, "csv_sql": csv_sql}
     for name, sql in (("lake", lake_sql), ("csv", csv_sql)):
         times, result = [], None
         for _ in range(args.query_repeat):
@@ -446,10 +496,12 @@ def bench_query(args, size: float, csv: Path, store: Path, work: Path) -> dict:
         out[f"{name}_result"] = result
     out["ratio"] = out["csv_seconds_median"] / out["lake_seconds_median"]
     out["results_agree"] = out["lake_result"] == out["csv_result"]
-    print(f"  one-month query ({out['month']}, events per event_type): lake {out['lake_seconds_median']:.3f}s, "
-          f"csv {out['csv_seconds_median']:.2f}s, {out['ratio']:.0f} x; results "
-          f"{'agree' if out['results_agree'] else 'DIFFER'} ({sum(n for _, n in out['lake_result']):,} events)",
-          flush=True)
+    print(
+        f"  one-month query ({out['month']}, events per event_type): lake {out['lake_seconds_median']:.3f}s, "
+        f"csv {out['csv_seconds_median']:.2f}s, {out['ratio']:.0f} x; results "
+        f"{'agree' if out['results_agree'] else 'DIFFER'} ({sum(n for _, n in out['lake_result']):,} events)",
+        flush=True,
+    )
     return out
 
 
@@ -463,20 +515,50 @@ def check_targets(results: list[dict], queries: list[dict]) -> list[dict]:
         ours, duck, spark = by[(size, "ours")], by[(size, "duckdb")], by.get((size, "spark"))
         if spark and not spark.get("skipped"):
             ratio = ours["mb_per_s"] / spark["mb_per_s"]
-            checks.append({"size_gb": size, "target": f"MB/s >= {TARGET_SPARK_RATIO:g} x PySpark",
-                           "value": round(ratio, 1), "met": ratio >= TARGET_SPARK_RATIO})
+            checks.append(
+                {
+                    "size_gb": size,
+                    "target": f"MB/s >= {TARGET_SPARK_RATIO:g} x PySpark",
+                    "value": round(ratio, 1),
+                    "met": ratio >= TARGET_SPARK_RATIO,
+                }
+            )
         else:
-            checks.append({"size_gb": size, "target": f"MB/s >= {TARGET_SPARK_RATIO:g} x PySpark",
-                           "value": None, "met": None, "note": "PySpark skipped at this size"})
+            checks.append(
+                {
+                    "size_gb": size,
+                    "target": f"MB/s >= {TARGET_SPARK_RATIO:g} x PySpark",
+                    "value": None,
+                    "met": None,
+                    "note": "PySpark skipped at this size",
+                }
+            )
         ratio = ours["mb_per_s"] / duck["mb_per_s"]
-        checks.append({"size_gb": size, "target": f"MB/s >= {TARGET_DUCKDB_RATIO:g} x DuckDB",
-                       "value": round(ratio, 2), "met": ratio >= TARGET_DUCKDB_RATIO})
-        checks.append({"size_gb": size, "target": f"peak RSS < {TARGET_PEAK_MB:g} MB",
-                       "value": round(ours["peak_rss_mb"]), "met": ours["peak_rss_mb"] < TARGET_PEAK_MB})
+        checks.append(
+            {
+                "size_gb": size,
+                "target": f"MB/s >= {TARGET_DUCKDB_RATIO:g} x DuckDB",
+                "value": round(ratio, 2),
+                "met": ratio >= TARGET_DUCKDB_RATIO,
+            }
+        )
+        checks.append(
+            {
+                "size_gb": size,
+                "target": f"peak RSS < {TARGET_PEAK_MB:g} MB",
+                "value": round(ours["peak_rss_mb"]),
+                "met": ours["peak_rss_mb"] < TARGET_PEAK_MB,
+            }
+        )
     for q in queries:
-        checks.append({"size_gb": q["size_gb"], "target": f"one-month query >= {TARGET_QUERY_RATIO:g} x faster "
-                       "on the lake than on the CSV", "value": round(q["ratio"], 1),
-                       "met": q["ratio"] >= TARGET_QUERY_RATIO and q["results_agree"]})
+        checks.append(
+            {
+                "size_gb": q["size_gb"],
+                "target": f"one-month query >= {TARGET_QUERY_RATIO:g} x faster on the lake than on the CSV",
+                "value": round(q["ratio"], 1),
+                "met": q["ratio"] >= TARGET_QUERY_RATIO and q["results_agree"],
+            }
+        )
     return checks
 
 
@@ -486,53 +568,78 @@ def _fmt_range(r: dict) -> str:
 
 
 def print_results(results: list[dict], queries: list[dict], checks: list[dict]) -> None:
-    head = (f"{'GB':>4} {'contender':<8} {'rows':>11} {'runs':>4} {'s (med)':>8} {'MB/s':>7} {'MB/s range':>12} "
-            f"{'peak MB':>8} {'cpu s':>6} {'out MB':>7}")
+    head = (
+        f"{'GB':>4} {'contender':<8} {'rows':>11} {'runs':>4} {'s (med)':>8} {'MB/s':>7} {'MB/s range':>12} "
+        f"{'peak MB':>8} {'cpu s':>6} {'out MB':>7}"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         if r.get("skipped"):
             print(f"{r['size_gb']:>4g} {r['contender']:<8} skipped: {r['note']}")
             continue
-        extra = (f"  (JVM start {r['jvm_start_seconds']:.1f}s, job {r['job_seconds']:.1f}s)"
-                 if "jvm_start_seconds" in r else "")
-        print(f"{r['size_gb']:>4g} {r['contender']:<8} {r['rows']:>11,} {r['runs']:>4} {r['seconds_median']:>8.2f} "
-              f"{r['mb_per_s']:>7.1f} {_fmt_range(r):>12} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f} "
-              f"{r['parquet_bytes'] / 1e6:>7.0f}{extra}")
+        extra = (
+            f"  (JVM start {r['jvm_start_seconds']:.1f}s, job {r['job_seconds']:.1f}s)"
+            if "jvm_start_seconds" in r
+            else ""
+        )
+        print(
+            f"{r['size_gb']:>4g} {r['contender']:<8} {r['rows']:>11,} {r['runs']:>4} {r['seconds_median']:>8.2f} "
+            f"{r['mb_per_s']:>7.1f} {_fmt_range(r):>12} {r['peak_rss_mb']:>8.0f} {r['cpu_s_median']:>6.1f} "
+            f"{r['parquet_bytes'] / 1e6:>7.0f}{extra}"
+        )
     for q in queries:
-        print(f"{q['size_gb']:>4g} one-month query {q['month']}: lake {q['lake_seconds_median']:.3f}s, "
-              f"csv {q['csv_seconds_median']:.2f}s -> {q['ratio']:.0f} x")
+        print(
+            f"{q['size_gb']:>4g} one-month query {q['month']}: lake {q['lake_seconds_median']:.3f}s, "
+            f"csv {q['csv_seconds_median']:.2f}s -> {q['ratio']:.0f} x"
+        )
     print("\nTargets (ours):")
     for c in checks:
         state = "n/a " if c["met"] is None else ("MET " if c["met"] else "MISS")
-        print(f"  {state} {c['size_gb']:>3g} GB  {c['target']:<58} {c['value']}"
-              + (f" ({c['note']})" if c.get("note") else ""))
+        print(
+            f"  {state} {c['size_gb']:>3g} GB  {c['target']:<58} {c['value']}"
+            + (f" ({c['note']})" if c.get("note") else "")
+        )
 
 
 def markdown(results: list[dict], queries: list[dict], checks: list[dict]) -> str:
-    lines = ["| size | contender | rows | runs | seconds (median) | MB/s (median) | MB/s (min-max) | peak RSS MB "
-             "| CPU s | Parquet MB | notes |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| size | contender | rows | runs | seconds (median) | MB/s (median) | MB/s (min-max) | peak RSS MB "
+        "| CPU s | Parquet MB | notes |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         if r.get("skipped"):
             lines.append(f"| {r['size_gb']:g} GB | {r['contender']} | - | - | - | - | - | - | - | - | {r['note']} |")
             continue
-        note = (f"JVM start {r['jvm_start_seconds']:.1f} s, job {r['job_seconds']:.1f} s"
-                if "jvm_start_seconds" in r else "")
-        lines.append(f"| {r['size_gb']:g} GB | {r['contender']} | {r['rows']:,} | {r['runs']} | "
-                     f"{r['seconds_median']:.2f} | {r['mb_per_s']:.1f} | {_fmt_range(r)} | "
-                     f"{r['peak_rss_mb']:,.0f} | {r['cpu_s_median']:.1f} | {r['parquet_bytes'] / 1e6:,.0f} | {note} |")
+        note = (
+            f"JVM start {r['jvm_start_seconds']:.1f} s, job {r['job_seconds']:.1f} s"
+            if "jvm_start_seconds" in r
+            else ""
+        )
+        lines.append(
+            f"| {r['size_gb']:g} GB | {r['contender']} | {r['rows']:,} | {r['runs']} | "
+            f"{r['seconds_median']:.2f} | {r['mb_per_s']:.1f} | {_fmt_range(r)} | "
+            f"{r['peak_rss_mb']:,.0f} | {r['cpu_s_median']:.1f} | {r['parquet_bytes'] / 1e6:,.0f} | {note} |"
+        )
     if queries:
-        lines += ["", "| size | one-month query | lake (Parquet) s | CSV s | ratio | results agree |",
-                  "|---:|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "| size | one-month query | lake (Parquet) s | CSV s | ratio | results agree |",
+            "|---:|---|---:|---:|---:|---|",
+        ]
         for q in queries:
-            lines.append(f"| {q['size_gb']:g} GB | {q['month']} events per event_type | "
-                         f"{q['lake_seconds_median']:.3f} | {q['csv_seconds_median']:.2f} | {q['ratio']:.0f} | "
-                         f"{'yes' if q['results_agree'] else '**no**'} |")
+            lines.append(
+                f"| {q['size_gb']:g} GB | {q['month']} events per event_type | "
+                f"{q['lake_seconds_median']:.3f} | {q['csv_seconds_median']:.2f} | {q['ratio']:.0f} | "
+                f"{'yes' if q['results_agree'] else '**no**'} |"
+            )
     lines += ["", "| size | target | measured | met |", "|---:|---|---:|---|"]
     for c in checks:
         met = "n/a" if c["met"] is None else ("yes" if c["met"] else "**no**")
-        lines.append(f"| {c['size_gb']:g} GB | {c['target']} | {c['value'] if c['value'] is not None else '-'} "
-                     f"| {met}{' (' + c['note'] + ')' if c.get('note') else ''} |")
+        lines.append(
+            f"| {c['size_gb']:g} GB | {c['target']} | {c['value'] if c['value'] is not None else '-'} "
+            f"| {met}{' (' + c['note'] + ')' if c.get('note') else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -540,11 +647,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     parser.add_argument("--sizes", nargs="+", type=float, default=[1.0, 5.0], help="CSV sizes in GB (2^30 bytes)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of ours and DuckDB per size (median time, max memory)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of ours and DuckDB per size (median time, max memory)"
+    )
     parser.add_argument("--spark-repeat", type=int, default=1, help="runs of PySpark per size")
-    parser.add_argument("--spark-max-gb", type=float, default=None,
-                        help="skip PySpark for files larger than this (said so in every output)")
+    parser.add_argument(
+        "--spark-max-gb",
+        type=float,
+        default=None,
+        help="skip PySpark for files larger than this (said so in every output)",
+    )
     parser.add_argument("--no-spark", action="store_true", help="skip PySpark at every size")
     parser.add_argument("--query-repeat", type=int, default=3, help="runs of each one-month query")
     parser.add_argument("--seed", type=int, default=42)
@@ -565,8 +677,9 @@ def main() -> int:
         try:
             import pyspark  # noqa: F401
         except ImportError:
-            raise SystemExit("pyspark is not installed: .venv/bin/pip install -r bench/requirements.txt "
-                             "(or pass --no-spark)")
+            raise SystemExit(
+                "pyspark is not installed: .venv/bin/pip install -r bench/requirements.txt (or pass --no-spark)"
+            ) from None
     work = Path(tempfile.mkdtemp(prefix="funnel-", dir=RESULTS))
     load_at_start = os.getloadavg()
     results: list[dict] = []
@@ -589,11 +702,18 @@ def main() -> int:
     print_results(results, queries, checks)
     doc = {
         "command": " ".join([".venv/bin/python", "bench/funnel.py", *sys.argv[1:]]),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **_tool_versions(),
-                    "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
-        "results": results, "queries": queries, "targets": checks,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            **_tool_versions(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "results": results,
+        "queries": queries,
+        "targets": checks,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2, default=str))

@@ -28,8 +28,12 @@ def run_timed(argv: list[str], cwd: Path, stdout=subprocess.DEVNULL, merge_outpu
     os.close(fd)
     try:
         started = time.perf_counter()
-        proc = subprocess.run([TIME, "-o", stats, "-f", "%M %U %S", *argv], stdout=stdout, cwd=cwd,
-                              stderr=subprocess.STDOUT if merge_output else subprocess.PIPE)
+        proc = subprocess.run(
+            [TIME, "-o", stats, "-f", "%M %U %S", *argv],
+            stdout=stdout,
+            cwd=cwd,
+            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+        )
         seconds = time.perf_counter() - started
         output = (proc.stdout if merge_output else proc.stderr) or b""
         if proc.returncode != 0:

@@ -30,10 +30,10 @@ if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
 from loaders import pipeline  # noqa: E402
-from loaders.report import Reporter
 from loaders.config import Settings  # noqa: E402
-from olist_demo.olist_generator import generate_olist  # noqa: E402
+from loaders.report import Reporter  # noqa: E402
 from loaders.sources import open_source  # noqa: E402
+from olist_demo.olist_generator import generate_olist  # noqa: E402
 
 VARS = ["--vars", "{lookback_hours: 0}"]
 TARGET_RATIO = 0.10
@@ -56,11 +56,19 @@ def timed_build(settings: Settings, args: list[str]) -> dict:
     report = pipeline.build(settings, quiet, [*args, *VARS], check_freshness=False)
     wall = time.perf_counter() - started
     results = json.loads((settings.data_dir / "dbt" / "target" / "run_results.json").read_text())
-    models = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results["results"]
-              if r["unique_id"].startswith("model.")}
+    models = {
+        r["unique_id"].split(".")[-1]: r["execution_time"]
+        for r in results["results"]
+        if r["unique_id"].startswith("model.")
+    }
     tests = sum(r["execution_time"] for r in results["results"] if not r["unique_id"].startswith("model."))
-    return {"wall_seconds": wall, "model_seconds": sum(models.values()), "test_seconds": tests,
-            "models": dict(sorted(models.items(), key=lambda kv: -kv[1])), "nodes": len(report.results)}
+    return {
+        "wall_seconds": wall,
+        "model_seconds": sum(models.values()),
+        "test_seconds": tests,
+        "models": dict(sorted(models.items(), key=lambda kv: -kv[1])),
+        "nodes": len(report.results),
+    }
 
 
 def change_orders(settings: Settings, share: float, seed: int = 1) -> int:
@@ -71,17 +79,21 @@ def change_orders(settings: Settings, share: float, seed: int = 1) -> int:
         with db.transaction():
             cur = db._conn.cursor()  # set-based: the change itself is not what is measured
             cur.execute("CREATE TEMP TABLE changed (order_id TEXT PRIMARY KEY, with_review INTEGER)")
-            cur.executemany("INSERT INTO changed VALUES (?, ?)",
-                            [(order_id, n % 4 == 0) for n, order_id in enumerate(chosen)])
+            cur.executemany(
+                "INSERT INTO changed VALUES (?, ?)", [(order_id, n % 4 == 0) for n, order_id in enumerate(chosen)]
+            )
             cur.execute(
                 "UPDATE orders SET order_status = CASE order_status WHEN 'delivered' THEN 'delivered' "
                 "WHEN 'shipped' THEN 'delivered' ELSE 'canceled' END, "
                 "order_delivered_customer_date = coalesce(order_delivered_customer_date, "
                 "datetime(order_purchase_timestamp, '+9 days')) "
-                "WHERE order_id IN (SELECT order_id FROM changed)")
+                "WHERE order_id IN (SELECT order_id FROM changed)"
+            )
             # a quarter of them get their review score revised, as happens in the shop
-            cur.execute("UPDATE order_reviews SET review_score = 1 + (review_score % 5) "
-                        "WHERE order_id IN (SELECT order_id FROM changed WHERE with_review)")
+            cur.execute(
+                "UPDATE order_reviews SET review_score = 1 + (review_score % 5) "
+                "WHERE order_id IN (SELECT order_id FROM changed WHERE with_review)"
+            )
             cur.execute("DROP TABLE changed")
     return len(chosen)
 
@@ -91,8 +103,11 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--change-share", type=float, default=0.01)
     parser.add_argument("--keep", action="store_true", help="keep the source, lake and warehouse")
-    parser.add_argument("--reuse-source", action="store_true",
-                        help="reuse the SQLite source a --keep run left (skips the slow bulk load)")
+    parser.add_argument(
+        "--reuse-source",
+        action="store_true",
+        help="reuse the SQLite source a --keep run left (skips the slow bulk load)",
+    )
     args = parser.parse_args()
 
     work = RESULTS / f"incremental-scale-{args.scale:g}"
@@ -120,8 +135,11 @@ def main() -> int:
     step = time.perf_counter()
     batches = pipeline.extract(settings, quiet, "current")
     pipeline.load(settings, quiet)
-    print(f"changed {changed} orders; incremental extract + load "
-          f"({sum(b.rows for b in batches)} rows, {time.perf_counter() - step:.1f}s)", flush=True)
+    print(
+        f"changed {changed} orders; incremental extract + load "
+        f"({sum(b.rows for b in batches)} rows, {time.perf_counter() - step:.1f}s)",
+        flush=True,
+    )
     incremental = timed_build(settings, [])
     ratio = incremental["model_seconds"] / full["model_seconds"]
 
@@ -129,15 +147,20 @@ def main() -> int:
     print(f"{'build':<14}{'model time':>12}{'tests':>10}{'wall':>10}")
     for name, r in (("full refresh", full), ("incremental", incremental)):
         print(f"{name:<14}{r['model_seconds']:>11.2f}s{r['test_seconds']:>9.2f}s{r['wall_seconds']:>9.2f}s")
-    print(f"model time ratio incremental / full = {ratio:.1%} (target <= {TARGET_RATIO:.0%}: "
-          f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(
+        f"model time ratio incremental / full = {ratio:.1%} (target <= {TARGET_RATIO:.0%}: "
+        f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})"
+    )
     for name, r in (("full refresh", full), ("incremental", incremental)):
         top = ", ".join(f"{m} {s:.2f}s" for m, s in list(r["models"].items())[:6])
         print(f"slowest models, {name}: {top}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "incremental.json").write_text(json.dumps(
-        {"scale": args.scale, "changed_orders": changed, "full": full, "incremental": incremental,
-         "ratio": ratio}, indent=2))
+    (RESULTS / "incremental.json").write_text(
+        json.dumps(
+            {"scale": args.scale, "changed_orders": changed, "full": full, "incremental": incremental, "ratio": ratio},
+            indent=2,
+        )
+    )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

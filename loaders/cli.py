@@ -49,18 +49,34 @@ def _reporter() -> Reporter:
     return Reporter(echo=echo, progress=_progress)
 
 
-TABLES = click.option("--table", "tables", multiple=True, metavar="NAME",
-                      help="Only this declared table (repeatable). Default: every table.")
+TABLES = click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="NAME",
+    help="Only this declared table (repeatable). Default: every table.",
+)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--source-url", help="Source database: sqlite:///file.sqlite or mysql://user:pw@host:3306/db "
-              "[env DWH_SOURCE_URL; default sqlite:///data/olist.sqlite]")
-@click.option("--store-url", help="Object store: a folder or s3://bucket/prefix [env DWH_STORE_URL; default data/store]")
-@click.option("--warehouse", type=click.Choice(get_args(WarehouseName)),
-              help="Warehouse and dbt target [env DWH_WAREHOUSE; default duckdb]")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Where the embedded defaults live [env DWH_DATA_DIR; default ./data in the project]")
+@click.option(
+    "--source-url",
+    help="Source database: sqlite:///file.sqlite or mysql://user:pw@host:3306/db "
+    "[env DWH_SOURCE_URL; default sqlite:///data/olist.sqlite]",
+)
+@click.option(
+    "--store-url", help="Object store: a folder or s3://bucket/prefix [env DWH_STORE_URL; default data/store]"
+)
+@click.option(
+    "--warehouse",
+    type=click.Choice(get_args(WarehouseName)),
+    help="Warehouse and dbt target [env DWH_WAREHOUSE; default duckdb]",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Where the embedded defaults live [env DWH_DATA_DIR; default ./data in the project]",
+)
 @click.option("--debug", is_flag=True, help="Show SQL, tracebacks and library logs.")
 @click.pass_context
 def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) -> None:
@@ -71,15 +87,22 @@ def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) 
     AWS: MySQL/RDS -> s3://bucket/prefix -> Redshift, by setting DWH_* variables.
     Start with `dwh demo`, then `dwh run` every hour (cron, or the AWS schedule).
     """
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"debug": debug, "overrides": {
-        "source_url": source_url, "store_url": store_url, "warehouse": warehouse, "data_dir": data_dir,
-    }}
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {
+        "debug": debug,
+        "overrides": {
+            "source_url": source_url,
+            "store_url": store_url,
+            "warehouse": warehouse,
+            "data_dir": data_dir,
+        },
+    }
 
 
 @main.command()
-@click.option("--scale", type=float, default=None, help="1 = the real dataset's row counts (99k orders). [default 0.05]")
+@click.option(
+    "--scale", type=float, default=None, help="1 = the real dataset's row counts (99k orders). [default 0.05]"
+)
 @click.pass_context
 def demo(ctx, scale) -> None:
     """Run the whole pipeline from nothing on the embedded default.
@@ -114,8 +137,12 @@ def source() -> None:
 
 
 @source.command("load")
-@click.option("--csv-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Folder with the nine Olist CSV files (generated, or the Kaggle files unchanged).")
+@click.option(
+    "--csv-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Folder with the nine Olist CSV files (generated, or the Kaggle files unchanged).",
+)
 @click.option("--replace", is_flag=True, help="Drop and recreate the tables first.")
 @TABLES
 @click.pass_context
@@ -141,9 +168,14 @@ def simulate(ctx, hours, orders_per_hour) -> None:
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(pipeline.EXTRACT_MODES), default="auto", show_default=True,
-              help="historical: every row; current: rows changed since the watermark minus the lookback; "
-                   "auto: historical for a table with no watermark yet, else current.")
+@click.option(
+    "--mode",
+    type=click.Choice(pipeline.EXTRACT_MODES),
+    default="auto",
+    show_default=True,
+    help="historical: every row; current: rows changed since the watermark minus the lookback; "
+    "auto: historical for a table with no watermark yet, else current.",
+)
 @TABLES
 @click.pass_context
 def extract(ctx, mode, tables) -> None:
@@ -194,8 +226,12 @@ def funnel() -> None:
 
 @funnel.command("generate")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for <year>_funnel.csv files.")
-@click.option("--olist-csv", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Folder of the Olist CSVs whose customer_ids and product_ids the events use.")
+@click.option(
+    "--olist-csv",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Folder of the Olist CSVs whose customer_ids and product_ids the events use.",
+)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="10,000 rows per file at scale 1.")
 @click.option("--rows-per-file", type=int, help="Exact rows per file (overrides --scale; 7.5M rows make 1 GB).")
 @click.option("--years", default="2016,2017,2018", show_default=True, help="One file per year.")
@@ -206,8 +242,14 @@ def funnel_generate(ctx, out, olist_csv, scale, rows_per_file, years, seed) -> N
     year_list = tuple(int(y) for y in years.split(",") if y.strip())
     from olist_demo.run import funnel_generate as run_funnel_generate
 
-    run_funnel_generate(_settings(ctx, scale=scale, seed=seed), _reporter(), out, olist_csv,
-                        rows_per_file=rows_per_file, years=year_list)
+    run_funnel_generate(
+        _settings(ctx, scale=scale, seed=seed),
+        _reporter(),
+        out,
+        olist_csv,
+        rows_per_file=rows_per_file,
+        years=year_list,
+    )
 
 
 @funnel.command("land")
@@ -219,9 +261,13 @@ def funnel_land(ctx, files) -> None:
 
 
 @funnel.command("convert")
-@click.option("--file", "file", metavar="NAME",
-              help="Only this landing file: a name, a key (landing/funnel/x.csv) or a full URI, as the "
-                   "S3 trigger passes it. Default: every new or changed landing file.")
+@click.option(
+    "--file",
+    "file",
+    metavar="NAME",
+    help="Only this landing file: a name, a key (landing/funnel/x.csv) or a full URI, as the "
+    "S3 trigger passes it. Default: every new or changed landing file.",
+)
 @click.option("--force", is_flag=True, help="Convert again even if the file is unchanged.")
 @click.pass_context
 def funnel_convert(ctx, file, force) -> None:
@@ -257,8 +303,13 @@ def run(ctx, tables) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("dist/aws"), show_default=True,
-              help="Folder for the artifacts; copy it to s3://<ArtifactBucket>/<ArtifactPrefix>/.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("dist/aws"),
+    show_default=True,
+    help="Folder for the artifacts; copy it to s3://<ArtifactBucket>/<ArtifactPrefix>/.",
+)
 def package(out) -> None:
     """Build the AWS artifacts that infra/template.yaml deploys.
 

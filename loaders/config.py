@@ -9,9 +9,10 @@ never printed: `Settings.describe()` redacts them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 WarehouseName = Literal["duckdb", "postgres", "redshift"]
@@ -37,7 +38,8 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
-def _secret(default: str = "") -> object:
+def _secret(default: str = "") -> Any:
+    """A settings field that is never shown (`describe()` prints *** for it)."""
     return field(default=default, repr=False, metadata={"secret": True})
 
 
@@ -60,12 +62,12 @@ class Settings:
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_user: str = "postgres"
-    pg_password: str = _secret()  # type: ignore[assignment]
+    pg_password: str = _secret()
     pg_database: str = "postgres"
     redshift_host: str = ""
     redshift_port: int = 5439
     redshift_user: str = ""
-    redshift_password: str = _secret()  # type: ignore[assignment]
+    redshift_password: str = _secret()
     redshift_database: str = "dev"
     redshift_iam_role: str = ""  # ARN of the role COPY and Spectrum assume
     # Extraction
@@ -98,8 +100,11 @@ class Settings:
             object.__setattr__(self, "store_url", str(data_dir / "store"))
         if not self.duckdb_path:
             object.__setattr__(self, "duckdb_path", str(data_dir / "warehouse.duckdb"))
-        for name, kind in (("warehouse", WarehouseName), ("build_scope", BuildScope),
-                           ("parquet_compression", Compression)):
+        for name, kind in (
+            ("warehouse", WarehouseName),
+            ("build_scope", BuildScope),
+            ("parquet_compression", Compression),
+        ):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)!r}: use {' or '.join(allowed)}")
@@ -110,7 +115,7 @@ class Settings:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from DWH_* variables, then explicit overrides (CLI options) on top."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -120,10 +125,10 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # values were coerced per field type above
 
-    def with_(self, **changes: object) -> "Settings":
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]  # callers pass field values
 
     def describe(self) -> dict[str, str]:
         """Settings as strings for display, secrets hidden."""

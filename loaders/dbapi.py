@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 
 def fetch(conn: Any, sql: str, params: Sequence | None = None, log: logging.Logger | None = None) -> list[tuple]:

@@ -18,6 +18,16 @@ from .store import StoreError
 from .warehouses import WarehouseError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    CatalogError, ConfigError, DbtError, DeclarationError, ExtractError, FunnelError, LoadError,
-    ManifestError, SourceError, StoreError, TypeDeclarationError, WarehouseError,
+    CatalogError,
+    ConfigError,
+    DbtError,
+    DeclarationError,
+    ExtractError,
+    FunnelError,
+    LoadError,
+    ManifestError,
+    SourceError,
+    StoreError,
+    TypeDeclarationError,
+    WarehouseError,
 )

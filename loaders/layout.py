@@ -85,7 +85,7 @@ def parse_batch_folder(folder: str) -> tuple[str, str] | None:
     *_, mode, leaf = folder.split("/")
     if mode not in MODES or not leaf.startswith("batch="):
         return None
-    return mode, leaf[len("batch="):]
+    return mode, leaf[len("batch=") :]
 
 
 def state_path(table: str) -> str:

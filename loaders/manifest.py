@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import layout
 from .declarations import LogicalType, Table
 from .store import ObjectStore
-from . import layout
 
 MANIFEST_VERSION = 1
 
@@ -41,10 +41,11 @@ def write_manifests(store: ObjectStore, folder: str, manifest: dict[str, Any], p
     """Redshift's COPY manifest first, then ours: its presence publishes the batch."""
     store.write_json(
         layout.batch_copy_manifest(folder),
-        {"entries": [
-            {"url": store.uri(p.path), "mandatory": True, "meta": {"content_length": p.bytes}}
-            for p in parts
-        ]},
+        {
+            "entries": [
+                {"url": store.uri(p.path), "mandatory": True, "meta": {"content_length": p.bytes}} for p in parts
+            ]
+        },
     )
     store.write_json(layout.batch_manifest(folder), manifest)
 

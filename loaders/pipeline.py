@@ -8,17 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
 from .declarations import Table, select_tables
 from .extract import BatchReport, extract_table, read_watermark
+from .layout import MODES, Mode
 from .load import BatchLoadReport, load_pending_batches
 from .report import Reporter, mb
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore
-from . import layout
-from .layout import MODES, Mode
 from .warehouses import open_warehouse
 
 ExtractMode = Literal["auto"] | Mode
@@ -26,8 +26,9 @@ ExtractMode = Literal["auto"] | Mode
 EXTRACT_MODES: tuple[str, ...] = ("auto", *MODES)
 
 
-def load_source(settings: Settings, csv_dir: Path, rep: Reporter, replace: bool = False,
-                tables: list[str] | None = None) -> list[BulkLoadReport]:
+def load_source(
+    settings: Settings, csv_dir: Path, rep: Reporter, replace: bool = False, tables: list[str] | None = None
+) -> list[BulkLoadReport]:
     """`dwh source load`: create the schema and bulk-load the CSV files into the source."""
     selected = select_tables(settings.project_dir, tables)
     with open_source(settings.source_url) as engine:
@@ -35,8 +36,9 @@ def load_source(settings: Settings, csv_dir: Path, rep: Reporter, replace: bool 
         return load_folder(engine, selected, csv_dir, replace=replace, progress=rep.bulk_load)
 
 
-def extract(settings: Settings, rep: Reporter, mode: ExtractMode = "auto",
-            tables: list[str] | None = None) -> list[BatchReport]:
+def extract(
+    settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
+) -> list[BatchReport]:
     """`dwh extract`: one batch per table into the object store."""
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
@@ -45,8 +47,9 @@ def extract(settings: Settings, rep: Reporter, mode: ExtractMode = "auto",
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         for table in selected:
             table_mode: Mode = ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-            report = extract_table(settings, engine, store, table, table_mode,
-                                   progress=lambda t, n: rep.tick(f"{t}: {n:,} rows"))
+            report = extract_table(
+                settings, engine, store, table, table_mode, progress=lambda t, n: rep.tick(f"{t}: {n:,} rows")
+            )
             rep.extract(report)
             reports.append(report)
     return reports
@@ -58,8 +61,9 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
     store = ObjectStore(settings.store_url, settings)
     with open_warehouse(settings, store) as wh:
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
-        reports = load_pending_batches(wh, selected, progress=rep.load,
-                                       declared=select_tables(settings.project_dir, None))
+        reports = load_pending_batches(
+            wh, selected, progress=rep.load, declared=select_tables(settings.project_dir, None)
+        )
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
@@ -67,8 +71,13 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         return reports
 
 
-def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
-          check_freshness: bool = True, scope: str | None = None) -> DbtReport:
+def build(
+    settings: Settings,
+    rep: Reporter,
+    extra: list[str] | None = None,
+    check_freshness: bool = True,
+    scope: str | None = None,
+) -> DbtReport:
     """dbt source freshness (a stale raw table stops here), then dbt build.
 
     By default only what is downstream of data loaded since the last successful build runs
@@ -84,8 +93,13 @@ def build(settings: Settings, rep: Reporter, extra: list[str] | None = None,
         selection = plan(wh, settings, extra, scope or settings.build_scope)
         preparations = wh.build_preparations()
     changed = [sel.split(".", 1)[1].rstrip("+") for sel in selection or []]
-    shown = ("the whole project" if selection is None else
-             f"what is downstream of new data in {', '.join(changed)}" if changed else "nothing new")
+    shown = (
+        "the whole project"
+        if selection is None
+        else f"what is downstream of new data in {', '.join(changed)}"
+        if changed
+        else "nothing new"
+    )
     rep.stage(f"dbt build on {settings.warehouse}: {shown}")
     if check_freshness:  # also when nothing is new: a stuck pipeline must not go unnoticed
         rep.dbt(run_dbt(settings, ["source", "freshness"], quiet=True))
@@ -127,18 +141,23 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
 
         register = GlueCatalog(settings, store).add_partitions
     rep.stage(f"convert funnel files in {store.uri(layout.LANDING_FUNNEL)} -> {store.uri(layout.FUNNEL_LAKE)}")
-    tick = lambda name, n: rep.tick(f"{name}: {n:,} rows")  # noqa: E731
-    reports = ([convert_file(settings, store, file, force, tick, register)] if file
-               else convert_pending(settings, store, force, tick, register))
+    tick = lambda name, n: rep.tick(f"{name}: {n:,} rows")
+    reports = (
+        [convert_file(settings, store, file, force, tick, register)]
+        if file
+        else convert_pending(settings, store, force, tick, register)
+    )
     for r in reports:
         if r.status == "skipped":
             rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
             continue
-        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rows_rejected else ""
+        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
         glue = f", Glue {settings.glue_database}.{settings.glue_table}" if register else ""
-        rep.echo(f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
-                 f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
-                 f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}")
+        rep.echo(
+            f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
+            f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
+            f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}"
+        )
     if not reports:
         rep.echo("  no landing file")
     return reports

@@ -14,7 +14,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import fsspec
 
@@ -27,10 +27,20 @@ class StoreError(RuntimeError):
     """The object store cannot be used; the message names the location."""
 
 
+class Sink(Protocol):
+    """What HashingWriter writes through: a binary file object (local, or s3fs's upload)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class HashingWriter:
     """A write-only file object that counts and hashes the bytes passing through it."""
 
-    def __init__(self, raw: IO[bytes]):
+    def __init__(self, raw: Sink):
         self._raw = raw
         self._sha = hashlib.sha256()
         self.bytes = 0
@@ -94,7 +104,7 @@ class ObjectStore:
                 if settings.s3_endpoint_url:
                     client_kwargs["endpoint_url"] = settings.s3_endpoint_url
             self.fs = fsspec.filesystem("s3", client_kwargs=client_kwargs, use_listings_cache=False)
-            self.root = self.url[len("s3://"):]
+            self.root = self.url[len("s3://") :]
             self._check_bucket()
         elif "://" in self.url and not self.url.startswith("file://"):
             raise StoreError(f"DWH_STORE_URL={self.url!r}: use a local folder or s3://bucket/prefix")
@@ -128,7 +138,7 @@ class ObjectStore:
 
     def relative(self, full: str) -> str:
         full = full.removeprefix("s3://")
-        return full[len(self.root) + 1:] if full.startswith(self.root + "/") else full
+        return full[len(self.root) + 1 :] if full.startswith(self.root + "/") else full
 
     # -- writing ----------------------------------------------------------------------------
     def open_part(self, path: str) -> HashingWriter:
@@ -206,7 +216,7 @@ class _LocalAtomicFile:
     def __init__(self, path: str):
         self.path = path
         self.tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        self._handle = open(self.tmp, "wb")
+        self._handle = open(self.tmp, "wb")  # noqa: SIM115 - closed by close() or discard()
 
     def write(self, data: bytes) -> int:
         return self._handle.write(data)

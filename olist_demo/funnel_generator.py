@@ -13,9 +13,9 @@ from __future__ import annotations
 import csv
 import os
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from loaders.funnel import EVENT_TYPES, FUNNEL_HEADER
 
@@ -47,10 +47,15 @@ def _timestamp(moment: datetime) -> str:
     return moment.strftime("%m/%d/%Y %I:%M %p")
 
 
-def generate_funnel(out_dir: str | os.PathLike, olist_csv_dir: str | os.PathLike, scale: float = 1.0,
-                    seed: int = 42, years: tuple[int, ...] = (2016, 2017, 2018),
-                    rows_per_file: int | None = None,
-                    progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def generate_funnel(
+    out_dir: str | os.PathLike,
+    olist_csv_dir: str | os.PathLike,
+    scale: float = 1.0,
+    seed: int = 42,
+    years: tuple[int, ...] = (2016, 2017, 2018),
+    rows_per_file: int | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
     """Write one funnel file per year into out_dir; return {file name: rows written}.
 
     `rows_per_file` overrides the scale (10,000 rows per file at scale 1; about 140 bytes a row,
@@ -79,7 +84,10 @@ def generate_funnel(out_dir: str | os.PathLike, olist_csv_dir: str | os.PathLike
                     category = ""  # empty category id
                 elif roll < 0.2 and categories:
                     category = rng.choice(categories)  # not the product's own category
-                session = f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-11ea-{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}"
+                session = (
+                    f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-11ea-"
+                    f"{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}"
+                )
                 moment = start + timedelta(minutes=rng.randrange(minutes))
                 event = rng.choices(EVENT_TYPES, _EVENT_WEIGHTS)[0]
                 lines.append(f"{session},{_timestamp(moment)},{event},{rng.choice(users)},{product},{category}\r\n")

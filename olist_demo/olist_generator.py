@@ -44,9 +44,10 @@ import hashlib
 import os
 import random
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
 __all__ = ["generate_olist", "OLIST_FILES"]
 
@@ -62,35 +63,65 @@ TRANSLATION = "product_category_name_translation.csv"
 
 OLIST_FILES: dict[str, tuple[str, ...]] = {
     CUSTOMERS: (
-        "customer_id", "customer_unique_id", "customer_zip_code_prefix", "customer_city",
+        "customer_id",
+        "customer_unique_id",
+        "customer_zip_code_prefix",
+        "customer_city",
         "customer_state",
     ),
     ORDERS: (
-        "order_id", "customer_id", "order_status", "order_purchase_timestamp",
-        "order_approved_at", "order_delivered_carrier_date", "order_delivered_customer_date",
+        "order_id",
+        "customer_id",
+        "order_status",
+        "order_purchase_timestamp",
+        "order_approved_at",
+        "order_delivered_carrier_date",
+        "order_delivered_customer_date",
         "order_estimated_delivery_date",
     ),
     ITEMS: (
-        "order_id", "order_item_id", "product_id", "seller_id", "shipping_limit_date", "price",
+        "order_id",
+        "order_item_id",
+        "product_id",
+        "seller_id",
+        "shipping_limit_date",
+        "price",
         "freight_value",
     ),
     PAYMENTS: (
-        "order_id", "payment_sequential", "payment_type", "payment_installments",
+        "order_id",
+        "payment_sequential",
+        "payment_type",
+        "payment_installments",
         "payment_value",
     ),
     REVIEWS: (
-        "review_id", "order_id", "review_score", "review_comment_title",
-        "review_comment_message", "review_creation_date", "review_answer_timestamp",
+        "review_id",
+        "order_id",
+        "review_score",
+        "review_comment_title",
+        "review_comment_message",
+        "review_creation_date",
+        "review_answer_timestamp",
     ),
     PRODUCTS: (
-        "product_id", "product_category_name", "product_name_lenght",
-        "product_description_lenght", "product_photos_qty", "product_weight_g",
-        "product_length_cm", "product_height_cm", "product_width_cm",
+        "product_id",
+        "product_category_name",
+        "product_name_lenght",
+        "product_description_lenght",
+        "product_photos_qty",
+        "product_weight_g",
+        "product_length_cm",
+        "product_height_cm",
+        "product_width_cm",
     ),
     SELLERS: ("seller_id", "seller_zip_code_prefix", "seller_city", "seller_state"),
     GEOLOCATION: (
-        "geolocation_zip_code_prefix", "geolocation_lat", "geolocation_lng",
-        "geolocation_city", "geolocation_state",
+        "geolocation_zip_code_prefix",
+        "geolocation_lat",
+        "geolocation_lng",
+        "geolocation_city",
+        "geolocation_state",
     ),
     TRANSLATION: ("product_category_name", "product_category_name_english"),
 }
@@ -149,8 +180,7 @@ CATEGORIES: tuple[tuple[str, str | None, int], ...] = (
     ("malas_acessorios", "luggage_accessories", 349),
     ("climatizacao", "air_conditioning", 124),
     ("construcao_ferramentas_construcao", "construction_tools_construction", 400),
-    ("moveis_cozinha_area_de_servico_jantar_e_jardim", "kitchen_dining_laundry_garden_furniture",
-     94),
+    ("moveis_cozinha_area_de_servico_jantar_e_jardim", "kitchen_dining_laundry_garden_furniture", 94),
     ("construcao_ferramentas_jardim", "costruction_tools_garden", 88),
     ("fashion_roupa_masculina", "fashion_male_clothing", 95),
     ("pet_shop", "pet_shop", 719),
@@ -215,66 +245,131 @@ class State(NamedTuple):
 
 
 STATES: tuple[State, ...] = (
-    State("SP", ((1000, 19999),), -23.55, -46.63, 42.0,
-          ("são paulo", "campinas", "guarulhos", "santo andré", "são bernardo do campo",
-           "osasco", "ribeirão preto", "sorocaba", "santos", "são josé dos campos", "jundiaí",
-           "piracicaba", "franca", "bauru", "mogi das cruzes", "taubaté")),
-    State("RJ", ((20000, 28999),), -22.91, -43.17, 12.9,
-          ("rio de janeiro", "niterói", "nova iguaçu", "duque de caxias", "são gonçalo",
-           "petrópolis", "volta redonda", "campos dos goytacazes")),
-    State("MG", ((30000, 39999),), -19.92, -43.94, 11.7,
-          ("belo horizonte", "uberlândia", "contagem", "juiz de fora", "betim", "montes claros",
-           "poços de caldas", "divinópolis")),
-    State("RS", ((90000, 99999),), -30.03, -51.23, 5.5,
-          ("porto alegre", "caxias do sul", "pelotas", "canoas", "santa maria",
-           "novo hamburgo")),
-    State("PR", ((80000, 87999),), -25.43, -49.27, 5.1,
-          ("curitiba", "londrina", "maringá", "ponta grossa", "cascavel", "foz do iguaçu")),
-    State("SC", ((88000, 89999),), -27.59, -48.55, 3.7,
-          ("florianópolis", "joinville", "blumenau", "são josé", "itajaí", "chapecó",
-           "criciúma")),
-    State("BA", ((40000, 48999),), -12.97, -38.50, 3.4,
-          ("salvador", "feira de santana", "vitória da conquista", "camaçari", "ilhéus")),
-    State("DF", ((70000, 72799), (73000, 73699)), -15.79, -47.88, 2.2,
-          ("brasília", "taguatinga", "ceilândia", "gama")),
-    State("ES", ((29000, 29999),), -20.32, -40.34, 2.0,
-          ("vitória", "vila velha", "serra", "cariacica", "guarapari")),
-    State("GO", ((72800, 72999), (73700, 76799)), -16.68, -49.25, 2.0,
-          ("goiânia", "anápolis", "aparecida de goiânia", "rio verde")),
-    State("PE", ((50000, 56999),), -8.05, -34.88, 1.7,
-          ("recife", "jaboatão dos guararapes", "olinda", "caruaru", "petrolina")),
-    State("CE", ((60000, 63999),), -3.73, -38.52, 1.3,
-          ("fortaleza", "caucaia", "juazeiro do norte", "sobral")),
-    State("PA", ((66000, 68899),), -1.46, -48.50, 1.0,
-          ("belém", "ananindeua", "santarém", "marabá")),
-    State("MT", ((78000, 78899),), -15.60, -56.10, 0.9,
-          ("cuiabá", "várzea grande", "rondonópolis", "sinop")),
-    State("MA", ((65000, 65999),), -2.53, -44.30, 0.75,
-          ("são luís", "imperatriz", "caxias")),
-    State("MS", ((79000, 79999),), -20.44, -54.65, 0.7,
-          ("campo grande", "dourados", "três lagoas")),
-    State("PB", ((58000, 58999),), -7.12, -34.86, 0.54,
-          ("joão pessoa", "campina grande", "patos")),
-    State("PI", ((64000, 64999),), -5.09, -42.80, 0.5,
-          ("teresina", "parnaíba", "picos")),
-    State("RN", ((59000, 59999),), -5.79, -35.21, 0.49,
-          ("natal", "mossoró", "parnamirim")),
-    State("AL", ((57000, 57999),), -9.67, -35.74, 0.4,
-          ("maceió", "arapiraca")),
-    State("SE", ((49000, 49999),), -10.91, -37.07, 0.35,
-          ("aracaju", "nossa senhora do socorro", "lagarto")),
-    State("TO", ((77000, 77999),), -10.18, -48.33, 0.28,
-          ("palmas", "araguaína", "gurupi")),
-    State("RO", ((76800, 76999),), -8.76, -63.90, 0.25,
-          ("porto velho", "ji-paraná", "ariquemes")),
-    State("AM", ((69000, 69299), (69400, 69899)), -3.12, -60.02, 0.15,
-          ("manaus", "parintins", "itacoatiara")),
-    State("AC", ((69900, 69999),), -9.97, -67.81, 0.08,
-          ("rio branco", "cruzeiro do sul")),
-    State("AP", ((68900, 68999),), 0.03, -51.07, 0.07,
-          ("macapá", "santana")),
-    State("RR", ((69300, 69399),), 2.82, -60.67, 0.05,
-          ("boa vista", "rorainópolis")),
+    State(
+        "SP",
+        ((1000, 19999),),
+        -23.55,
+        -46.63,
+        42.0,
+        (
+            "são paulo",
+            "campinas",
+            "guarulhos",
+            "santo andré",
+            "são bernardo do campo",
+            "osasco",
+            "ribeirão preto",
+            "sorocaba",
+            "santos",
+            "são josé dos campos",
+            "jundiaí",
+            "piracicaba",
+            "franca",
+            "bauru",
+            "mogi das cruzes",
+            "taubaté",
+        ),
+    ),
+    State(
+        "RJ",
+        ((20000, 28999),),
+        -22.91,
+        -43.17,
+        12.9,
+        (
+            "rio de janeiro",
+            "niterói",
+            "nova iguaçu",
+            "duque de caxias",
+            "são gonçalo",
+            "petrópolis",
+            "volta redonda",
+            "campos dos goytacazes",
+        ),
+    ),
+    State(
+        "MG",
+        ((30000, 39999),),
+        -19.92,
+        -43.94,
+        11.7,
+        (
+            "belo horizonte",
+            "uberlândia",
+            "contagem",
+            "juiz de fora",
+            "betim",
+            "montes claros",
+            "poços de caldas",
+            "divinópolis",
+        ),
+    ),
+    State(
+        "RS",
+        ((90000, 99999),),
+        -30.03,
+        -51.23,
+        5.5,
+        ("porto alegre", "caxias do sul", "pelotas", "canoas", "santa maria", "novo hamburgo"),
+    ),
+    State(
+        "PR",
+        ((80000, 87999),),
+        -25.43,
+        -49.27,
+        5.1,
+        ("curitiba", "londrina", "maringá", "ponta grossa", "cascavel", "foz do iguaçu"),
+    ),
+    State(
+        "SC",
+        ((88000, 89999),),
+        -27.59,
+        -48.55,
+        3.7,
+        ("florianópolis", "joinville", "blumenau", "são josé", "itajaí", "chapecó", "criciúma"),
+    ),
+    State(
+        "BA",
+        ((40000, 48999),),
+        -12.97,
+        -38.50,
+        3.4,
+        ("salvador", "feira de santana", "vitória da conquista", "camaçari", "ilhéus"),
+    ),
+    State("DF", ((70000, 72799), (73000, 73699)), -15.79, -47.88, 2.2, ("brasília", "taguatinga", "ceilândia", "gama")),
+    State("ES", ((29000, 29999),), -20.32, -40.34, 2.0, ("vitória", "vila velha", "serra", "cariacica", "guarapari")),
+    State(
+        "GO",
+        ((72800, 72999), (73700, 76799)),
+        -16.68,
+        -49.25,
+        2.0,
+        ("goiânia", "anápolis", "aparecida de goiânia", "rio verde"),
+    ),
+    State(
+        "PE",
+        ((50000, 56999),),
+        -8.05,
+        -34.88,
+        1.7,
+        ("recife", "jaboatão dos guararapes", "olinda", "caruaru", "petrolina"),
+    ),
+    State("CE", ((60000, 63999),), -3.73, -38.52, 1.3, ("fortaleza", "caucaia", "juazeiro do norte", "sobral")),
+    State("PA", ((66000, 68899),), -1.46, -48.50, 1.0, ("belém", "ananindeua", "santarém", "marabá")),
+    State("MT", ((78000, 78899),), -15.60, -56.10, 0.9, ("cuiabá", "várzea grande", "rondonópolis", "sinop")),
+    State("MA", ((65000, 65999),), -2.53, -44.30, 0.75, ("são luís", "imperatriz", "caxias")),
+    State("MS", ((79000, 79999),), -20.44, -54.65, 0.7, ("campo grande", "dourados", "três lagoas")),
+    State("PB", ((58000, 58999),), -7.12, -34.86, 0.54, ("joão pessoa", "campina grande", "patos")),
+    State("PI", ((64000, 64999),), -5.09, -42.80, 0.5, ("teresina", "parnaíba", "picos")),
+    State("RN", ((59000, 59999),), -5.79, -35.21, 0.49, ("natal", "mossoró", "parnamirim")),
+    State("AL", ((57000, 57999),), -9.67, -35.74, 0.4, ("maceió", "arapiraca")),
+    State("SE", ((49000, 49999),), -10.91, -37.07, 0.35, ("aracaju", "nossa senhora do socorro", "lagarto")),
+    State("TO", ((77000, 77999),), -10.18, -48.33, 0.28, ("palmas", "araguaína", "gurupi")),
+    State("RO", ((76800, 76999),), -8.76, -63.90, 0.25, ("porto velho", "ji-paraná", "ariquemes")),
+    State("AM", ((69000, 69299), (69400, 69899)), -3.12, -60.02, 0.15, ("manaus", "parintins", "itacoatiara")),
+    State("AC", ((69900, 69999),), -9.97, -67.81, 0.08, ("rio branco", "cruzeiro do sul")),
+    State("AP", ((68900, 68999),), 0.03, -51.07, 0.07, ("macapá", "santana")),
+    State("RR", ((69300, 69399),), 2.82, -60.67, 0.05, ("boa vista", "rorainópolis")),
 )
 SAO_PAULO_CITY_PREFIX_END = 8500  # prefixes 01000-08499 belong to the city of São Paulo
 
@@ -282,21 +377,74 @@ SAO_PAULO_CITY_PREFIX_END = 8500  # prefixes 01000-08499 belong to the city of S
 # Order, item, payment and review distributions (from the real files, rounded).
 
 ORDER_STATUSES: tuple[tuple[str, int], ...] = (
-    ("delivered", 96_478), ("shipped", 1_107), ("canceled", 625), ("unavailable", 609),
-    ("invoiced", 314), ("processing", 301), ("created", 5), ("approved", 2),
+    ("delivered", 96_478),
+    ("shipped", 1_107),
+    ("canceled", 625),
+    ("unavailable", 609),
+    ("invoiced", 314),
+    ("processing", 301),
+    ("created", 5),
+    ("approved", 2),
 )
 # Index n is the weight of "n items in the order" (index 0 unused).
 ITEMS_PER_ORDER: tuple[int, ...] = (
-    0, 88_863, 7_516, 1_322, 505, 204, 198, 22, 8, 3, 8, 4, 5, 1, 2, 2, 0, 0, 0, 0, 2, 1,
+    0,
+    88_863,
+    7_516,
+    1_322,
+    505,
+    204,
+    198,
+    22,
+    8,
+    3,
+    8,
+    4,
+    5,
+    1,
+    2,
+    2,
+    0,
+    0,
+    0,
+    0,
+    2,
+    1,
 )
 SINGLE_PAYMENT_TYPES: tuple[tuple[str, float], ...] = (
-    ("credit_card", 75.5), ("boleto", 19.9), ("voucher", 0.8), ("debit_card", 1.55),
+    ("credit_card", 75.5),
+    ("boleto", 19.9),
+    ("voucher", 0.8),
+    ("debit_card", 1.55),
     ("not_defined", 0.003),
 )
 # Index n is the weight of "n installments" for a credit card payment.
 CARD_INSTALLMENTS: tuple[float, ...] = (
-    0.003, 33.0, 16.0, 13.5, 9.3, 6.9, 5.1, 2.1, 5.5, 0.8, 6.9, 0.03, 0.02, 0.02, 0.02, 0.1,
-    0.01, 0.01, 0.03, 0.0, 0.02, 0.0, 0.0, 0.0, 0.02,
+    0.003,
+    33.0,
+    16.0,
+    13.5,
+    9.3,
+    6.9,
+    5.1,
+    2.1,
+    5.5,
+    0.8,
+    6.9,
+    0.03,
+    0.02,
+    0.02,
+    0.02,
+    0.1,
+    0.01,
+    0.01,
+    0.03,
+    0.0,
+    0.02,
+    0.0,
+    0.0,
+    0.0,
+    0.02,
 )
 REVIEW_SCORES_HAPPY: tuple[int, ...] = (0, 115, 32, 82, 193, 578)
 REVIEW_SCORES_UNHAPPY: tuple[int, ...] = (0, 35, 10, 15, 15, 25)
@@ -304,27 +452,55 @@ MESSAGE_PROBABILITY = {1: 0.72, 2: 0.67, 3: 0.52, 4: 0.3, 5: 0.33}
 TITLE_PROBABILITY = 0.117
 
 REVIEW_TITLES: tuple[str, ...] = (
-    "recomendo", "Recomendo", "Ótimo", "Excelente", "Muito bom", "Super recomendo", "Bom",
-    "Não recebi", "Péssimo", "Produto com defeito", "Atraso na entrega", "Nota 10", "Amei!!!",
-    "Chegou rápido", "Ótimo produto", "Decepcionado",
+    "recomendo",
+    "Recomendo",
+    "Ótimo",
+    "Excelente",
+    "Muito bom",
+    "Super recomendo",
+    "Bom",
+    "Não recebi",
+    "Péssimo",
+    "Produto com defeito",
+    "Atraso na entrega",
+    "Nota 10",
+    "Amei!!!",
+    "Chegou rápido",
+    "Ótimo produto",
+    "Decepcionado",
 )
 HAPPY_SENTENCES: tuple[str, ...] = (
-    "Produto ótimo, recomendo!", "Chegou antes do prazo.", "Muito bom, entrega rápida.",
-    "Excelente qualidade", "Tudo certo, obrigado", "Recomendo a loja",
-    "Produto de ótima qualidade, chegou bem embalado.", "Gostei muito, superou minhas expectativas",
-    "Entrega super rápida, parabéns!", "O produto é exatamente como na foto",
-    'Comprei como "presente" e a pessoa adorou.', "Bom custo-benefício",
+    "Produto ótimo, recomendo!",
+    "Chegou antes do prazo.",
+    "Muito bom, entrega rápida.",
+    "Excelente qualidade",
+    "Tudo certo, obrigado",
+    "Recomendo a loja",
+    "Produto de ótima qualidade, chegou bem embalado.",
+    "Gostei muito, superou minhas expectativas",
+    "Entrega super rápida, parabéns!",
+    "O produto é exatamente como na foto",
+    'Comprei como "presente" e a pessoa adorou.',
+    "Bom custo-benefício",
 )
 NEUTRAL_SENTENCES: tuple[str, ...] = (
-    "O produto é bom, mas a entrega atrasou.", "Razoável", "Ainda não testei",
-    "Poderia ser melhor", "Chegou com a caixa amassada, mas o produto está ok",
+    "O produto é bom, mas a entrega atrasou.",
+    "Razoável",
+    "Ainda não testei",
+    "Poderia ser melhor",
+    "Chegou com a caixa amassada, mas o produto está ok",
     "A cor é um pouco diferente da foto.",
 )
 UNHAPPY_SENTENCES: tuple[str, ...] = (
-    "Não chegou", "Não recebi o produto até agora", "Produto veio com defeito",
-    "Péssimo atendimento, não recomendo", "Comprei 2 unidades e só chegou 1",
-    'Veio "paralelo", não é original', "Produto diferente do anunciado, quero devolução",
-    'A embalagem dizia "frágil" e chegou quebrado.', "Ninguém responde os e-mails.",
+    "Não chegou",
+    "Não recebi o produto até agora",
+    "Produto veio com defeito",
+    "Péssimo atendimento, não recomendo",
+    "Comprei 2 unidades e só chegou 1",
+    'Veio "paralelo", não é original',
+    "Produto diferente do anunciado, quero devolução",
+    'A embalagem dizia "frágil" e chegou quebrado.',
+    "Ninguém responde os e-mails.",
 )
 SENTENCE_SEPARATORS: tuple[str, ...] = (" ", " ", " ", ". ", ", ", "\r\n", "\n", "\r\n\r\n")
 # Written at a fixed order so that every output of scale >= 0.01 holds one: a comma, doubled
@@ -334,9 +510,18 @@ TRICKY_MESSAGE = 'Produto ótimo, recomendo!\r\nVeio "igual" ao anunciado.\nObri
 # Orders whose content is forced (spread evenly over the order stream) so that the rare
 # quirks are present even in small outputs.
 FORCED_TAGS: tuple[str, ...] = (
-    "status:created", "status:shipped", "review:tricky", "status:approved",
-    "status:canceled", "review:shared", "status:invoiced", "payment:not_defined",
-    "status:unavailable", "review:double", "status:processing", "payment:vouchers",
+    "status:created",
+    "status:shipped",
+    "review:tricky",
+    "status:approved",
+    "status:canceled",
+    "review:shared",
+    "status:invoiced",
+    "payment:not_defined",
+    "status:unavailable",
+    "review:double",
+    "status:processing",
+    "payment:vouchers",
 )
 
 # --------------------------------------------------------------------------------------------
@@ -471,8 +656,7 @@ def _geolocation_row(area: ZipArea, rng: random.Random) -> str:
     return f"{_quote(area.prefix)},{lat!r},{lng!r},{_quote_if_needed(city)},{area.state}\n"
 
 
-def _write_geolocation(path: Path, pool: list[ZipArea], n_rows: int, rng: random.Random,
-                       counter: _Counter) -> None:
+def _write_geolocation(path: Path, pool: list[ZipArea], n_rows: int, rng: random.Random, counter: _Counter) -> None:
     """Several rows per prefix (at least one), about 26% exact duplicates of earlier rows."""
     total_weight = sum(area.weight for area in pool)
     extra_rows = n_rows - len(pool)
@@ -513,8 +697,7 @@ class Products(NamedTuple):
     weight_g: list[int]
 
 
-def _write_sellers(path: Path, n_sellers: int, pool: list[ZipArea], rng: random.Random,
-                   counter: _Counter) -> Sellers:
+def _write_sellers(path: Path, n_sellers: int, pool: list[ZipArea], rng: random.Random, counter: _Counter) -> Sellers:
     """About 60% of sellers are in São Paulo state; cities lowercase, mostly unaccented."""
     sao_paulo_areas = [area for area in pool if area.state == "SP"]
     sellers = Sellers([], [])
@@ -527,8 +710,7 @@ def _write_sellers(path: Path, n_sellers: int, pool: list[ZipArea], rng: random.
                 area = rng.choice(pool)
             city = area.city if rng.random() < 0.05 else _strip_accents(area.city)
             seller_id = _hex_id(rng)
-            out.write(f"{_quote(seller_id)},{_quote(area.prefix)},{_quote_if_needed(city)},"
-                      f"{area.state}\n")
+            out.write(f"{_quote(seller_id)},{_quote(area.prefix)},{_quote_if_needed(city)},{area.state}\n")
             sellers.ids.append(seller_id)
             sellers.states.append(area.state)
             counter.add(SELLERS)
@@ -550,10 +732,13 @@ def _product_row(rng: random.Random, category: str | None, has_size: bool) -> li
     if category is None:
         described = ["", "", "", ""]
     else:
-        photos = rng.choices((1, 2, 3, 4, 5, 6, 7, 8, 10, 20),
-                             (50, 20, 12, 7, 4, 3, 2, 1, 0.5, 0.1))[0]
-        described = [category, str(rng.randint(5, 76)),
-                     str(min(3992, max(4, int(rng.lognormvariate(6.4, 0.75))))), str(photos)]
+        photos = rng.choices((1, 2, 3, 4, 5, 6, 7, 8, 10, 20), (50, 20, 12, 7, 4, 3, 2, 1, 0.5, 0.1))[0]
+        described = [
+            category,
+            str(rng.randint(5, 76)),
+            str(min(3992, max(4, int(rng.lognormvariate(6.4, 0.75))))),
+            str(photos),
+        ]
     if not has_size:
         return described + ["", "", "", ""]
     weight = 0 if rng.random() < 0.0001 else int(min(40425, max(2, rng.lognormvariate(6.6, 1.2))))
@@ -561,8 +746,7 @@ def _product_row(rng: random.Random, category: str | None, has_size: bool) -> li
     return described + [str(weight)] + size
 
 
-def _write_products(path: Path, n_products: int, n_sellers: int, rng: random.Random,
-                    counter: _Counter) -> Products:
+def _write_products(path: Path, n_products: int, n_sellers: int, rng: random.Random, counter: _Counter) -> Products:
     """Product ids, category mix, and which seller sells each product.
 
     The last four products are forced: pc_gamer, the other untranslated category, one without
@@ -642,6 +826,7 @@ class Review(NamedTuple):
 
 class OrderGroup(NamedTuple):
     """Orders a person placed together: same purchase, same review (review_id shared)."""
+
     person: Person
     status: str
     dates: OrderDates
@@ -661,8 +846,15 @@ class _OrderStream:
     REPEAT_PERSON = 0.025
     GROUP_START = 0.008
 
-    def __init__(self, seed: int, pool: list[ZipArea], sellers: Sellers, products: Products,
-                 files: dict[str, TextIO], counter: _Counter) -> None:
+    def __init__(
+        self,
+        seed: int,
+        pool: list[ZipArea],
+        sellers: Sellers,
+        products: Products,
+        files: dict[str, TextIO],
+        counter: _Counter,
+    ) -> None:
         self.pool = pool
         self.sellers = sellers
         self.products = products
@@ -689,8 +881,12 @@ class _OrderStream:
 
     def write_headers(self, files: dict[str, TextIO]) -> None:
         files[CUSTOMERS].write(",".join(_quote(name) for name in OLIST_FILES[CUSTOMERS]) + "\n")
-        for name, writer in ((ORDERS, self.orders), (ITEMS, self.items),
-                             (PAYMENTS, self.payments), (REVIEWS, self.reviews)):
+        for name, writer in (
+            (ORDERS, self.orders),
+            (ITEMS, self.items),
+            (PAYMENTS, self.payments),
+            (REVIEWS, self.reviews),
+        ):
             writer.writerow(OLIST_FILES[name])
 
     def run(self, n_orders: int) -> None:
@@ -761,8 +957,9 @@ class _OrderStream:
         customer_id = _hex_id(self.rng_customers)
         area = person.area
         city = _quote_if_needed(_strip_accents(area.city))
-        self.customers.write(f"{_quote(customer_id)},{_quote(person.unique_id)},"
-                             f"{_quote(area.prefix)},{city},{area.state}\n")
+        self.customers.write(
+            f"{_quote(customer_id)},{_quote(person.unique_id)},{_quote(area.prefix)},{city},{area.state}\n"
+        )
         self.counter.add(CUSTOMERS)
         return customer_id
 
@@ -810,23 +1007,35 @@ class _OrderStream:
             has_approved = rng.random() < 0.85
             has_carrier = has_approved and rng.random() < 0.12
             has_delivered = has_carrier and rng.random() < 0.08
-            return OrderDates(purchase, approved if has_approved else None,
-                              carrier if has_carrier else None,
-                              delivered if has_delivered else None, estimated)
+            return OrderDates(
+                purchase,
+                approved if has_approved else None,
+                carrier if has_carrier else None,
+                delivered if has_delivered else None,
+                estimated,
+            )
         # delivered: all dates, with a handful missing as in the real data
-        return OrderDates(purchase,
-                          None if rng.random() < 0.00015 else approved,
-                          None if rng.random() < 0.00002 else carrier,
-                          None if rng.random() < 0.00008 else delivered,
-                          estimated)
+        return OrderDates(
+            purchase,
+            None if rng.random() < 0.00015 else approved,
+            None if rng.random() < 0.00002 else carrier,
+            None if rng.random() < 0.00008 else delivered,
+            estimated,
+        )
 
-    def _write_order_row(self, order_id: str, customer_id: str, status: str,
-                         dates: OrderDates) -> None:
-        self.orders.writerow([
-            order_id, customer_id, status, _timestamp(dates.purchase),
-            _timestamp(dates.approved), _timestamp(dates.carrier), _timestamp(dates.delivered),
-            _timestamp(dates.estimated),
-        ])
+    def _write_order_row(self, order_id: str, customer_id: str, status: str, dates: OrderDates) -> None:
+        self.orders.writerow(
+            [
+                order_id,
+                customer_id,
+                status,
+                _timestamp(dates.purchase),
+                _timestamp(dates.approved),
+                _timestamp(dates.carrier),
+                _timestamp(dates.delivered),
+                _timestamp(dates.estimated),
+            ]
+        )
         self.counter.add(ORDERS)
 
     # ---- items -------------------------------------------------------------------------
@@ -867,8 +1076,7 @@ class _OrderStream:
         """order_item_id 1..n (one item most common); returns price + freight in cents."""
         rng = self.rng_items
         n_items = rng.choices(range(len(ITEMS_PER_ORDER)), cum_weights=self.items_weights)[0]
-        shipping_limit = (dates.approved or dates.purchase) + timedelta(
-            days=6, seconds=rng.randint(0, 86_399))
+        shipping_limit = (dates.approved or dates.purchase) + timedelta(days=6, seconds=rng.randint(0, 86_399))
         shipping_text = _timestamp(shipping_limit)
         total = 0
         product = self._pick_product()
@@ -880,10 +1088,17 @@ class _OrderStream:
             if rng.random() < 0.15:
                 price = max(85, round(price * rng.uniform(0.85, 1.15)))
             freight = self._freight_cents(product, self.sellers.states[seller], customer_state)
-            self.items.writerow([
-                order_id, item_number, self.products.ids[product], self.sellers.ids[seller],
-                shipping_text, _money(price, rng), _money(freight, rng),
-            ])
+            self.items.writerow(
+                [
+                    order_id,
+                    item_number,
+                    self.products.ids[product],
+                    self.sellers.ids[seller],
+                    shipping_text,
+                    _money(price, rng),
+                    _money(freight, rng),
+                ]
+            )
             self.counter.add(ITEMS)
             total += price + freight
         return total
@@ -921,10 +1136,15 @@ class _OrderStream:
     def _write_payments(self, order_id: str, total: int, tag: str | None) -> None:
         rng = self.rng_payments
         for sequential, (payment_type, cents) in enumerate(self._payment_plan(total, tag), 1):
-            self.payments.writerow([
-                order_id, sequential, payment_type, self._installments(payment_type),
-                _money(cents, rng),
-            ])
+            self.payments.writerow(
+                [
+                    order_id,
+                    sequential,
+                    payment_type,
+                    self._installments(payment_type),
+                    _money(cents, rng),
+                ]
+            )
             self.counter.add(PAYMENTS)
 
     # ---- reviews -----------------------------------------------------------------------
@@ -933,8 +1153,7 @@ class _OrderStream:
         rng = self.rng_reviews
         if rng.random() >= MESSAGE_PROBABILITY[score]:
             return ""
-        pool = HAPPY_SENTENCES if score >= 4 else NEUTRAL_SENTENCES if score == 3 \
-            else UNHAPPY_SENTENCES
+        pool = HAPPY_SENTENCES if score >= 4 else NEUTRAL_SENTENCES if score == 3 else UNHAPPY_SENTENCES
         message = rng.choice(pool)
         if rng.random() < 0.3:
             message += rng.choice(SENTENCE_SEPARATORS) + rng.choice(pool)
@@ -960,14 +1179,20 @@ class _OrderStream:
         return Review(_hex_id(rng), score, title, self._message(score), created, answered)
 
     def _write_review_row(self, review: Review, order_id: str) -> None:
-        self.reviews.writerow([
-            review.review_id, order_id, review.score, review.title, review.message,
-            _timestamp(review.created), _timestamp(review.answered),
-        ])
+        self.reviews.writerow(
+            [
+                review.review_id,
+                order_id,
+                review.score,
+                review.title,
+                review.message,
+                _timestamp(review.created),
+                _timestamp(review.answered),
+            ]
+        )
         self.counter.add(REVIEWS)
 
-    def _write_reviews(self, order_id: str, status: str, dates: OrderDates,
-                       tag: str | None) -> Review | None:
+    def _write_reviews(self, order_id: str, status: str, dates: OrderDates, tag: str | None) -> Review | None:
         """Usually one review; about 0.8% none, about 0.5% a second one later."""
         rng = self.rng_reviews
         if tag is None and rng.random() < 0.0077:
@@ -985,8 +1210,9 @@ class _OrderStream:
 # Public entry point.
 
 
-def generate_olist(out_dir: str | os.PathLike, scale: float = 1.0, seed: int = 42,
-                   progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def generate_olist(
+    out_dir: str | os.PathLike, scale: float = 1.0, seed: int = 42, progress: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
     """Write the nine Olist CSV files into out_dir; return {file name: data rows written}.
 
     ``scale`` multiplies the row counts of the real dataset (products, sellers and
@@ -1007,12 +1233,9 @@ def generate_olist(out_dir: str | os.PathLike, scale: float = 1.0, seed: int = 4
     n_orders = _scaled(REAL_ORDERS, scale, MIN_ORDERS)
 
     pool = _build_zip_pool(_derived_rng(seed, "zips"), n_zips)
-    _write_geolocation(out / GEOLOCATION, pool, n_geolocation,
-                       _derived_rng(seed, "geolocation"), counter)
-    sellers = _write_sellers(out / SELLERS, n_sellers, pool, _derived_rng(seed, "sellers"),
-                             counter)
-    products = _write_products(out / PRODUCTS, n_products, n_sellers,
-                               _derived_rng(seed, "products"), counter)
+    _write_geolocation(out / GEOLOCATION, pool, n_geolocation, _derived_rng(seed, "geolocation"), counter)
+    sellers = _write_sellers(out / SELLERS, n_sellers, pool, _derived_rng(seed, "sellers"), counter)
+    products = _write_products(out / PRODUCTS, n_products, n_sellers, _derived_rng(seed, "products"), counter)
     _write_translation(out / TRANSLATION, counter)
 
     names = (CUSTOMERS, ORDERS, ITEMS, PAYMENTS, REVIEWS)

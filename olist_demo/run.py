@@ -21,20 +21,34 @@ def generate(settings: Settings, out: Path, rep: Reporter) -> dict[str, int]:
     """`dwh generate`: the nine Olist CSV files at `settings.scale` into `out`."""
     rep.stage(f"generate Olist CSV files (scale {settings.scale}, seed {settings.seed}) -> {out}")
     started = time.perf_counter()
-    counts = generate_olist(out, scale=settings.scale, seed=settings.seed,
-                            progress=lambda f, n: rep.tick(f"{f}: {n:,} rows"))
+    counts = generate_olist(
+        out, scale=settings.scale, seed=settings.seed, progress=lambda f, n: rep.tick(f"{f}: {n:,} rows")
+    )
     for name, rows in counts.items():
         rep.echo(f"  {name:<44} {rows:>10,} rows")
     rep.echo(f"  done in {time.perf_counter() - started:.1f}s")
     return counts
 
 
-def funnel_generate(settings: Settings, rep: Reporter, out: Path, olist_csv: Path,
-                    rows_per_file: int | None = None, years: tuple[int, ...] = (2016, 2017, 2018)) -> dict[str, int]:
+def funnel_generate(
+    settings: Settings,
+    rep: Reporter,
+    out: Path,
+    olist_csv: Path,
+    rows_per_file: int | None = None,
+    years: tuple[int, ...] = (2016, 2017, 2018),
+) -> dict[str, int]:
     """`dwh funnel generate`: funnel files in the vendor's format, one per year."""
     rep.stage(f"generate funnel files (users and products from {olist_csv}) -> {out}")
-    counts = generate_funnel(out, olist_csv, scale=settings.scale, seed=settings.seed, years=years,
-                             rows_per_file=rows_per_file, progress=lambda f, n: rep.tick(f"{f}: {n:,} rows"))
+    counts = generate_funnel(
+        out,
+        olist_csv,
+        scale=settings.scale,
+        seed=settings.seed,
+        years=years,
+        rows_per_file=rows_per_file,
+        progress=lambda f, n: rep.tick(f"{f}: {n:,} rows"),
+    )
     for name, rows in counts.items():
         size = (out / name).stat().st_size
         rep.echo(f"  {name:<24} {rows:>10,} rows  {mb(size):>9}")
@@ -58,8 +72,16 @@ def simulate(settings: Settings, rep: Reporter, hours: int = 1, orders_per_hour:
     return out
 
 
-DEMO_FILES = ("store", "olist.sqlite", "olist.sqlite-wal", "olist.sqlite-shm", "warehouse.duckdb",
-              "warehouse.duckdb.wal", "csv", "funnel")
+DEMO_FILES = (
+    "store",
+    "olist.sqlite",
+    "olist.sqlite-wal",
+    "olist.sqlite-shm",
+    "warehouse.duckdb",
+    "warehouse.duckdb.wal",
+    "csv",
+    "funnel",
+)
 """What `dwh demo` replaces in the data folder."""
 
 

@@ -58,15 +58,16 @@ class _Shop:
         return [r[0] for r in self.db.execute(sql.replace("?", self.p), params)]
 
 
-def simulate_hour(db: SourceEngine, rng: random.Random, orders_per_hour: int = 20,
-                  progress_per_hour: int = 60) -> HourReport:
+def simulate_hour(
+    db: SourceEngine, rng: random.Random, orders_per_hour: int = 20, progress_per_hour: int = 60
+) -> HourReport:
     """Apply one hour of changes in one transaction; return what changed."""
     shop = _Shop(db)
     q = shop.q
     latest = db.execute(f"SELECT max({q('order_purchase_timestamp')}) FROM {q('orders')}")[0][0]
     if latest is None:
         raise ValueError("the source has no orders: load the Olist data first (dwh source load)")
-    start = (latest if isinstance(latest, datetime) else datetime.fromisoformat(str(latest)))
+    start = latest if isinstance(latest, datetime) else datetime.fromisoformat(str(latest))
     start = start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     report = HourReport(start)
     products = shop.ids(f"SELECT {q('product_id')} FROM {q('products')} ORDER BY {q('product_id')} LIMIT 2000")
@@ -107,38 +108,66 @@ def simulate_hour(db: SourceEngine, rng: random.Random, orders_per_hour: int = 2
 def _new_order(shop: _Shop, rng, at: datetime, products, sellers, zips, report: HourReport) -> None:
     customer_id, order_id = _hex(rng), _hex(rng)
     zip_code, city, state = rng.choice(zips)
-    shop.insert("customers", {
-        "customer_id": customer_id, "customer_unique_id": _hex(rng),
-        "customer_zip_code_prefix": zip_code, "customer_city": city, "customer_state": state,
-    })
+    shop.insert(
+        "customers",
+        {
+            "customer_id": customer_id,
+            "customer_unique_id": _hex(rng),
+            "customer_zip_code_prefix": zip_code,
+            "customer_city": city,
+            "customer_state": state,
+        },
+    )
     status = rng.choice(("created", "approved", "approved", "approved"))
-    shop.insert("orders", {
-        "order_id": order_id, "customer_id": customer_id, "order_status": status,
-        "order_purchase_timestamp": _ts(at),
-        "order_approved_at": _ts(at + timedelta(minutes=rng.randrange(5, 50))) if status == "approved" else None,
-        "order_delivered_carrier_date": None, "order_delivered_customer_date": None,
-        "order_estimated_delivery_date": _ts((at + timedelta(days=rng.randrange(10, 30))).replace(hour=0, minute=0, second=0)),
-    })
+    shop.insert(
+        "orders",
+        {
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "order_status": status,
+            "order_purchase_timestamp": _ts(at),
+            "order_approved_at": _ts(at + timedelta(minutes=rng.randrange(5, 50))) if status == "approved" else None,
+            "order_delivered_carrier_date": None,
+            "order_delivered_customer_date": None,
+            "order_estimated_delivery_date": _ts(
+                (at + timedelta(days=rng.randrange(10, 30))).replace(hour=0, minute=0, second=0)
+            ),
+        },
+    )
     total = 0.0
     for item in range(1, 1 + rng.choice((1, 1, 1, 2, 3))):
         price, freight = round(rng.uniform(10, 400), 2), round(rng.uniform(5, 40), 2)
         total += price + freight
-        shop.insert("order_items", {
-            "order_id": order_id, "order_item_id": item, "product_id": rng.choice(products),
-            "seller_id": rng.choice(sellers), "shipping_limit_date": _ts(at + timedelta(days=6)),
-            "price": f"{price:.2f}", "freight_value": f"{freight:.2f}",
-        })
+        shop.insert(
+            "order_items",
+            {
+                "order_id": order_id,
+                "order_item_id": item,
+                "product_id": rng.choice(products),
+                "seller_id": rng.choice(sellers),
+                "shipping_limit_date": _ts(at + timedelta(days=6)),
+                "price": f"{price:.2f}",
+                "freight_value": f"{freight:.2f}",
+            },
+        )
         report.new_items += 1
-    shop.insert("order_payments", {
-        "order_id": order_id, "payment_sequential": 1, "payment_type": rng.choice(PAYMENT_TYPES),
-        "payment_installments": rng.choice((1, 1, 2, 3, 10)), "payment_value": f"{total:.2f}",
-    })
+    shop.insert(
+        "order_payments",
+        {
+            "order_id": order_id,
+            "payment_sequential": 1,
+            "payment_type": rng.choice(PAYMENT_TYPES),
+            "payment_installments": rng.choice((1, 1, 2, 3, 10)),
+            "payment_value": f"{total:.2f}",
+        },
+    )
     report.new_orders += 1
     report.new_payments += 1
 
 
-def _advance(shop: _Shop, order_id: str, status: str, column: str | None, at: datetime,
-             rng: random.Random, report: HourReport) -> None:
+def _advance(
+    shop: _Shop, order_id: str, status: str, column: str | None, at: datetime, rng: random.Random, report: HourReport
+) -> None:
     q, p = shop.q, shop.p
     sets = [f"{q('order_status')} = {p}"]
     params: list = [status]
@@ -149,10 +178,18 @@ def _advance(shop: _Shop, order_id: str, status: str, column: str | None, at: da
     setattr(report, status, getattr(report, status) + 1)
     if status == "delivered":
         created = at.replace(hour=0, minute=0, second=0) + timedelta(days=1)
-        shop.insert("order_reviews", {
-            "review_id": _hex(rng), "order_id": order_id, "review_score": rng.choice((5, 5, 5, 4, 4, 3, 1)),
-            "review_comment_title": None,
-            "review_comment_message": rng.choice((None, None, "Chegou antes do prazo, recomendo!", "Não chegou tudo, \"faltou\" um item")),
-            "review_creation_date": _ts(created), "review_answer_timestamp": _ts(created + timedelta(hours=rng.randrange(2, 48))),
-        })
+        shop.insert(
+            "order_reviews",
+            {
+                "review_id": _hex(rng),
+                "order_id": order_id,
+                "review_score": rng.choice((5, 5, 5, 4, 4, 3, 1)),
+                "review_comment_title": None,
+                "review_comment_message": rng.choice(
+                    (None, None, "Chegou antes do prazo, recomendo!", 'Não chegou tudo, "faltou" um item')
+                ),
+                "review_creation_date": _ts(created),
+                "review_answer_timestamp": _ts(created + timedelta(hours=rng.randrange(2, 48))),
+            },
+        )
         report.new_reviews += 1

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,14 +56,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def mysql_url() -> str:
+def mysql_url() -> Iterator[str]:
     """A fresh MariaDB database for this test, as a source URL; dropped afterwards."""
     import pymysql
 
     name = f"dwh_test_{secrets.token_hex(4)}"
     try:
-        admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
-                                autocommit=True, connect_timeout=5)
+        admin = pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", autocommit=True, connect_timeout=5
+        )
     except pymysql.MySQLError as exc:
         _unavailable(f"MariaDB not reachable at {MYSQL_HOST}:{MYSQL_PORT}: {exc}")
     try:
@@ -82,7 +84,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> str:
+def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a loopback port, for the whole session."""
     try:
         from moto.server import ThreadedMotoServer

@@ -7,11 +7,11 @@ from pathlib import Path
 import duckdb
 
 from loaders import pipeline
-from loaders.report import Reporter
 from loaders.config import Settings
+from loaders.declarations import declared_tables
+from loaders.report import Reporter
 from loaders.sources import open_source
 from loaders.sources.bootstrap import load_folder
-from loaders.declarations import declared_tables
 
 
 def quiet() -> Reporter:
@@ -25,7 +25,7 @@ def fill_source(settings: Settings, csv_dir: Path, tables: list[str] | None = No
         load_folder(db, chosen, csv_dir)
 
 
-def extract_and_load(settings: Settings, mode: str = "auto", tables: list[str] | None = None):
+def extract_and_load(settings: Settings, mode: pipeline.ExtractMode = "auto", tables: list[str] | None = None):
     batches = pipeline.extract(settings, quiet(), mode, tables)
     loads = pipeline.load(settings, quiet(), tables)
     return batches, loads

@@ -29,19 +29,37 @@ PREFIX = "olist"
 def s3_record(bucket: str, key: str, sequencer: str | None = None, name: str = "ObjectCreated:Put") -> dict:
     """An S3 event record as S3 sends it: the key URL-encoded, spaces as '+'."""
     return {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-22T10:00:00.000Z", "eventName": name,
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "dwh",
-               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key, safe="/"), "size": 1234, "eTag": "0123abcd",
-                          "sequencer": sequencer or secrets.token_hex(8).upper()}},
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T10:00:00.000Z",
+        "eventName": name,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "dwh",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1234,
+                "eTag": "0123abcd",
+                "sequencer": sequencer or secrets.token_hex(8).upper(),
+            },
+        },
     }
 
 
 def scheduled_event(rule_arn: str, event_id: str) -> dict:
-    return {"version": "0", "id": event_id, "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-11-22T10:05:00Z", "region": "us-east-1",
-            "resources": [rule_arn], "detail": {}}
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-22T10:05:00Z",
+        "region": "us-east-1",
+        "resources": [rule_arn],
+        "detail": {},
+    }
 
 
 @pytest.fixture
@@ -53,13 +71,22 @@ def aws(s3_endpoint, s3_bucket):
     jobs = {}
     for job, concurrency in (("extract", 1), ("load", 1), ("funnel", 2)):
         name = f"{stack}-{job}"
-        glue.create_job(Name=name, Role="arn:aws:iam::123456789012:role/glue",
-                        Command={"Name": "glueetl", "ScriptLocation": f"s3://artifacts/glue/jobs/{job}.py"},
-                        ExecutionProperty={"MaxConcurrentRuns": concurrency})
+        glue.create_job(
+            Name=name,
+            Role="arn:aws:iam::123456789012:role/glue",
+            Command={"Name": "glueetl", "ScriptLocation": f"s3://artifacts/glue/jobs/{job}.py"},
+            ExecutionProperty={"MaxConcurrentRuns": concurrency},
+        )
         jobs[job] = name
     config = Config(s3_bucket, PREFIX, jobs["load"], jobs["funnel"], jobs["extract"])
-    yield {"glue": glue, "s3": s3, "jobs": jobs, "config": config, "bucket": s3_bucket,
-           "trigger": Trigger(config, s3=s3, glue=glue)}
+    yield {
+        "glue": glue,
+        "s3": s3,
+        "jobs": jobs,
+        "config": config,
+        "bucket": s3_bucket,
+        "trigger": Trigger(config, s3=s3, glue=glue),
+    }
     for name in jobs.values():
         glue.delete_job(JobName=name)
 
@@ -70,8 +97,11 @@ def job_run_states(s3_endpoint):
     url = f"{s3_endpoint}/moto-api/state-manager"
 
     def set_manual(times: int) -> None:
-        requests.post(f"{url}/set-transition", timeout=5, json={
-            "model_name": "glue::job_run", "transition": {"progression": "manual", "times": times}}).raise_for_status()
+        requests.post(
+            f"{url}/set-transition",
+            timeout=5,
+            json={"model_name": "glue::job_run", "transition": {"progression": "manual", "times": times}},
+        ).raise_for_status()
 
     yield set_manual
     requests.post(f"{url}/unset-transition", json={"model_name": "glue::job_run"}, timeout=5).raise_for_status()
@@ -84,25 +114,31 @@ def runs(aws, job: str) -> list[dict]:
 def test_records_start_the_right_jobs_with_decoded_keys(aws):
     bucket = aws["bucket"]
     funnel_key = f"{PREFIX}/landing/funnel/2018 funnel ção+1.csv"  # a space, non-ASCII, a literal '+'
-    event = {"Records": [
-        s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/_manifest.json"),
-        s3_record(bucket, f"{PREFIX}/olist/order_items/historical/batch=20261122T100000Z-cd34/_manifest.json"),
-        s3_record(bucket, funnel_key),
-        s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet"),
-        s3_record(bucket, "elsewhere/landing/funnel/x.csv"),
-        s3_record("another-bucket", f"{PREFIX}/olist/orders/current/batch=1/_manifest.json"),
-        s3_record(bucket, f"{PREFIX}/landing/funnel/old.csv", name="ObjectRemoved:Delete"),
-        {"eventSource": "aws:s3", "s3": {"bucket": {"name": bucket}}},  # no object
-        "not a record",
-    ]}
+    event = {
+        "Records": [
+            s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/_manifest.json"),
+            s3_record(bucket, f"{PREFIX}/olist/order_items/historical/batch=20261122T100000Z-cd34/_manifest.json"),
+            s3_record(bucket, funnel_key),
+            s3_record(bucket, f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet"),
+            s3_record(bucket, "elsewhere/landing/funnel/x.csv"),
+            s3_record("another-bucket", f"{PREFIX}/olist/orders/current/batch=1/_manifest.json"),
+            s3_record(bucket, f"{PREFIX}/landing/funnel/old.csv", name="ObjectRemoved:Delete"),
+            {"eventSource": "aws:s3", "s3": {"bucket": {"name": bucket}}},  # no object
+            "not a record",
+        ]
+    }
     summary = aws["trigger"].handle(event)
 
     assert [s["job"] for s in summary.started] == [aws["jobs"]["load"], aws["jobs"]["funnel"]]
     assert len(summary.coalesced) == 1  # the second manifest rides on the same load run
-    assert sorted(summary.ignored) == sorted([
-        f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet",
-        "elsewhere/landing/funnel/x.csv", f"{PREFIX}/olist/orders/current/batch=1/_manifest.json",
-        f"{PREFIX}/landing/funnel/old.csv"])
+    assert sorted(summary.ignored) == sorted(
+        [
+            f"{PREFIX}/olist/orders/current/batch=20261122T100000Z-ab12/part-00000.parquet",
+            "elsewhere/landing/funnel/x.csv",
+            f"{PREFIX}/olist/orders/current/batch=1/_manifest.json",
+            f"{PREFIX}/landing/funnel/old.csv",
+        ]
+    )
     assert len(summary.malformed) == 2 and all(m.startswith("record ") for m in summary.malformed)
     (load_run,) = runs(aws, "load")
     (funnel_run,) = runs(aws, "funnel")
@@ -148,9 +184,12 @@ def test_the_schedule_starts_the_extract_once_per_event(aws, s3_endpoint):
     rule = load_template()["Resources"]["HourlyExtractRule"]["Properties"]
     expression = load_template()["Parameters"]["ScheduleExpression"]["Default"]
     name = f"{aws['jobs']['extract']}-hourly"
-    arn = events.put_rule(Name=name, ScheduleExpression=expression, State="ENABLED",
-                          Description=rule["Description"])["RuleArn"]
-    events.put_targets(Rule=name, Targets=[{"Id": "trigger", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:t"}])
+    arn = events.put_rule(Name=name, ScheduleExpression=expression, State="ENABLED", Description=rule["Description"])[
+        "RuleArn"
+    ]
+    events.put_targets(
+        Rule=name, Targets=[{"Id": "trigger", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:t"}]
+    )
     assert events.describe_rule(Name=name)["ScheduleExpression"] == "cron(5 * * * ? *)"
 
     event = scheduled_event(arn, "7bf73129-1428-4cd3-a780-95db273d1602")
@@ -165,9 +204,20 @@ def test_the_schedule_starts_the_extract_once_per_event(aws, s3_endpoint):
     events.delete_rule(Name=name)
 
 
-@pytest.mark.parametrize("event", [None, "text", 42, [], {}, {"Records": "x"}, {"Records": [None]},
-                                   {"Records": [{"s3": {"bucket": {"name": 1}, "object": {"key": 2}}}]},
-                                   {"detail-type": "Scheduled Event"}])
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        "text",
+        42,
+        [],
+        {},
+        {"Records": "x"},
+        {"Records": [None]},
+        {"Records": [{"s3": {"bucket": {"name": 1}, "object": {"key": 2}}}]},
+        {"detail-type": "Scheduled Event"},
+    ],
+)
 def test_malformed_events_never_raise(aws, event):
     summary = aws["trigger"].handle(event)
     assert summary.started == [] and summary.malformed
@@ -176,8 +226,11 @@ def test_malformed_events_never_raise(aws, event):
 def test_failures_release_the_marker_so_a_retry_can_start_the_job(aws):
     """A job that cannot start (here: it does not exist) is reported; the same event later starts it."""
     record = s3_record(aws["bucket"], f"{PREFIX}/landing/funnel/late.csv", sequencer="FFEE")
-    broken = Trigger(Config(aws["bucket"], PREFIX, "missing-load", "missing-funnel", "missing-extract"),
-                     s3=aws["s3"], glue=aws["glue"])
+    broken = Trigger(
+        Config(aws["bucket"], PREFIX, "missing-load", "missing-funnel", "missing-extract"),
+        s3=aws["s3"],
+        glue=aws["glue"],
+    )
     summary = broken.handle({"Records": [record]})
     assert summary.started == [] and summary.failed[0]["error"] == "EntityNotFoundException"
     retried = aws["trigger"].handle({"Records": [copy.deepcopy(record)]})
@@ -203,8 +256,12 @@ def test_throttling_raises_for_lambda_to_retry_and_keeps_what_started(aws):
 
     glue = FlakyGlue(aws["glue"])
     flaky = Trigger(aws["config"], s3=aws["s3"], glue=glue)
-    event = {"Records": [s3_record(aws["bucket"], f"{PREFIX}/olist/orders/current/batch=x/_manifest.json", "01"),
-                         s3_record(aws["bucket"], f"{PREFIX}/landing/funnel/a.csv", "02")]}
+    event = {
+        "Records": [
+            s3_record(aws["bucket"], f"{PREFIX}/olist/orders/current/batch=x/_manifest.json", "01"),
+            s3_record(aws["bucket"], f"{PREFIX}/landing/funnel/a.csv", "02"),
+        ]
+    }
     with pytest.raises(RetryLater) as raised:
         flaky.handle(event)
     assert json.loads(str(raised.value))["failed"][0]["error"] == "ThrottlingException"
@@ -216,9 +273,14 @@ def test_throttling_raises_for_lambda_to_retry_and_keeps_what_started(aws):
 
 
 def test_handler_reads_its_configuration_from_the_environment(aws, monkeypatch, s3_endpoint):
-    for key, value in {"DATA_BUCKET": aws["bucket"], "STORE_PREFIX": PREFIX, "LOAD_JOB_NAME": aws["jobs"]["load"],
-                       "FUNNEL_JOB_NAME": aws["jobs"]["funnel"], "EXTRACT_JOB_NAME": aws["jobs"]["extract"],
-                       "AWS_ENDPOINT_URL": s3_endpoint}.items():
+    for key, value in {
+        "DATA_BUCKET": aws["bucket"],
+        "STORE_PREFIX": PREFIX,
+        "LOAD_JOB_NAME": aws["jobs"]["load"],
+        "FUNNEL_JOB_NAME": aws["jobs"]["funnel"],
+        "EXTRACT_JOB_NAME": aws["jobs"]["extract"],
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(trigger, "_trigger", None)
     result = trigger.handler({"Records": [s3_record(aws["bucket"], f"{PREFIX}/landing/funnel/b.csv")]}, None)
@@ -231,8 +293,7 @@ def test_handler_reads_its_configuration_from_the_environment(aws, monkeypatch, 
 
 
 def _s3_filter_matches(key: str, rules: list[dict], prefix: str) -> bool:
-    values = {r["Name"]: r["Value"].get("Fn::Sub", "") if isinstance(r["Value"], dict) else r["Value"]
-              for r in rules}
+    values = {r["Name"]: r["Value"].get("Fn::Sub", "") if isinstance(r["Value"], dict) else r["Value"] for r in rules}
     want_prefix = values.get("prefix", "").replace("${StorePrefix}", prefix)
     return key.startswith(want_prefix) and key.endswith(values.get("suffix", ""))
 
@@ -258,6 +319,8 @@ def test_what_the_pipeline_writes_triggers_exactly_the_expected_jobs(aws, settin
     (funnel_run,) = runs(aws, "funnel")
     assert funnel_run["Arguments"]["--source_key"] == "landing/funnel/2017_funnel.csv"
     # the trigger's own markers are outside every notification filter: no loop
-    markers = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=f"{PREFIX}/_trigger/")["Contents"]]
+    markers = [
+        o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=f"{PREFIX}/_trigger/")["Contents"]
+    ]
     assert len(markers) == 3
     assert not any(_s3_filter_matches(k, rules, PREFIX) for k in markers for rules in filters)

@@ -7,10 +7,10 @@ import pytest
 from loaders import pipeline
 from loaders.build import scope as build_scope
 from loaders.build.dbt_runner import DbtError
-from olist_demo.funnel_generator import generate_funnel
 from loaders.sources import open_source
 from loaders.store import ObjectStore
 from loaders.warehouses import open_warehouse
+from olist_demo.funnel_generator import generate_funnel
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
@@ -43,16 +43,26 @@ def test_a_build_runs_what_is_downstream_of_new_batches_only(settings, olist_csv
     assert nothing.results == [] and len(builds(s)) == 1  # nothing new: no dbt run, nothing recorded
 
     with open_source(s.source_url) as db:
-        (order_id,) = db.execute("SELECT order_id FROM orders WHERE order_status = 'delivered' ORDER BY order_id LIMIT 1")[0]
+        (order_id,) = db.execute(
+            "SELECT order_id FROM orders WHERE order_status = 'delivered' ORDER BY order_id LIMIT 1"
+        )[0]
         db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = ?", (order_id,))
     extract_and_load(s, "auto", ["orders"])
     orders_only = pipeline.build(s, quiet(), NO_LOOKBACK, check_freshness=False)
     ran = models(orders_only)
     assert {"stg_olist__orders", "fact_orders", "fact_order_items", "bi_monthly_revenue"} <= ran
-    assert not ran & {"stg_olist__products", "stg_olist__geolocation", "dim_seller", "dim_product",
-                      "stg_funnel__events", "fact_funnel_events"}
+    assert not ran & {
+        "stg_olist__products",
+        "stg_olist__geolocation",
+        "dim_seller",
+        "dim_product",
+        "stg_funnel__events",
+        "fact_funnel_events",
+    }
     assert any(name.startswith("test.") for name, _, _ in orders_only.results)  # their gates run too
-    assert warehouse_rows(s, f"SELECT order_status FROM marts.fact_orders WHERE order_id = '{order_id}'") == [("canceled",)]
+    assert warehouse_rows(s, f"SELECT order_status FROM marts.fact_orders WHERE order_id = '{order_id}'") == [
+        ("canceled",)
+    ]
     assert builds(s)[-1][1] == "source:olist.orders+"
 
     # A funnel file converted again selects the funnel models, and only those.
@@ -103,7 +113,12 @@ def test_freshness_is_checked_even_when_nothing_is_new(settings, monkeypatch):
     from loaders.build.dbt_runner import DbtReport
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(pipeline, "run_dbt", lambda s, args, quiet=False: calls.append(args) or DbtReport("x", True))
+
+    def run_dbt(s, args, quiet=False):
+        calls.append(args)
+        return DbtReport("x", True)
+
+    monkeypatch.setattr(pipeline, "run_dbt", run_dbt)
     monkeypatch.setattr(build_scope, "plan", lambda *args: [])
     report = pipeline.build(settings, quiet())
     assert calls == [["source", "freshness"]] and report.results == []

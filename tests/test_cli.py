@@ -13,10 +13,26 @@ from loaders.cli import main
 from loaders.config import ConfigError, Settings
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["generate"], ["source", "load"], ["simulate"],
-                                     ["extract"], ["load"], ["build"], ["run"], ["settings"], ["docs"],
-                                     ["funnel"], ["funnel", "generate"], ["funnel", "land"],
-                                     ["funnel", "convert"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["demo"],
+        ["generate"],
+        ["source", "load"],
+        ["simulate"],
+        ["extract"],
+        ["load"],
+        ["build"],
+        ["run"],
+        ["settings"],
+        ["docs"],
+        ["funnel"],
+        ["funnel", "generate"],
+        ["funnel", "land"],
+        ["funnel", "convert"],
+    ],
+)
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -32,9 +48,19 @@ def test_extract_help_names_what_it_writes_and_its_settings():
 def test_user_error_is_one_line_without_traceback(tmp_path):
     password = f"pw-{secrets.token_hex(6)}"  # made at run time: no credential literal in the repository
     result = subprocess.run(
-        [sys.executable, "-m", "loaders.cli", "--data-dir", str(tmp_path),
-         "--source-url", f"mysql://shop:{password}@127.0.0.1:1/olist", "extract"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "loaders.cli",
+            "--data-dir",
+            str(tmp_path),
+            "--source-url",
+            f"mysql://shop:{password}@127.0.0.1:1/olist",
+            "extract",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot connect to the source database mysql://shop:***@127.0.0.1:1/olist")
@@ -43,8 +69,11 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
 
 def test_settings_hide_secrets():
     source_pw, redshift_pw = secrets.token_hex(6), secrets.token_hex(6)
-    result = CliRunner().invoke(main, ["settings"], env={
-        "DWH_SOURCE_URL": f"mysql://u:{source_pw}@db:3306/shop", "DWH_REDSHIFT_PASSWORD": redshift_pw})
+    result = CliRunner().invoke(
+        main,
+        ["settings"],
+        env={"DWH_SOURCE_URL": f"mysql://u:{source_pw}@db:3306/shop", "DWH_REDSHIFT_PASSWORD": redshift_pw},
+    )
     assert result.exit_code == 0
     assert source_pw not in result.output and redshift_pw not in result.output
     assert "DWH_REDSHIFT_PASSWORD" in result.output and "***" in result.output

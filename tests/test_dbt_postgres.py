@@ -8,8 +8,8 @@ import psycopg2
 import pytest
 
 from loaders import pipeline
-from olist_demo.shop_simulator import simulate_hour
 from loaders.sources import open_source
+from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet
 from .test_postgres_load import pg_settings  # noqa: F401  (fixture)

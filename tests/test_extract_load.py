@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from loaders import pipeline
-from loaders.extract import readers
+from loaders import layout, pipeline
 from loaders.config import Settings
-from loaders.extract import read_watermark
-from loaders import layout
+from loaders.declarations import declared_tables
+from loaders.extract import read_watermark, readers
 from loaders.layout import MANIFEST
 from loaders.load import LoadError, list_batches
 from loaders.sources import open_source
 from loaders.store import ObjectStore, StoreError
-from loaders.declarations import declared_tables
 
 from .helpers import extract_and_load, fill_source, quiet, raw_snapshot, warehouse_rows
 
@@ -61,8 +59,9 @@ def test_historical_then_incremental_moves_every_row_once(source_settings, olist
     for table in SMALL:
         assert raw_count(s, table) == source_count(s, table)
     pk = "order_id, order_item_id"
-    assert warehouse_rows(s, f"SELECT count(*) FROM (SELECT DISTINCT {pk} FROM raw.order_items)") == \
-        [(source_count(s, "order_items"),)]
+    assert warehouse_rows(s, f"SELECT count(*) FROM (SELECT DISTINCT {pk} FROM raw.order_items)") == [
+        (source_count(s, "order_items"),)
+    ]
     items = next(b for b in batches if b.table == "order_items")
     assert len(items.parts) > 1  # large tables are split into parts
     manifest = json.loads(Path(items.manifest).read_text())
@@ -83,7 +82,9 @@ def test_historical_then_incremental_moves_every_row_once(source_settings, olist
         order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
         db.execute(f"UPDATE {q('orders')} SET {q('order_status')} = 'canceled' WHERE {q('order_id')} = '{order_id}'")
     extract_and_load(s, "auto", SMALL)
-    versions = warehouse_rows(s, f"SELECT order_status FROM raw.orders WHERE order_id = '{order_id}' ORDER BY updated_at")
+    versions = warehouse_rows(
+        s, f"SELECT order_status FROM raw.orders WHERE order_id = '{order_id}' ORDER BY updated_at"
+    )
     assert versions[-1] == ("canceled",) and len(versions) == 2
     assert raw_count(s, "orders") == source_count(s, "orders") + 1
 
@@ -161,8 +162,11 @@ def _uninterrupted_twin(settings: Settings, tmp_path: Path) -> Settings:
 def test_kill_between_parts_and_manifest_then_rerun(settings, olist_csv, tmp_path):
     s = settings.with_(part_rows=300)
     fill_source(s, olist_csv, SMALL)
-    code = _run_killed(s, "import loaders.extract.batch as e; e.write_manifests = die",
-                       ["extract", *sum((["--table", t] for t in SMALL), [])])
+    code = _run_killed(
+        s,
+        "import loaders.extract.batch as e; e.write_manifests = die",
+        ["extract", *sum((["--table", t] for t in SMALL), [])],
+    )
     assert code == -9
     store = ObjectStore(s.store_url, s)
     orphans = store.glob("olist/orders/historical/batch=*/part-*.parquet")
@@ -264,7 +268,7 @@ def test_batches_are_listed_in_time_order(settings, olist_csv):
     pipeline.extract(settings, quiet(), "current", ["sellers"])
     store = ObjectStore(settings.store_url, settings)
     batches = list_batches(store, declared_tables(settings.project_dir)["sellers"])
-    assert [layout.parse_batch_folder(b[1])[0] for b in batches] == ["historical", "current"]
+    assert [(layout.parse_batch_folder(b[1]) or ("?",))[0] for b in batches] == ["historical", "current"]
 
 
 def test_missing_store_folder_is_created_and_bad_url_refused(tmp_path):
@@ -293,16 +297,23 @@ def test_mysql_zero_dates_are_extracted_as_null(settings, mysql_url, olist_csv, 
     with open_source(mysql_url) as db:
         ids = [r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_id")]
         # the first row, one in the middle of a page, the last row: both ranges meet one
-        zeroed = {ids[0]: "order_approved_at", ids[len(ids) // 2 + 37]: "order_delivered_customer_date",
-                  ids[-1]: "order_purchase_timestamp"}
+        zeroed = {
+            ids[0]: "order_approved_at",
+            ids[len(ids) // 2 + 37]: "order_delivered_customer_date",
+            ids[-1]: "order_purchase_timestamp",
+        }
         with db.transaction():
             db.execute("SET SESSION sql_mode = ''")
             for order_id, column in zeroed.items():
-                db.execute(f"UPDATE orders SET `{column}` = '0000-00-00 00:00:00' WHERE order_id = %s",
-                           (order_id,))
-        assert db.execute("SELECT count(*) FROM orders WHERE order_approved_at = '0000-00-00 00:00:00' "
-                          "OR order_purchase_timestamp = '0000-00-00 00:00:00' "
-                          "OR order_delivered_customer_date = '0000-00-00 00:00:00'")[0][0] == 3
+                db.execute(f"UPDATE orders SET `{column}` = '0000-00-00 00:00:00' WHERE order_id = %s", (order_id,))
+        assert (
+            db.execute(
+                "SELECT count(*) FROM orders WHERE order_approved_at = '0000-00-00 00:00:00' "
+                "OR order_purchase_timestamp = '0000-00-00 00:00:00' "
+                "OR order_delivered_customer_date = '0000-00-00 00:00:00'"
+            )[0][0]
+            == 3
+        )
     with caplog.at_level(logging.INFO, logger="loaders.extract"):
         extract_and_load(s, "historical", ["orders"])
     assert "zero dates mapped to NULL" in caplog.text
@@ -313,11 +324,15 @@ def test_mysql_zero_dates_are_extracted_as_null(settings, mysql_url, olist_csv, 
     # a zero date written after the historical run: the incremental window maps it as well
     with open_source(mysql_url) as db, db.transaction():
         db.execute("SET SESSION sql_mode = ''")
-        db.execute("UPDATE orders SET order_delivered_carrier_date = '0000-00-00 00:00:00' WHERE order_id = %s",
-                   (ids[5],))
+        db.execute(
+            "UPDATE orders SET order_delivered_carrier_date = '0000-00-00 00:00:00' WHERE order_id = %s", (ids[5],)
+        )
     extract_and_load(s, "current", ["orders"])
-    assert warehouse_rows(s, "SELECT order_delivered_carrier_date FROM raw.orders WHERE order_id = "
-                             f"'{ids[5]}' ORDER BY _loaded_at DESC, _batch_id DESC LIMIT 1") == [(None,)]
+    assert warehouse_rows(
+        s,
+        "SELECT order_delivered_carrier_date FROM raw.orders WHERE order_id = "
+        f"'{ids[5]}' ORDER BY _loaded_at DESC, _batch_id DESC LIMIT 1",
+    ) == [(None,)]
 
 
 def test_plain_historical_read_when_there_are_no_zero_dates(settings, mysql_url, olist_csv, caplog):

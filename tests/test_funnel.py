@@ -13,12 +13,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.funnel import convert as funnel
 from loaders.config import Settings
-from loaders.funnel import FUNNEL_HEADER, SCHEMA, FunnelError, convert_file, convert_pending, land_files, lake_partitions
+from loaders.funnel import (
+    FUNNEL_HEADER,
+    SCHEMA,
+    FunnelError,
+    convert_file,
+    convert_pending,
+    lake_partitions,
+    land_files,
+)
+from loaders.funnel import convert as funnel
 from loaders.layout import FUNNEL_LAKE
-from olist_demo.funnel_generator import generate_funnel
 from loaders.store import ObjectStore
+from olist_demo.funnel_generator import generate_funnel
 
 HEADER = ",".join(FUNNEL_HEADER) + "\r\n"
 
@@ -47,9 +55,10 @@ def expected_counts(path: Path) -> collections.Counter:
 
 
 def lake_counts(store: ObjectStore, where: str = "") -> collections.Counter:
-    rows = duckdb.sql(
+    rows = duckdb.execute(
         f"SELECT year, month, event_type, count(*) FROM read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet', "
-        f"hive_partitioning = true) {where} GROUP BY ALL").fetchall()
+        f"hive_partitioning = true) {where} GROUP BY ALL"
+    ).fetchall()
     return collections.Counter({(y, m, e): n for y, m, e, n in rows})
 
 
@@ -74,13 +83,20 @@ def test_afternoon_events_keep_their_hour(lake, tmp_path):
     s, store = lake
     path = tmp_path / "clock_funnel.csv"
     rows = [("01:30 PM", 13, 30), ("12:05 AM", 0, 5), ("12:45 PM", 12, 45), ("11:59 PM", 23, 59), ("09:28 PM", 21, 28)]
-    path.write_text(HEADER + "".join(
-        f"s{i:035d},10/14/2016 {clock},view,{'c' * 32},{'p' * 32},cama_mesa_banho\r\n"
-        for i, (clock, _, _) in enumerate(rows)), encoding="utf-8")
+    path.write_text(
+        HEADER
+        + "".join(
+            f"s{i:035d},10/14/2016 {clock},view,{'c' * 32},{'p' * 32},cama_mesa_banho\r\n"
+            for i, (clock, _, _) in enumerate(rows)
+        ),
+        encoding="utf-8",
+    )
     land_files(store, [path])
     convert_file(s, store, "clock_funnel.csv")
-    got = duckdb.sql(f"SELECT session_id, hour(event_timestamp), minute(event_timestamp) FROM "
-                     f"read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY 1").fetchall()
+    got = duckdb.execute(
+        f"SELECT session_id, hour(event_timestamp), minute(event_timestamp) FROM "
+        f"read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY 1"
+    ).fetchall()
     assert [(h, m) for _, h, m in got] == [(h, m) for _, h, m in rows]
 
 
@@ -121,7 +137,12 @@ def test_bad_rows_go_to_the_rejects_with_line_and_reason(lake, funnel_files, tmp
     assert report.rejects == {"bad_timestamp": 1, "unknown_event_type": 1, "wrong_column_count": 1, "invalid_utf8": 1}
     with open(store.full(report.rejects_file), newline="", encoding="utf-8") as handle:
         rejected = {(int(r["line"]), r["reason"]) for r in csv.DictReader(handle)}
-    assert rejected == {(6, "bad_timestamp"), (11, "unknown_event_type"), (21, "wrong_column_count"), (31, "invalid_utf8")}
+    assert rejected == {
+        (6, "bad_timestamp"),
+        (11, "unknown_event_type"),
+        (21, "wrong_column_count"),
+        (31, "invalid_utf8"),
+    }
     assert sum(lake_counts(store).values()) == 30_000 - 4
 
 
@@ -140,11 +161,14 @@ def test_too_many_rejects_fail_and_leave_the_lake_as_it_was(lake, funnel_files, 
     assert store.glob("tmp/funnel/*") == []
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"order_id,customer_id\r\n1,2\r\n", "header"),
-    (bytes(range(256)) * 10, "binary"),
-    ("sessão_id,event_timestamp\r\n".encode("latin-1"), "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"order_id,customer_id\r\n1,2\r\n", "header"),
+        (bytes(range(256)) * 10, "binary"),
+        ("sessão_id,event_timestamp\r\n".encode("latin-1"), "not UTF-8"),
+    ],
+)
 def test_a_file_that_is_not_a_funnel_file_is_refused(lake, tmp_path, content, reason):
     s, store = lake
     path = tmp_path / "wrong_funnel.csv"
@@ -162,18 +186,26 @@ def test_missing_landing_file_is_named(lake):
 
 
 def lake_rows(store: ObjectStore) -> list[tuple]:
-    return duckdb.sql(
+    return duckdb.execute(
         f"SELECT session_id, event_timestamp, event_type, userid, product_id, category_id, source_file, "
-        f"converted_at FROM read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY session_id").fetchall()
+        f"converted_at FROM read_parquet('{store.uri(FUNNEL_LAKE)}/*/*/*.parquet') ORDER BY session_id"
+    ).fetchall()
 
 
 def csv_rows(path: Path) -> list[tuple]:
     """Computed independently of the converter: the csv module and datetime.strptime."""
     with open(path, newline="", encoding="utf-8") as handle:
         return sorted(
-            (r["session_id"], datetime.strptime(r["event_timestamp"], "%m/%d/%Y %I:%M %p"), r["event_type"],
-             r["userid"], r["product_id"], r["category_id"] or None)
-            for r in csv.DictReader(handle))
+            (
+                r["session_id"],
+                datetime.strptime(r["event_timestamp"], "%m/%d/%Y %I:%M %p"),
+                r["event_type"],
+                r["userid"],
+                r["product_id"],
+                r["category_id"] or None,
+            )
+            for r in csv.DictReader(handle)
+        )
 
 
 def parse_threads() -> list[threading.Thread]:
@@ -192,7 +224,8 @@ def test_every_value_arrives_across_many_blocks(settings, funnel_files):
     assert [r[:6] for r in got] == csv_rows(funnel_files / "2017_funnel.csv")
     assert {r[6] for r in got} == {"2017_funnel.csv"} and len({r[7] for r in got}) == 1
     assert report.rows_written == len(got) == 30_000 and report.bytes_read == (
-        (funnel_files / "2017_funnel.csv").stat().st_size - len(HEADER))
+        (funnel_files / "2017_funnel.csv").stat().st_size - len(HEADER)
+    )
     for path in store.glob(f"{FUNNEL_LAKE}/*/*/*.parquet"):
         assert pq.read_schema(store.full(path)).remove_metadata() == SCHEMA
 
@@ -202,8 +235,20 @@ def test_lines_longer_than_a_block_and_no_final_line_break(lake, tmp_path):
     line without a line break, and the 12-hour clock at its edges."""
     s, store = lake
     s = s.with_(funnel_block_bytes=40, funnel_max_reject_ratio=0.5)
-    clocks = ["12:00 AM", "12:59 AM", "01:00 AM", "11:59 AM", "12:00 PM", "12:30 PM", "01:00 PM", "11:59 PM",
-              "13:00 PM", "12:60 AM", "00:30 AM", "day"]
+    clocks = [
+        "12:00 AM",
+        "12:59 AM",
+        "01:00 AM",
+        "11:59 AM",
+        "12:00 PM",
+        "12:30 PM",
+        "01:00 PM",
+        "11:59 PM",
+        "13:00 PM",
+        "12:60 AM",
+        "00:30 AM",
+        "day",
+    ]
     lines = [f"s{i:035d},02/29/2016 {clock},view,{'c' * 32},{'p' * 32},\r\n" for i, clock in enumerate(clocks)]
     lines[11] = f"s{11:035d},02/30/2016 10:00 AM,view,{'c' * 32},{'p' * 32},\r\n"  # no 30 February (line 14)
     lines.append(f"s{12:035d},02/29/2017 10:00 AM,view,{'c' * 32},{'p' * 32},\r\n")  # nor 29 February 2017
@@ -215,11 +260,25 @@ def test_lines_longer_than_a_block_and_no_final_line_break(lake, tmp_path):
     report = convert_file(s, store, "edges_funnel.csv")
     with open(store.full(report.rejects_file), newline="", encoding="utf-8") as handle:
         rejected = {(int(r["line"]), r["reason"]) for r in csv.DictReader(handle)}
-    assert rejected == {(5, "empty_userid"), (11, "bad_timestamp"), (12, "bad_timestamp"), (13, "bad_timestamp"),
-                        (14, "bad_timestamp"), (15, "bad_timestamp")}
+    assert rejected == {
+        (5, "empty_userid"),
+        (11, "bad_timestamp"),
+        (12, "bad_timestamp"),
+        (13, "bad_timestamp"),
+        (14, "bad_timestamp"),
+        (15, "bad_timestamp"),
+    }
     stamps = [t for _, t, *_ in lake_rows(store)]
     assert [(t.hour, t.minute) for t in stamps[:8]] == [
-        (0, 0), (0, 59), (1, 0), (11, 59), (12, 0), (12, 30), (13, 0), (23, 59)]
+        (0, 0),
+        (0, 59),
+        (1, 0),
+        (11, 59),
+        (12, 0),
+        (12, 30),
+        (13, 0),
+        (23, 59),
+    ]
     assert {t.date() for t in stamps[:8]} == {datetime(2016, 2, 29).date()}
     assert stamps[8] == datetime(2016, 3, 1, 21, 5)
     assert report.rows_read == 15 and report.rows_written == 9

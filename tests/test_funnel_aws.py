@@ -8,17 +8,21 @@ import pytest
 
 from loaders import pipeline
 from loaders.funnel import GlueCatalog
-from olist_demo.funnel_generator import generate_funnel
 from loaders.store import ObjectStore
+from olist_demo.funnel_generator import generate_funnel
 
 from .helpers import quiet
 
 
 @pytest.fixture
 def aws_settings(settings, s3_endpoint, s3_bucket):
-    return settings.with_(store_url=f"s3://{s3_bucket}/olist", s3_endpoint_url=s3_endpoint,
-                          glue_endpoint_url=s3_endpoint, glue_database="olist_lake_test",
-                          funnel_block_bytes=128 * 1024)
+    return settings.with_(
+        store_url=f"s3://{s3_bucket}/olist",
+        s3_endpoint_url=s3_endpoint,
+        glue_endpoint_url=s3_endpoint,
+        glue_database="olist_lake_test",
+        funnel_block_bytes=128 * 1024,
+    )
 
 
 def test_landing_parquet_and_glue_partitions_on_aws(aws_settings, olist_csv, tmp_path, s3_endpoint, s3_bucket):

@@ -12,33 +12,25 @@ from olist_demo.olist_generator import OLIST_FILES, generate_olist
 
 # Copied from DATA.md section 1, in its order.
 EXPECTED_HEADERS = {
-    "olist_customers_dataset.csv":
-        "customer_id,customer_unique_id,customer_zip_code_prefix,customer_city,customer_state",
-    "olist_orders_dataset.csv":
-        "order_id,customer_id,order_status,order_purchase_timestamp,order_approved_at,"
-        "order_delivered_carrier_date,order_delivered_customer_date,"
-        "order_estimated_delivery_date",
-    "olist_order_items_dataset.csv":
-        "order_id,order_item_id,product_id,seller_id,shipping_limit_date,price,freight_value",
-    "olist_order_payments_dataset.csv":
-        "order_id,payment_sequential,payment_type,payment_installments,payment_value",
-    "olist_order_reviews_dataset.csv":
-        "review_id,order_id,review_score,review_comment_title,review_comment_message,"
-        "review_creation_date,review_answer_timestamp",
-    "olist_products_dataset.csv":
-        "product_id,product_category_name,product_name_lenght,product_description_lenght,"
-        "product_photos_qty,product_weight_g,product_length_cm,product_height_cm,"
-        "product_width_cm",
-    "olist_sellers_dataset.csv":
-        "seller_id,seller_zip_code_prefix,seller_city,seller_state",
-    "olist_geolocation_dataset.csv":
-        "geolocation_zip_code_prefix,geolocation_lat,geolocation_lng,geolocation_city,"
-        "geolocation_state",
-    "product_category_name_translation.csv":
-        "product_category_name,product_category_name_english",
+    "olist_customers_dataset.csv": "customer_id,customer_unique_id,customer_zip_code_prefix,customer_city,"
+    "customer_state",
+    "olist_orders_dataset.csv": "order_id,customer_id,order_status,order_purchase_timestamp,order_approved_at,"
+    "order_delivered_carrier_date,order_delivered_customer_date,"
+    "order_estimated_delivery_date",
+    "olist_order_items_dataset.csv": "order_id,order_item_id,product_id,seller_id,shipping_limit_date,price,"
+    "freight_value",
+    "olist_order_payments_dataset.csv": "order_id,payment_sequential,payment_type,payment_installments,payment_value",
+    "olist_order_reviews_dataset.csv": "review_id,order_id,review_score,review_comment_title,review_comment_message,"
+    "review_creation_date,review_answer_timestamp",
+    "olist_products_dataset.csv": "product_id,product_category_name,product_name_lenght,product_description_lenght,"
+    "product_photos_qty,product_weight_g,product_length_cm,product_height_cm,"
+    "product_width_cm",
+    "olist_sellers_dataset.csv": "seller_id,seller_zip_code_prefix,seller_city,seller_state",
+    "olist_geolocation_dataset.csv": "geolocation_zip_code_prefix,geolocation_lat,geolocation_lng,geolocation_city,"
+    "geolocation_state",
+    "product_category_name_translation.csv": "product_category_name,product_category_name_english",
 }
-STATUSES = {"delivered", "shipped", "canceled", "unavailable", "invoiced", "processing",
-            "created", "approved"}
+STATUSES = {"delivered", "shipped", "canceled", "unavailable", "invoiced", "processing", "created", "approved"}
 PAYMENT_TYPES = {"credit_card", "boleto", "voucher", "debit_card", "not_defined"}
 HEX = set("0123456789abcdef")
 
@@ -81,22 +73,24 @@ def test_returned_counts_match_rows_in_files(generated: tuple[Path, dict[str, in
 
 def test_quoting_and_line_endings(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
-    for name in ("olist_customers_dataset.csv", "olist_sellers_dataset.csv",
-                 "olist_geolocation_dataset.csv"):
+    for name in ("olist_customers_dataset.csv", "olist_sellers_dataset.csv", "olist_geolocation_dataset.csv"):
         lines = (out / name).read_bytes().split(b"\n")
         assert lines[0].startswith(b'"') and not lines[0].endswith(b"\r")
         assert lines[1].startswith(b'"') and lines[-1] == b""
     sellers = (out / "olist_sellers_dataset.csv").read_text(encoding="utf-8").splitlines()
     zip_field = sellers[1].split(",")[1]
     assert zip_field.startswith('"') and zip_field.endswith('"') and len(zip_field) == 7
-    for name in ("olist_orders_dataset.csv", "olist_order_items_dataset.csv",
-                 "olist_order_payments_dataset.csv", "olist_products_dataset.csv"):
+    for name in (
+        "olist_orders_dataset.csv",
+        "olist_order_items_dataset.csv",
+        "olist_order_payments_dataset.csv",
+        "olist_products_dataset.csv",
+    ):
         data = (out / name).read_bytes()
         assert b'"' not in data and b"\r" not in data and data.endswith(b"\n"), name
 
 
-def test_translation_file_bom_crlf_no_final_newline(
-        generated: tuple[Path, dict[str, int]]) -> None:
+def test_translation_file_bom_crlf_no_final_newline(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
     data = (out / "product_category_name_translation.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbfproduct_category_name,")
@@ -114,8 +108,9 @@ def test_deterministic_bytes(tmp_path: Path) -> None:
     assert first == second
     for name in OLIST_FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    assert ((tmp_path / "a" / "olist_orders_dataset.csv").read_bytes()
-            != (tmp_path / "c" / "olist_orders_dataset.csv").read_bytes())
+    assert (tmp_path / "a" / "olist_orders_dataset.csv").read_bytes() != (
+        tmp_path / "c" / "olist_orders_dataset.csv"
+    ).read_bytes()
     assert other["product_category_name_translation.csv"] == 71
 
 
@@ -162,8 +157,7 @@ def test_statuses_dates_and_timestamp_formats(generated: tuple[Path, dict[str, i
         if row["order_approved_at"]:
             assert row["order_approved_at"] >= row["order_purchase_timestamp"]
     delivered = [row for row in orders if row["order_status"] == "delivered"]
-    assert sum(1 for row in delivered if row["order_delivered_customer_date"]) > 0.99 * len(
-        delivered)
+    assert sum(1 for row in delivered if row["order_delivered_customer_date"]) > 0.99 * len(delivered)
 
 
 def test_payment_types_and_values(generated: tuple[Path, dict[str, int]]) -> None:
@@ -191,8 +185,7 @@ def test_payment_types_and_values(generated: tuple[Path, dict[str, int]]) -> Non
     assert matching >= 0.98 * len(item_total)
 
 
-def test_orders_without_items_and_item_numbering(
-        generated: tuple[Path, dict[str, int]]) -> None:
+def test_orders_without_items_and_item_numbering(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
     orders = read_rows(out, "olist_orders_dataset.csv")
     items = read_rows(out, "olist_order_items_dataset.csv")
@@ -225,28 +218,23 @@ def test_reviews_shared_ids_and_pairs_unique(generated: tuple[Path, dict[str, in
     assert 0.8 < empty_titles / len(reviews) < 0.95
 
 
-def test_review_message_with_quotes_commas_and_line_breaks(
-        generated: tuple[Path, dict[str, int]]) -> None:
+def test_review_message_with_quotes_commas_and_line_breaks(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
-    messages = [row["review_comment_message"]
-                for row in read_rows(out, "olist_order_reviews_dataset.csv")]
-    tricky = [m for m in messages if '"' in m and "," in m and "\r\n" in m
-              and "\n" in m.replace("\r\n", "")]
+    messages = [row["review_comment_message"] for row in read_rows(out, "olist_order_reviews_dataset.csv")]
+    tricky = [m for m in messages if '"' in m and "," in m and "\r\n" in m and "\n" in m.replace("\r\n", "")]
     assert tricky
     assert any("ã" in m or "ó" in m for m in messages)
     raw = (out / "olist_order_reviews_dataset.csv").read_bytes()
     assert b'""' in raw and b"\r\n" in raw
-    assert "Não".encode("utf-8") in raw
+    assert "Não".encode() in raw
 
 
 def test_zip_prefixes_are_five_char_strings(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
     geo = read_rows(out, "olist_geolocation_dataset.csv")
     geo_zips = {row["geolocation_zip_code_prefix"] for row in geo}
-    customer_zips = {row["customer_zip_code_prefix"]
-                     for row in read_rows(out, "olist_customers_dataset.csv")}
-    seller_zips = {row["seller_zip_code_prefix"]
-                   for row in read_rows(out, "olist_sellers_dataset.csv")}
+    customer_zips = {row["customer_zip_code_prefix"] for row in read_rows(out, "olist_customers_dataset.csv")}
+    seller_zips = {row["seller_zip_code_prefix"] for row in read_rows(out, "olist_sellers_dataset.csv")}
     for zips in (geo_zips, customer_zips, seller_zips):
         assert all(len(z) == 5 and z.isdigit() for z in zips)
     assert any(z.startswith("0") for z in geo_zips)
@@ -270,34 +258,34 @@ def test_customers_unique_ids_repeat(generated: tuple[Path, dict[str, int]]) -> 
     customers = read_rows(out, "olist_customers_dataset.csv")
     people = {row["customer_unique_id"] for row in customers}
     assert 0.93 * len(customers) < len(people) < len(customers)
-    assert all(row["customer_state"].isupper() and len(row["customer_state"]) == 2
-               for row in customers)
+    assert all(row["customer_state"].isupper() and len(row["customer_state"]) == 2 for row in customers)
 
 
-def test_categories_untranslated_and_missing_attributes(
-        generated: tuple[Path, dict[str, int]]) -> None:
+def test_categories_untranslated_and_missing_attributes(generated: tuple[Path, dict[str, int]]) -> None:
     out, _ = generated
     products = read_rows(out, "olist_products_dataset.csv")
-    translated = {row["product_category_name"]
-                  for row in read_rows(out, "product_category_name_translation.csv")}
+    translated = {row["product_category_name"] for row in read_rows(out, "product_category_name_translation.csv")}
     assert len(translated) == 71
     used = {row["product_category_name"] for row in products if row["product_category_name"]}
     assert used - translated == {"pc_gamer", "portateis_cozinha_e_preparadores_de_alimentos"}
     no_category = [row for row in products if not row["product_category_name"]]
     assert no_category
-    assert all(row["product_name_lenght"] == row["product_photos_qty"] == ""
-               for row in no_category)
+    assert all(row["product_name_lenght"] == row["product_photos_qty"] == "" for row in no_category)
     assert any(row["product_weight_g"] == "" for row in products)
     assert all(row["product_weight_g"].isdigit() for row in products if row["product_weight_g"])
 
 
-def test_row_counts_scale_linearly(tmp_path: Path,
-                                   generated: tuple[Path, dict[str, int]]) -> None:
+def test_row_counts_scale_linearly(tmp_path: Path, generated: tuple[Path, dict[str, int]]) -> None:
     _, small = generated
     double = generate_olist(tmp_path, scale=0.02, seed=42)
-    for name in ("olist_orders_dataset.csv", "olist_order_items_dataset.csv",
-                 "olist_order_payments_dataset.csv", "olist_order_reviews_dataset.csv",
-                 "olist_products_dataset.csv", "olist_geolocation_dataset.csv"):
+    for name in (
+        "olist_orders_dataset.csv",
+        "olist_order_items_dataset.csv",
+        "olist_order_payments_dataset.csv",
+        "olist_order_reviews_dataset.csv",
+        "olist_products_dataset.csv",
+        "olist_geolocation_dataset.csv",
+    ):
         assert 1.8 < double[name] / small[name] < 2.2, name
     assert double["product_category_name_translation.csv"] == 71
 
@@ -313,7 +301,7 @@ def test_tiny_scale_still_works(tmp_path: Path) -> None:
 def test_progress_callback_reports_each_file(tmp_path: Path) -> None:
     calls: list[tuple[str, int]] = []
     counts = generate_olist(tmp_path, scale=0.01, progress=lambda f, n: calls.append((f, n)))
-    last = {name: n for name, n in calls}
+    last = dict(calls)
     assert last == counts
     geolocation_calls = [n for name, n in calls if name == "olist_geolocation_dataset.csv"]
     assert geolocation_calls == [counts["olist_geolocation_dataset.csv"]]  # below 100k rows

@@ -38,7 +38,7 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template() -> dict:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
 
 
 def resources(kind: str) -> dict[str, dict]:
@@ -46,8 +46,9 @@ def resources(kind: str) -> dict[str, dict]:
 
 
 def lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CFN_LINT), "--include-checks", "I", "--", str(path)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(CFN_LINT), "--include-checks", "I", "--", str(path)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cfn_lint_passes_including_informational_checks():
@@ -76,9 +77,16 @@ def _statements() -> list[tuple[str, dict]]:
 
 
 # Actions IAM cannot scope to a resource; each is allowed on "*" and nothing else is.
-UNSCOPED_ACTIONS = {"cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-                    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeVpcEndpoints",
-                    "ec2:DescribeRouteTables", "ec2:DescribeVpcAttribute"}
+UNSCOPED_ACTIONS = {
+    "cloudwatch:PutMetricData",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeVpcAttribute",
+}
 
 
 def test_iam_is_least_privilege():
@@ -98,14 +106,27 @@ def test_iam_is_least_privilege():
         if "*" in targets:
             assert set(actions) <= UNSCOPED_ACTIONS, f"{name}/{st.get('Sid')}: {actions} on every resource"
     # the trigger may start the three jobs and write its markers, nothing else
-    trigger = {a for n, st in statements if n == "TriggerRole"
-               for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
-    assert trigger == {"logs:CreateLogStream", "logs:PutLogEvents", "glue:StartJobRun", "glue:GetJobRuns",
-                       "s3:PutObject", "s3:DeleteObject"}
+    trigger = {
+        a
+        for n, st in statements
+        if n == "TriggerRole"
+        for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    }
+    assert trigger == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "glue:StartJobRun",
+        "glue:GetJobRuns",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    }
     # the role Redshift uses for COPY and Spectrum only reads
     redshift = [st for n, st in statements if n == "RedshiftReadPolicy"]
-    assert all(a.split(":")[1].startswith(("Get", "List", "BatchGet"))
-               for st in redshift for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))
+    assert all(
+        a.split(":")[1].startswith(("Get", "List", "BatchGet"))
+        for st in redshift
+        for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    )
 
 
 def test_the_bucket_is_private_encrypted_and_notifies_the_trigger():
@@ -128,8 +149,11 @@ def test_jobs_and_function_match_the_packaged_code(tmp_path):
         assert (artifacts.out / script).is_file(), f"{name}: {script} is not built by `dwh package`"
         kind = Path(script).stem
         assert props["GlueVersion"] == "5.0" and props["Command"]["Name"] == "glueetl"  # Python 3.11
-        ours = [k[2:] for k in props["DefaultArguments"] if k not in
-                ("--extra-py-files", "--additional-python-modules", "--job-language")]
+        ours = [
+            k[2:]
+            for k in props["DefaultArguments"]
+            if k not in ("--extra-py-files", "--additional-python-modules", "--job-language")
+        ]
         known = glue_jobs.COMMON_OPTIONS | glue_jobs.JOB_OPTIONS[kind] | set(glue_jobs.Settings.__dataclass_fields__)
         assert set(ours) <= known, f"{name}: arguments the job does not read: {set(ours) - known}"
     function = template["Resources"]["TriggerFunction"]["Properties"]
@@ -166,7 +190,16 @@ def test_dwh_package_builds_reproducible_artifacts_and_a_light_trigger(tmp_path)
     # The trigger zip imports with the standard library alone (-S: no site-packages at all);
     # boto3, which the Lambda runtime provides, is imported only when the handler first runs.
     trigger_zip = tmp_path / "a" / first["TriggerCodeKey"]
-    check = subprocess.run([sys.executable, "-I", "-S", "-c",
-                            "import sys; sys.path.insert(0, sys.argv[1]); import loaders.aws.trigger as t; "
-                            "print(t.handler.__name__)", str(trigger_zip)], capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import loaders.aws.trigger as t; print(t.handler.__name__)",
+            str(trigger_zip),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0 and check.stdout.strip() == "handler", check.stderr

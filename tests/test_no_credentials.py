@@ -19,17 +19,28 @@ PLACEHOLDERS = {"", "***", "...", "password", "pw", "pass", "secret", "<password
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")),
-    ("AWS secret access key", re.compile(
-        r"(?i)aws_?secret_?access_?key['\"]?\s*[:=]\s*['\"]?(?P<value>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")),
+    (
+        "AWS secret access key",
+        re.compile(
+            r"(?i)aws_?secret_?access_?key['\"]?\s*[:=]\s*['\"]?(?P<value>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+        ),
+    ),
     ("private key", re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----")),
-    ("password in a URL", re.compile(
-        r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"`]+:(?P<value>[^@\s/'\"`{}]+)@[A-Za-z0-9.-]")),
-    ("password in a profile or config", re.compile(
-        r"(?im)^\s*['\"]?(?:password|passwd|db_password|secret_key)['\"]?\s*:\s*(?P<value>[^\s#{][^\s#]*)\s*(?:#.*)?$")),
-    ("password in code", re.compile(
-        r"(?i)\b(?:password|passwd|pwd|secret)\s*=\s*(?P<q>['\"])(?P<value>[^'\"]+)(?P=q)")),
-    ("password in a dict literal", re.compile(
-        r"(?i)['\"](?:password|passwd|pwd|secret)['\"]\s*:\s*(?P<q>['\"])(?P<value>[^'\"]*)(?P=q)")),
+    ("password in a URL", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"`]+:(?P<value>[^@\s/'\"`{}]+)@[A-Za-z0-9.-]")),
+    (
+        "password in a profile or config",
+        re.compile(
+            r"(?im)^\s*['\"]?(?:password|passwd|db_password|secret_key)['\"]?\s*:\s*(?P<value>[^\s#{][^\s#]*)\s*(?:#.*)?$"
+        ),
+    ),
+    (
+        "password in code",
+        re.compile(r"(?i)\b(?:password|passwd|pwd|secret)\s*=\s*(?P<q>['\"])(?P<value>[^'\"]+)(?P=q)"),
+    ),
+    (
+        "password in a dict literal",
+        re.compile(r"(?i)['\"](?:password|passwd|pwd|secret)['\"]\s*:\s*(?P<q>['\"])(?P<value>[^'\"]*)(?P=q)"),
+    ),
 ]
 
 
@@ -46,8 +57,12 @@ def findings(text: str) -> list[tuple[str, str]]:
 
 
 def repository_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            cwd=PROJECT_DIR, capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [name for name in listed.decode().split("\0") if name]
 
 
@@ -72,29 +87,35 @@ KEY_ID = "AKIA" + "Q3EXAMPLE7ABCDEF"
 PLANTED_KEY = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
 
 
-@pytest.mark.parametrize("planted", [
-    f"aws_access_key_id = {KEY_ID}",
-    f"aws_secret_access_key = {PLANTED_KEY}",
-    f'"AWS_SECRET_ACCESS_KEY": "{PLANTED_KEY}"',
-    "-----BEGIN RSA " + "PRIVATE KEY-----",
-    "DWH_SOURCE_URL=mysql://shop:" + "hunter2x@db.example.com:3306/olist",
-    "postgresql://dbt:" + "Tr0ub4dor@warehouse.internal/analytics",
-    "      password: " + "Sup3rS3cret",
-    'password = "' + 'Sup3rS3cret"',
-    '{"username": "x", "password": "' + 'Sup3rS3cret"}',
-])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        f"aws_access_key_id = {KEY_ID}",
+        f"aws_secret_access_key = {PLANTED_KEY}",
+        f'"AWS_SECRET_ACCESS_KEY": "{PLANTED_KEY}"',
+        "-----BEGIN RSA " + "PRIVATE KEY-----",
+        "DWH_SOURCE_URL=mysql://shop:" + "hunter2x@db.example.com:3306/olist",
+        "postgresql://dbt:" + "Tr0ub4dor@warehouse.internal/analytics",
+        "      password: " + "Sup3rS3cret",
+        'password = "' + 'Sup3rS3cret"',
+        '{"username": "x", "password": "' + 'Sup3rS3cret"}',
+    ],
+)
 def test_the_scan_finds_planted_credentials(planted):
     assert findings(planted), planted
 
 
-@pytest.mark.parametrize("clean", [
-    "mysql://user:password@host:3306/database",
-    "mysql://user:***@host/db",
-    "password: \"{{ env_var('DWH_PG_PASSWORD', '') }}\"",
-    'pymysql.connect(host=h, user="root", password="")',
-    "f\"mysql://{user}:{password}@{host}\"",
-    "AWS_SECRET_ACCESS_KEY=testing",
-    "GenerateStringKey: password",
-])
+@pytest.mark.parametrize(
+    "clean",
+    [
+        "mysql://user:password@host:3306/database",
+        "mysql://user:***@host/db",
+        "password: \"{{ env_var('DWH_PG_PASSWORD', '') }}\"",
+        'pymysql.connect(host=h, user="root", password="")',
+        'f"mysql://{user}:{password}@{host}"',
+        "AWS_SECRET_ACCESS_KEY=testing",
+        "GenerateStringKey: password",
+    ],
+)
 def test_the_scan_lets_placeholders_and_references_pass(clean):
     assert findings(clean) == [], clean

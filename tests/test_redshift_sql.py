@@ -9,10 +9,10 @@ import pytest
 import sqlfluff
 
 from loaders import pipeline
+from loaders.declarations import declared_tables
 from loaders.load import LoadError, batch_statements, list_batches, load_batch
 from loaders.manifest import read_manifest
 from loaders.store import ObjectStore
-from loaders.declarations import declared_tables
 from loaders.warehouses import RedshiftWarehouse
 
 from .helpers import fill_source, quiet
@@ -32,10 +32,10 @@ def _statements(s, table_name):
     store = ObjectStore(s.store_url, s)
     wh = RedshiftWarehouse(s, store)
     table = declared_tables(s.project_dir)[table_name]
-    (_, folder), = list_batches(store, table)
+    ((_, folder),) = list_batches(store, table)
     manifest = read_manifest(store, table, folder)
     steps = batch_statements(wh, table, manifest, folder, datetime(2026, 11, 22, 3, 0, 0))
-    return wh, table, [sql for sql in wh.create_statements(table)] + [sql for step in steps.values() for sql in step]
+    return wh, table, list(wh.create_statements(table)) + [sql for step in steps.values() for sql in step]
 
 
 def _parse_redshift(sql: str) -> None:
@@ -96,9 +96,14 @@ class _Cursor:
         self.conn.sql.append(sql)
         self.description, self._rows = None, []
         if sql.startswith("COPY") and self.conn.copy_fails:
-            raise RuntimeError("Load into table 'stage__orders' failed. Check 'stl_load_errors' system table for details.")
+            raise RuntimeError(
+                "Load into table 'stage__orders' failed. Check 'stl_load_errors' system table for details."
+            )
         if "FROM stl_load_errors" in sql:
-            self.description, self._rows = [("f",)], [("s3://b/orders/part-00000.parquet", 1, "order_status", "String length exceeds DDL length")]
+            self.description, self._rows = (
+                [("f",)],
+                [("s3://b/orders/part-00000.parquet", 1, "order_status", "String length exceeds DDL length")],
+            )
         elif sql.startswith('SELECT 1 FROM "raw"."_load_log"'):
             self.description, self._rows = [("x",)], [(1,)] if self.conn.logged else []
         elif sql.startswith("SELECT rows_inserted"):
@@ -116,7 +121,7 @@ def _wh(s, conn):
     wh = RedshiftWarehouse(s, store)
     wh.conn = conn
     table = declared_tables(s.project_dir)["orders"]
-    (_, folder), = list_batches(store, table)
+    ((_, folder),) = list_batches(store, table)
     return wh, table, folder
 
 
@@ -128,7 +133,12 @@ def test_load_runs_copy_insert_and_log_in_one_transaction(extracted):
     sql = conn.sql
     begin, commit = sql.index("BEGIN"), sql.index("COMMIT")
     inside = sql[begin:commit]
-    assert [s.split()[0] for s in inside if s.split()[0] in ("LOCK", "COPY", "INSERT")] == ["LOCK", "COPY", "INSERT", "INSERT"]
+    assert [s.split()[0] for s in inside if s.split()[0] in ("LOCK", "COPY", "INSERT")] == [
+        "LOCK",
+        "COPY",
+        "INSERT",
+        "INSERT",
+    ]
     assert any(s.startswith('DROP TABLE "stage__orders"') for s in inside)
     assert inside[-1].startswith("SELECT rows_inserted")  # read back before COMMIT
 

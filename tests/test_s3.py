@@ -14,8 +14,9 @@ TABLES = ["orders", "order_payments"]
 
 
 def test_extract_to_s3_and_load_from_s3(settings, olist_csv, s3_endpoint, s3_bucket, mysql_url):
-    s = settings.with_(source_url=mysql_url, store_url=f"s3://{s3_bucket}/lake",
-                       s3_endpoint_url=s3_endpoint, part_rows=500)
+    s = settings.with_(
+        source_url=mysql_url, store_url=f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_endpoint, part_rows=500
+    )
     fill_source(s, olist_csv, TABLES)
     batches, loads = extract_and_load(s, "auto", TABLES)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
@@ -25,9 +26,12 @@ def test_extract_to_s3_and_load_from_s3(settings, olist_csv, s3_endpoint, s3_buc
     assert sum(k.endswith(".parquet") for k in keys) == len(next(b for b in batches if b.table == "orders").parts) > 1
     assert "lake/olist/orders/_state.json" in keys
     copy_manifest = ObjectStore(s.store_url, s).read_json(
-        next(k for k in keys if k.endswith("_copy.manifest")).removeprefix("lake/"))
-    assert all(e["url"].startswith(f"s3://{s3_bucket}/lake/olist/orders/historical/") and e["meta"]["content_length"] > 0
-               for e in copy_manifest["entries"])
+        next(k for k in keys if k.endswith("_copy.manifest")).removeprefix("lake/")
+    )
+    assert all(
+        e["url"].startswith(f"s3://{s3_bucket}/lake/olist/orders/historical/") and e["meta"]["content_length"] > 0
+        for e in copy_manifest["entries"]
+    )
     for b in batches:
         assert warehouse_rows(s, f'SELECT count(*) FROM raw."{b.table}"') == [(b.rows,)]
     # Exactly once, on S3 too.

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from olist_demo.shop_simulator import simulate_hour
 from loaders.sources import open_source
+from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, warehouse_rows
 
@@ -31,10 +31,13 @@ def test_an_hour_of_changes_reaches_the_raw_tables(source_settings, olist_csv):
         q = db.quote
         new_orders = db.execute(
             f"SELECT {q('order_id')}, {q('order_status')} FROM {q('orders')} "
-            f"WHERE {q('order_purchase_timestamp')} >= '{report.hour_start:%Y-%m-%d %H:%M:%S}'")
+            f"WHERE {q('order_purchase_timestamp')} >= '{report.hour_start:%Y-%m-%d %H:%M:%S}'"
+        )
         orphan_items = db.execute(
-            f"SELECT count(*) FROM {q('order_items')} i LEFT JOIN {q('orders')} o ON o.{q('order_id')} = i.{q('order_id')} "
-            f"WHERE o.{q('order_id')} IS NULL")[0][0]
+            f"SELECT count(*) FROM {q('order_items')} i "
+            f"LEFT JOIN {q('orders')} o ON o.{q('order_id')} = i.{q('order_id')} "
+            f"WHERE o.{q('order_id')} IS NULL"
+        )[0][0]
     assert report.new_orders == len(new_orders) == 12 and orphan_items == 0
     assert report.new_items >= 12 and report.new_payments == 12
     assert report.approved + report.shipped + report.delivered + report.canceled > 0
@@ -43,8 +46,13 @@ def test_an_hour_of_changes_reaches_the_raw_tables(source_settings, olist_csv):
     with open_source(s.source_url) as db:  # an order can move twice in one hour: count distinct rows
         changed_orders = db.execute(
             f"SELECT count(*) FROM {db.quote('orders')} WHERE {db.quote('updated_at')} >= "
-            f"{db.timestamp_literal(historical_upper)}")[0][0]
-    assert report.new_orders < changed_orders <= report.new_orders + report.approved + report.shipped + report.delivered + report.canceled
+            f"{db.timestamp_literal(historical_upper)}"
+        )[0][0]
+    assert (
+        report.new_orders
+        < changed_orders
+        <= report.new_orders + report.approved + report.shipped + report.delivered + report.canceled
+    )
     batches, loads = extract_and_load(s, "current", TABLES)
     by_table = {b.table: b.rows for b in batches}
     # With no lookback the incremental batches hold exactly the changed rows.
@@ -52,7 +60,10 @@ def test_an_hour_of_changes_reaches_the_raw_tables(source_settings, olist_csv):
     assert by_table["order_items"] == report.new_items
     assert by_table["order_reviews"] == report.new_reviews
     assert by_table["products"] == 0 and by_table["sellers"] == 0
-    delivered = warehouse_rows(s, "SELECT count(*) FROM raw.orders WHERE order_status = 'delivered' "
-                                  "AND order_delivered_customer_date IS NOT NULL AND _batch_id = "
-                                  f"'{next(b.batch_id for b in batches if b.table == 'orders')}'")[0][0]
+    delivered = warehouse_rows(
+        s,
+        "SELECT count(*) FROM raw.orders WHERE order_status = 'delivered' "
+        "AND order_delivered_customer_date IS NOT NULL AND _batch_id = "
+        f"'{next(b.batch_id for b in batches if b.table == 'orders')}'",
+    )[0][0]
     assert delivered == report.delivered

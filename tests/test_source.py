@@ -9,10 +9,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from olist_demo.olist_generator import OLIST_FILES
+from loaders.declarations import declared_tables
 from loaders.sources import SourceError, open_source
 from loaders.sources.bootstrap import load_folder
-from loaders.declarations import declared_tables
+from olist_demo.olist_generator import OLIST_FILES
 
 
 def csv_rows(path: Path) -> list[list[str]]:
@@ -39,9 +39,17 @@ def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_
         # Leading zeros survive; the translation file's BOM and CRLF leave no trace.
         zips = [r[0] for r in db.execute(f"SELECT {q('geolocation_zip_code_prefix')} FROM {q('geolocation')}")]
         assert all(len(z) == 5 for z in zips) and any(z.startswith("0") for z in zips)
-        names = [r[0] for r in db.execute(f"SELECT {q('product_category_name')} FROM {q('product_category_name_translation')}")]
+        names = [
+            r[0]
+            for r in db.execute(f"SELECT {q('product_category_name')} FROM {q('product_category_name_translation')}")
+        ]
         assert not any("\ufeff" in n for n in names)
-        english = [r[0] for r in db.execute(f"SELECT {q('product_category_name_english')} FROM {q('product_category_name_translation')}")]
+        english = [
+            r[0]
+            for r in db.execute(
+                f"SELECT {q('product_category_name_english')} FROM {q('product_category_name_translation')}"
+            )
+        ]
         assert not any(e.endswith("\r") for e in english)
         # Multi-line Portuguese text with quotes and commas is stored byte for byte.
         source_messages = {r[4] for r in csv_rows(olist_csv / "olist_order_reviews_dataset.csv") if "\n" in r[4]}
@@ -49,11 +57,19 @@ def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_
         assert source_messages and source_messages <= stored
         # Empty fields are NULL, not empty strings.
         empty_titles = sum(1 for r in csv_rows(olist_csv / "olist_order_reviews_dataset.csv") if r[3] == "")
-        assert db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} IS NULL")[0][0] == empty_titles
-        assert db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} = ''")[0][0] == 0
+        assert (
+            db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} IS NULL")[0][0]
+            == empty_titles
+        )
+        assert (
+            db.execute(f"SELECT count(*) FROM {q('order_reviews')} WHERE {q('review_comment_title')} = ''")[0][0] == 0
+        )
         # Money keeps its exact value.
         first_item = csv_rows(olist_csv / "olist_order_items_dataset.csv")[0]
-        price = db.execute(f"SELECT {q('price')} FROM {q('order_items')} WHERE {q('order_id')} = '{first_item[0]}' AND {q('order_item_id')} = {int(first_item[1])}")[0][0]
+        price = db.execute(
+            f"SELECT {q('price')} FROM {q('order_items')} "
+            f"WHERE {q('order_id')} = '{first_item[0]}' AND {q('order_item_id')} = {int(first_item[1])}"
+        )[0][0]
         assert f"{float(price):.2f}" == f"{float(first_item[5]):.2f}"
 
 
@@ -65,6 +81,7 @@ def test_cursor_column_is_kept_by_the_database(source_url, olist_csv, project_di
         order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
         before = db.execute(f"SELECT {q('updated_at')} FROM {q('orders')} WHERE {q('order_id')} = '{order_id}'")[0][0]
         import time
+
         time.sleep(0.01)
         db.execute(f"UPDATE {q('orders')} SET {q('order_status')} = 'canceled' WHERE {q('order_id')} = '{order_id}'")
         after = db.execute(f"SELECT {q('updated_at')} FROM {q('orders')} WHERE {q('order_id')} = '{order_id}'")[0][0]
@@ -81,7 +98,9 @@ def test_zero_dates_become_null(source_url, csv_copy, project_dir):
     with open_source(source_url) as db:
         load_folder(db, [declared_tables(project_dir)["orders"]], csv_copy)
         q = db.quote
-        value = db.execute(f"SELECT {q('order_approved_at')} FROM {q('orders')} WHERE {q('order_id')} = '{fields[0]}'")[0][0]
+        value = db.execute(f"SELECT {q('order_approved_at')} FROM {q('orders')} WHERE {q('order_id')} = '{fields[0]}'")[
+            0
+        ][0]
         assert value is None
 
 
@@ -98,9 +117,11 @@ def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, pro
 
 def test_missing_file_is_named(source_url, csv_copy, project_dir):
     (csv_copy / "olist_order_payments_dataset.csv").unlink()
-    with open_source(source_url) as db:
-        with pytest.raises(SourceError, match="missing file.*olist_order_payments_dataset.csv"):
-            load_folder(db, list(declared_tables(project_dir).values()), csv_copy)
+    with (
+        open_source(source_url) as db,
+        pytest.raises(SourceError, match="missing file.*olist_order_payments_dataset.csv"),
+    ):
+        load_folder(db, list(declared_tables(project_dir).values()), csv_copy)
 
 
 def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
@@ -157,41 +178,52 @@ def test_split_points_cut_the_key_into_balanced_disjoint_ranges(mysql_url, kind)
     key type and collation they must cover every row once, and be balanced for even keys."""
     import random
 
-    from loaders.declarations import Column, Table
-    from loaders.declarations import LogicalType
+    from loaders.declarations import Column, LogicalType, Table
 
     rng = random.Random(7)
+    keys: list[object]
     if kind == "int":
         column, keys = "INT", [rng.randrange(1, 10_000_000) for _ in range(4000)]
     elif kind.startswith("hex"):
-        column, keys = "CHAR(32)", ["%032x" % rng.getrandbits(128) for _ in range(4000)]
+        column, keys = "CHAR(32)", [f"{rng.getrandbits(128):032x}" for _ in range(4000)]
     else:  # a shared prefix, mixed case, under a case-insensitive collation
         column = "VARCHAR(40) COLLATE utf8mb4_general_ci"
         keys = [f"ORD-{rng.choice('aB')}{rng.getrandbits(32):08X}" for _ in range(4000)]
     keys = list(dict.fromkeys(keys))
     # like order_items: the first key column repeats, the second one tells the rows apart
     rows = [(k, n) for k in keys for n in range(1 + (kind == "hex_composite") * (str(k).count("a") % 3))]
-    table = Table("split_probe", "split_probe.csv",
-                  (Column("id", LogicalType.parse("varchar(40)")), Column("n", LogicalType.parse("integer")),
-                   Column("updated_at", LogicalType.parse("timestamp"))),
-                  ("id", "n"), "updated_at", "id")
+    table = Table(
+        "split_probe",
+        "split_probe.csv",
+        (
+            Column("id", LogicalType.parse("varchar(40)")),
+            Column("n", LogicalType.parse("integer")),
+            Column("updated_at", LogicalType.parse("timestamp")),
+        ),
+        ("id", "n"),
+        "updated_at",
+        "id",
+    )
     with open_source(mysql_url) as db:
         with db.transaction():
             db.execute(f"CREATE TABLE split_probe (id {column}, n INT, updated_at DATETIME, PRIMARY KEY (id, n))")
             for i in range(0, len(rows), 500):
-                chunk = rows[i:i + 500]
-                db.execute("INSERT INTO split_probe (id, n) VALUES " + ", ".join(["(%s, %s)"] * len(chunk)),
-                           [v for row in chunk for v in row])
+                chunk = rows[i : i + 500]
+                db.execute(
+                    "INSERT INTO split_probe (id, n) VALUES " + ", ".join(["(%s, %s)"] * len(chunk)),
+                    [v for row in chunk for v in row],
+                )
         for parts in (2, 3, 4):
             points = db.split_points(table, parts)
             assert len(points) == parts - 1
             if kind.startswith("hex") and parts == 2:  # 16 leading characters, evenly used
-                assert points[0].startswith("8")
+                assert str(points[0]).startswith("8")
             edges = [None, *points, None]
             counts = []
-            for low, high in zip(edges, edges[1:]):
-                where = " AND ".join([*(["id >= %s"] if low is not None else []),
-                                      *(["id < %s"] if high is not None else [])])
+            for low, high in zip(edges, edges[1:], strict=False):
+                where = " AND ".join(
+                    [*(["id >= %s"] if low is not None else []), *(["id < %s"] if high is not None else [])]
+                )
                 params = [v for v in (low, high) if v is not None]
                 counts.append(db.execute(f"SELECT count(*) FROM split_probe WHERE {where}", params)[0][0])
             assert sum(counts) == len(rows)  # disjoint and complete

@@ -20,11 +20,14 @@ def rendered(tmp_path_factory):
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("spectrum"), warehouse="redshift")
     partitions = [[2016 + i // 12, 1 + i % 12] for i in range(150)]
-    sql = compile_inline(settings, (
-        "{{ spectrum_schema_sql('olist_lake', '" + ROLE + "') }};\n"
-        "{{ spectrum_table_sql('" + LOCATION + "') }};\n"
-        "{{ spectrum_partitions_sql('" + LOCATION + "', " + str(partitions) + ") | join(';\\n') }}"
-    ))
+    sql = compile_inline(
+        settings,
+        (
+            "{{ spectrum_schema_sql('olist_lake', '" + ROLE + "') }};\n"
+            "{{ spectrum_table_sql('" + LOCATION + "') }};\n"
+            "{{ spectrum_partitions_sql('" + LOCATION + "', " + str(partitions) + ") | join(';\\n') }}"
+        ),
+    )
     return [s.strip() for s in sql.split(";") if s.strip()]
 
 

@@ -9,16 +9,20 @@ import pytest
 
 from loaders import pipeline
 from loaders.build.dbt_runner import DbtError
-from olist_demo.shop_simulator import simulate_hour
 from loaders.sources import open_source
+from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
 pytestmark = pytest.mark.slow
 NO_LOOKBACK = ["--vars", "{lookback_hours: 0}"]  # only what changed since the last build
 FACTS = ["marts.fact_orders", "marts.fact_order_items"]
-BI = ["bi.bi_monthly_revenue", "bi.bi_sales_by_category_year", "bi.bi_delivery_performance_by_state",
-      "bi.bi_seller_scorecard"]
+BI = [
+    "bi.bi_monthly_revenue",
+    "bi.bi_sales_by_category_year",
+    "bi.bi_delivery_performance_by_state",
+    "bi.bi_seller_scorecard",
+]
 
 
 def snapshot(settings, relations: list[str]) -> dict[str, list[tuple]]:
@@ -38,17 +42,22 @@ def test_incremental_facts_equal_a_full_refresh(settings, olist_csv):
     rng = random.Random(3)
     with open_source(s.source_url) as db:
         changed_order = db.execute(
-            "SELECT order_id FROM order_items WHERE order_item_id = 1 ORDER BY order_id LIMIT 1")[0][0]
+            "SELECT order_id FROM order_items WHERE order_item_id = 1 ORDER BY order_id LIMIT 1"
+        )[0][0]
     for hour in range(4):
         with open_source(s.source_url) as db:
             simulate_hour(db, rng, orders_per_hour=8, progress_per_hour=25)
             if hour == 1:  # an order whose items change: a price correction and an added item
-                db.execute("UPDATE order_items SET price = price + 1.5 WHERE order_id = ? AND order_item_id = 1",
-                           (changed_order,))
+                db.execute(
+                    "UPDATE order_items SET price = price + 1.5 WHERE order_id = ? AND order_item_id = 1",
+                    (changed_order,),
+                )
                 db.execute(
                     "INSERT INTO order_items (order_id, order_item_id, product_id, seller_id, shipping_limit_date, "
                     "price, freight_value) SELECT order_id, 99, product_id, seller_id, shipping_limit_date, '10.00', "
-                    "'2.00' FROM order_items WHERE order_id = ? AND order_item_id = 1", (changed_order,))
+                    "'2.00' FROM order_items WHERE order_id = ? AND order_item_id = 1",
+                    (changed_order,),
+                )
         if hour == 2:
             # A batch that arrives late: items and reviews are extracted now but loaded only
             # after the next build.
@@ -59,10 +68,13 @@ def test_incremental_facts_equal_a_full_refresh(settings, olist_csv):
             continue
         extract_and_load(s)
         build(s, *NO_LOOKBACK)
-    fact = warehouse_rows(s, f"SELECT count(*), sum(price) FROM marts.fact_order_items WHERE order_id = '{changed_order}'")[0]
+    fact = warehouse_rows(
+        s, f"SELECT count(*), sum(price) FROM marts.fact_order_items WHERE order_id = '{changed_order}'"
+    )[0]
     with open_source(s.source_url) as db:
-        source = db.execute("SELECT count(*), sum(CAST(price AS REAL)) FROM order_items WHERE order_id = ?",
-                            (changed_order,))[0]
+        source = db.execute(
+            "SELECT count(*), sum(CAST(price AS REAL)) FROM order_items WHERE order_id = ?", (changed_order,)
+        )[0]
     assert fact[0] == source[0] and float(fact[1]) == pytest.approx(source[1])  # the changed items are in
     incremental = snapshot(s, FACTS)
     assert len(incremental["marts.fact_orders"]) > 0
@@ -94,18 +106,24 @@ def _inject_and_check(settings, gate: str) -> None:
 
 def test_unknown_status_is_stopped_by_accepted_values(built):
     with open_source(built.source_url) as db:
-        db.execute("UPDATE orders SET order_status = 'lost_in_transit' WHERE order_id = "
-                   "(SELECT min(order_id) FROM orders)")
-        db.execute("INSERT INTO orders (order_id, customer_id, order_status, order_purchase_timestamp, "
-                   "order_estimated_delivery_date) VALUES (?, ?, 'created', '2018-10-20 10:00:00', '2018-11-01 00:00:00')",
-                   ("a" * 32, "b" * 32))
+        db.execute(
+            "UPDATE orders SET order_status = 'lost_in_transit' WHERE order_id = (SELECT min(order_id) FROM orders)"
+        )
+        db.execute(
+            "INSERT INTO orders (order_id, customer_id, order_status, order_purchase_timestamp, "
+            "order_estimated_delivery_date) VALUES (?, ?, 'created', '2018-10-20 10:00:00', '2018-11-01 00:00:00')",
+            ("a" * 32, "b" * 32),
+        )
     _inject_and_check(built, "accepted_values_stg_olist__orders_order_status")
 
 
 def test_payment_for_an_unknown_order_is_stopped_by_relationships(built):
     with open_source(built.source_url) as db:
-        db.execute("INSERT INTO order_payments (order_id, payment_sequential, payment_type, payment_installments, "
-                   "payment_value) VALUES (?, 1, 'boleto', 1, '10.00')", ("9" * 32,))
+        db.execute(
+            "INSERT INTO order_payments (order_id, payment_sequential, payment_type, payment_installments, "
+            "payment_value) VALUES (?, 1, 'boleto', 1, '10.00')",
+            ("9" * 32,),
+        )
         db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = (SELECT min(order_id) FROM orders)")
     _inject_and_check(built, "relationships_stg_olist__order_payments_order_id")
 

@@ -32,9 +32,10 @@ import shutil
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import cast
 from urllib.parse import urlsplit
 
 from .. import pipeline
@@ -74,16 +75,23 @@ def parse_arguments(argv: list[str]) -> dict[str, str]:
     return args
 
 
-def settings_from_arguments(job: str, args: dict[str, str], env: dict[str, str] | None = None,
-                            secrets_client=None, echo: Callable[[str], None] = print) -> Settings:
+def settings_from_arguments(
+    job: str,
+    args: dict[str, str],
+    env: dict[str, str] | None = None,
+    secrets_client=None,
+    echo: Callable[[str], None] = print,
+) -> Settings:
     """Settings from the environment, then job arguments, then secrets, then the dbt project."""
     known = {f.name: f for f in fields(Settings)}
     overrides: dict[str, object] = {}
     ignored = []
     for name, raw in args.items():
         if name in SECRET_FIELDS or (name == "source_url" and urlsplit(raw).password is not None):
-            raise ConfigError(f"--{name}: a password cannot be a job argument (arguments are logged); "
-                              "use --source_secret_id / --warehouse_secret_id")
+            raise ConfigError(
+                f"--{name}: a password cannot be a job argument (arguments are logged); "
+                "use --source_secret_id / --warehouse_secret_id"
+            )
         if name in known:
             overrides[name] = _coerce(name, raw, known[name].type)
         elif name not in COMMON_OPTIONS and name not in JOB_OPTIONS[job]:
@@ -114,7 +122,7 @@ def fetch_project(uri: str, settings: Settings) -> Path:
         client_kwargs: dict[str, str] = {"region_name": settings.aws_region}
         if settings.s3_endpoint_url:
             client_kwargs["endpoint_url"] = settings.s3_endpoint_url
-        fs, path = fsspec.filesystem("s3", client_kwargs=client_kwargs), uri[len("s3://"):]
+        fs, path = fsspec.filesystem("s3", client_kwargs=client_kwargs), uri[len("s3://") :]
     else:
         fs, path = fsspec.filesystem("file"), uri.removeprefix("file://")
     target = settings.data_dir / "dbt_project"
@@ -146,9 +154,9 @@ def _tables(args: dict[str, str]) -> list[str] | None:
 
 def run_extract(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     mode = args.get("mode") or "auto"
-    if mode not in ("auto", "historical", "current"):
-        raise ConfigError(f"--mode={mode!r}: use auto, historical or current")
-    pipeline.extract(settings, rep, mode, _tables(args))
+    if mode not in pipeline.EXTRACT_MODES:
+        raise ConfigError(f"--mode={mode!r}: use {', '.join(pipeline.EXTRACT_MODES)}")
+    pipeline.extract(settings, rep, cast(pipeline.ExtractMode, mode), _tables(args))
 
 
 def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
@@ -167,15 +175,21 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
 
 
 def run_funnel(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
-    pipeline.funnel_convert(settings, rep, args.get("source_key") or None,
-                            force=args.get("force", "").lower() in ("1", "true", "yes"))
+    pipeline.funnel_convert(
+        settings, rep, args.get("source_key") or None, force=args.get("force", "").lower() in ("1", "true", "yes")
+    )
 
 
 JOBS = {"extract": run_extract, "load": run_load, "funnel": run_funnel}
 
 
-def run(job: str, argv: list[str], env: dict[str, str] | None = None, secrets_client=None,
-        echo: Callable[[str], None] | None = None) -> None:
+def run(
+    job: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    secrets_client=None,
+    echo: Callable[[str], None] | None = None,
+) -> None:
     """Run one job; user errors propagate (see `main` for the exit status)."""
     if job not in JOBS:
         raise ConfigError(f"unknown job {job!r}: use {', '.join(JOBS)}")
@@ -184,8 +198,10 @@ def run(job: str, argv: list[str], env: dict[str, str] | None = None, secrets_cl
     args = parse_arguments(argv)
     settings = settings_from_arguments(job, args, env, secrets_client, echo)
     shown = settings.describe()
-    echo(f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
-         f"source {shown['source_url']}, dbt project {shown['project_dir']}")
+    echo(
+        f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
+        f"source {shown['source_url']}, dbt project {shown['project_dir']}"
+    )
     JOBS[job](settings, Reporter(echo=echo), args)
     echo(f"dwh {job} job finished in {time.perf_counter() - started:.1f}s")
 

@@ -70,8 +70,11 @@ def _project_files(root: Path) -> list[tuple[str, Path]]:
         if path.is_file():
             entries.append((rel, path))
         elif path.is_dir():
-            entries += [(p.relative_to(root).as_posix(), p) for p in path.rglob("*")
-                        if p.is_file() and "__pycache__" not in p.parts]
+            entries += [
+                (p.relative_to(root).as_posix(), p)
+                for p in path.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts
+            ]
         else:
             raise PackageError(f"{path}: missing; the dbt project needs it")
     return entries
@@ -116,13 +119,14 @@ def build(out: Path, root: Path = PROJECT_DIR) -> Artifacts:
             path.unlink() if path.is_file() else path.rmdir()
     artifacts = Artifacts(out)
 
-    trigger = _zip([(n, p) for n, p in _python_files(root, "loaders")
-                    if n in TRIGGER_MODULES])
+    trigger = _zip([(n, p) for n, p in _python_files(root, "loaders") if n in TRIGGER_MODULES])
     loaders = _zip(_python_files(root, "loaders"))
     project = _zip(_project_files(root))
-    for role, folder, name, data in (("trigger", "lambda", "trigger.zip", trigger),
-                                     ("loaders", "glue", "loaders.zip", loaders),
-                                     ("dbt_project", "glue", "dbt_project.zip", project)):
+    for role, folder, name, data in (
+        ("trigger", "lambda", "trigger.zip", trigger),
+        ("loaders", "glue", "loaders.zip", loaders),
+        ("dbt_project", "glue", "dbt_project.zip", project),
+    ):
         rel = f"{folder}/{_hashed(name, data)}"
         _write(out, rel, data)
         artifacts.files[role] = rel

@@ -58,11 +58,19 @@ def apply_source_secret(settings: Settings, secret: dict[str, str]) -> Settings:
 def apply_warehouse_secret(settings: Settings, secret: dict[str, str]) -> Settings:
     """The warehouse connection of the settings' target (redshift or postgres) from a secret."""
     if settings.warehouse == "redshift":
-        return settings.with_(redshift_host=secret["host"], redshift_port=int(secret.get("port") or 5439),
-                              redshift_user=secret["username"], redshift_password=secret["password"],
-                              redshift_database=secret.get("dbname") or settings.redshift_database)
+        return settings.with_(
+            redshift_host=secret["host"],
+            redshift_port=int(secret.get("port") or 5439),
+            redshift_user=secret["username"],
+            redshift_password=secret["password"],
+            redshift_database=secret.get("dbname") or settings.redshift_database,
+        )
     if settings.warehouse == "postgres":
-        return settings.with_(pg_host=secret["host"], pg_port=int(secret.get("port") or 5432),
-                              pg_user=secret["username"], pg_password=secret["password"],
-                              pg_database=secret.get("dbname") or settings.pg_database)
+        return settings.with_(
+            pg_host=secret["host"],
+            pg_port=int(secret.get("port") or 5432),
+            pg_user=secret["username"],
+            pg_password=secret["password"],
+            pg_database=secret.get("dbname") or settings.pg_database,
+        )
     raise ConfigError(f"--warehouse_secret_id is for redshift or postgres, not DWH_WAREHOUSE={settings.warehouse}")

@@ -44,9 +44,16 @@ log = logging.getLogger("dwh.trigger")
 log.setLevel(logging.INFO)
 
 PENDING_STATES = ("STARTING", "WAITING")  # WAITING: queued behind a running run (job run queuing)
-RETRYABLE = {"ThrottlingException", "ConcurrentRunsExceededException", "InternalServiceException",
-             "OperationTimeoutException", "ResourceNumberLimitExceededException", "SlowDown",
-             "ServiceUnavailable", "RequestTimeout"}
+RETRYABLE = {
+    "ThrottlingException",
+    "ConcurrentRunsExceededException",
+    "InternalServiceException",
+    "OperationTimeoutException",
+    "ResourceNumberLimitExceededException",
+    "SlowDown",
+    "ServiceUnavailable",
+    "RequestTimeout",
+}
 
 
 class RetryLater(RuntimeError):
@@ -62,19 +69,24 @@ class Config:
     extract_job: str
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         missing = [k for k in ("DATA_BUCKET", "LOAD_JOB_NAME", "FUNNEL_JOB_NAME", "EXTRACT_JOB_NAME") if not env.get(k)]
         if missing:
             raise RuntimeError(f"the trigger function is missing its configuration: {', '.join(missing)}")
-        return cls(env["DATA_BUCKET"], env.get("STORE_PREFIX", "").strip("/"), env["LOAD_JOB_NAME"],
-                   env["FUNNEL_JOB_NAME"], env["EXTRACT_JOB_NAME"])
+        return cls(
+            env["DATA_BUCKET"],
+            env.get("STORE_PREFIX", "").strip("/"),
+            env["LOAD_JOB_NAME"],
+            env["FUNNEL_JOB_NAME"],
+            env["EXTRACT_JOB_NAME"],
+        )
 
     def relative(self, key: str) -> str | None:
         """The key inside the object store, or None when it is outside the store's prefix."""
         if not self.prefix:
             return key
-        return key[len(self.prefix) + 1:] if key.startswith(self.prefix + "/") else None
+        return key[len(self.prefix) + 1 :] if key.startswith(self.prefix + "/") else None
 
     def marker_key(self, identity: str) -> str:
         name = hashlib.sha256(identity.encode("utf-8")).hexdigest()
@@ -171,9 +183,12 @@ class Trigger:
     def claim(self, request: Request) -> bool:
         """True when this event is seen for the first time (its marker is now written)."""
         try:
-            self.s3.put_object(Bucket=self.config.bucket, Key=self.config.marker_key(request.identity),
-                               Body=json.dumps({"job": request.job, "because": request.because}).encode(),
-                               IfNoneMatch="*")
+            self.s3.put_object(
+                Bucket=self.config.bucket,
+                Key=self.config.marker_key(request.identity),
+                Body=json.dumps({"job": request.job, "because": request.because}).encode(),
+                IfNoneMatch="*",
+            )
             return True
         except Exception as exc:  # botocore.exceptions.ClientError, without importing botocore here
             if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
@@ -184,8 +199,11 @@ class Trigger:
         try:
             self.s3.delete_object(Bucket=self.config.bucket, Key=self.config.marker_key(request.identity))
         except Exception as exc:  # the retry will then be seen as a duplicate: say so loudly
-            log.error("could not release the marker of %s (%s): a retry of this event will be skipped",
-                      request.because, _error_code(exc))
+            log.error(
+                "could not release the marker of %s (%s): a retry of this event will be skipped",
+                request.because,
+                _error_code(exc),
+            )
 
     def load_pending(self, name: str) -> bool:
         """Whether a load run is queued or starting (its code has not listed the batches yet)."""
@@ -197,8 +215,7 @@ class Trigger:
         return any(run.get("JobRunState") in PENDING_STATES for run in runs)
 
     def job_name(self, job: str) -> str:
-        return {"load": self.config.load_job, "funnel": self.config.funnel_job,
-                "extract": self.config.extract_job}[job]
+        return {"load": self.config.load_job, "funnel": self.config.funnel_job, "extract": self.config.extract_job}[job]
 
     def handle(self, event: Any) -> Summary:
         summary = Summary()

@@ -7,9 +7,10 @@ dbt through the environment of this process for the duration of one invocation.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any
 
 from ..config import Settings
 
@@ -76,11 +77,16 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> DbtRepo
     work = settings.data_dir / "dbt"
     full_args = [
         *args,
-        "--project-dir", project,
-        "--profiles-dir", project,
-        "--target", settings.warehouse,
-        "--target-path", str(work / "target"),
-        "--log-path", str(work / "logs"),
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.warehouse,
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
     ]
     if quiet:
         full_args.insert(0, "--quiet")
@@ -119,9 +125,24 @@ def compile_inline(settings: Settings, sql: str) -> str:
 
     project = str(settings.project_dir)
     work = settings.data_dir / "dbt"
-    args = ["compile", "--inline", sql, "--project-dir", project, "--profiles-dir", project,
-            "--target", settings.warehouse, "--target-path", str(work / "target"),
-            "--log-path", str(work / "logs"), "--quiet", "--no-populate-cache", "--no-introspect"]
+    args = [
+        "compile",
+        "--inline",
+        sql,
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.warehouse,
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        "--quiet",
+        "--no-populate-cache",
+        "--no-introspect",
+    ]
     with _environment(dbt_env(settings)):
         try:
             result = dbtRunner().invoke(args)
@@ -129,7 +150,8 @@ def compile_inline(settings: Settings, sql: str) -> str:
             _release_duckdb()
     if not result.success:
         raise DbtError(f"dbt compile failed: {result.exception}")
-    return result.result.results[0].node.compiled_code
+    node: Any = result.result.results[0].node  # type: ignore[union-attr]  # a compile returns results
+    return str(node.compiled_code)
 
 
 def _release_duckdb() -> None:

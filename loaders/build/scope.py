@@ -17,19 +17,27 @@ not recorded as a complete build. After changing models or seeds, build with
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
-from ..config import Settings
 from .. import layout
+from ..config import Settings
 from ..warehouses import LOAD_LOG, Warehouse, literal, quote
 
 BUILD_LOG = "_build_log"
 # dbt arguments that build part of the project (such a build is not recorded as complete) ...
-PARTIAL_FLAGS = {"--select", "-s", "--models", "-m", "--exclude", "--selector", "--resource-type",
-                 "--exclude-resource-type"}
+PARTIAL_FLAGS = {
+    "--select",
+    "-s",
+    "--models",
+    "-m",
+    "--exclude",
+    "--selector",
+    "--resource-type",
+    "--exclude-resource-type",
+}
 # ... and those that choose what to build themselves (no selection is added)
 SELECTING_FLAGS = PARTIAL_FLAGS | {"--full-refresh", "-f"}
 OLIST_SOURCE = layout.SOURCE  # the dbt source of the declared tables
@@ -37,7 +45,7 @@ FUNNEL_SELECTOR = "source:funnel.funnel_events+"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _flags(extra: list[str]) -> set[str]:
@@ -57,8 +65,11 @@ def is_partial(extra: list[str]) -> bool:
 def lookback_hours(settings: Settings, extra: list[str]) -> float:
     """`lookback_hours` as this build sees it: from --vars, else dbt_project.yml."""
     for i, arg in enumerate(extra):
-        raw = extra[i + 1] if arg == "--vars" and i + 1 < len(extra) else (
-            arg.split("=", 1)[1] if arg.startswith("--vars=") else None)
+        raw = (
+            extra[i + 1]
+            if arg == "--vars" and i + 1 < len(extra)
+            else (arg.split("=", 1)[1] if arg.startswith("--vars=") else None)
+        )
         if raw is not None:
             value = (yaml.safe_load(raw) or {}).get("lookback_hours")
             if value is not None:
@@ -69,11 +80,13 @@ def lookback_hours(settings: Settings, extra: list[str]) -> float:
 
 def _ensure_log(wh: Warehouse) -> None:
     wh.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(wh.schema)}")
-    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.raw_name(BUILD_LOG)} (\n"
-               "    started_at TIMESTAMP NOT NULL,\n"
-               "    finished_at TIMESTAMP NOT NULL,\n"
-               "    selection VARCHAR(4096) NOT NULL\n"
-               ")")
+    wh.execute(
+        f"CREATE TABLE IF NOT EXISTS {wh.raw_name(BUILD_LOG)} (\n"
+        "    started_at TIMESTAMP NOT NULL,\n"
+        "    finished_at TIMESTAMP NOT NULL,\n"
+        "    selection VARCHAR(4096) NOT NULL\n"
+        ")"
+    )
 
 
 def last_build(wh: Warehouse) -> datetime | None:
@@ -84,16 +97,24 @@ def last_build(wh: Warehouse) -> datetime | None:
 
 def record_build(wh: Warehouse, started_at: datetime, selection: list[str] | None) -> None:
     _ensure_log(wh)
-    stamp = lambda t: f"CAST({literal(t.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"  # noqa: E731
-    wh.execute(f"INSERT INTO {wh.raw_name(BUILD_LOG)} (started_at, finished_at, selection) VALUES "
-               f"({stamp(started_at)}, {stamp(now())}, {literal(' '.join(selection or ['(all)'])[:4096])})")
+    stamp = lambda t: f"CAST({literal(t.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"
+    wh.execute(
+        f"INSERT INTO {wh.raw_name(BUILD_LOG)} (started_at, finished_at, selection) VALUES "
+        f"({stamp(started_at)}, {stamp(now())}, {literal(' '.join(selection or ['(all)'])[:4096])})"
+    )
 
 
 def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
     """dbt selectors for every source with data loaded or converted since `since`."""
-    rows = wh.execute(f"SELECT DISTINCT table_name FROM {wh.raw_name(LOAD_LOG)} "
-                      f"WHERE loaded_at >= CAST({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP) "
-                      "ORDER BY table_name") if wh.has_table(LOAD_LOG) else []
+    rows = (
+        wh.execute(
+            f"SELECT DISTINCT table_name FROM {wh.raw_name(LOAD_LOG)} "
+            f"WHERE loaded_at >= CAST({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP) "
+            "ORDER BY table_name"
+        )
+        if wh.has_table(LOAD_LOG)
+        else []
+    )
     selectors = [f"source:{OLIST_SOURCE}.{name}+" for (name,) in rows]
     for marker in wh.store.glob(layout.funnel_markers_glob()):
         converted = wh.store.read_json(marker).get("converted_at")

@@ -16,6 +16,15 @@ from .olist import (
 from .types import Engine, Kind, LogicalType, TypeDeclarationError
 
 __all__ = [
-    "BATCH_ID_COLUMN", "LOADED_AT_COLUMN", "Column", "DeclarationError", "Engine", "Kind", "LogicalType",
-    "Table", "TypeDeclarationError", "declared_tables", "select_tables",
+    "BATCH_ID_COLUMN",
+    "LOADED_AT_COLUMN",
+    "Column",
+    "DeclarationError",
+    "Engine",
+    "Kind",
+    "LogicalType",
+    "Table",
+    "TypeDeclarationError",
+    "declared_tables",
+    "select_tables",
 ]

@@ -75,7 +75,7 @@ def _table(entry: dict, path: Path) -> Table:
         if not meta.get(key):
             raise DeclarationError(f"{where}: meta.{key} is missing")
     table = Table(
-        name=name,
+        name=str(name),
         csv_file=meta["csv_file"],
         columns=columns,
         primary_key=tuple(meta["primary_key"]),
@@ -115,7 +115,5 @@ def select_tables(project_dir: Path, names: tuple[str, ...] | list[str] | None) 
         return list(tables.values())
     unknown = [n for n in names if n not in tables]
     if unknown:
-        raise DeclarationError(
-            f"unknown table(s) {', '.join(unknown)}; declared tables: {', '.join(tables)}"
-        )
+        raise DeclarationError(f"unknown table(s) {', '.join(unknown)}; declared tables: {', '.join(tables)}")
     return [tables[n] for n in names]

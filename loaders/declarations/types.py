@@ -34,7 +34,7 @@ class LogicalType:
     scale: int | None = None  # decimal scale
 
     @classmethod
-    def parse(cls, text: str) -> "LogicalType":
+    def parse(cls, text: str) -> LogicalType:
         match = _PATTERN.match(text.strip().lower())
         if not match:
             raise TypeDeclarationError(
@@ -47,7 +47,7 @@ class LogicalType:
             raise TypeDeclarationError(f"decimal needs precision and scale: {text!r}")
         if kind in ("char", "varchar") and a is None:
             raise TypeDeclarationError(f"{kind} needs a length: {text!r}")
-        return cls(kind, int(a) if a else None, int(b) if b else None)  # type: ignore[arg-type]
+        return cls(kind, int(a) if a else None, int(b) if b else None)  # type: ignore[arg-type]  # the regex admits only Kind names
 
     @property
     def is_string(self) -> bool:
@@ -61,31 +61,44 @@ class LogicalType:
             "bigint": pa.int64(),
             "double": pa.float64(),
             "timestamp": pa.timestamp("us"),
-        }.get(self.kind) or pa.decimal128(self.length, self.scale)  # type: ignore[arg-type]
+        }.get(self.kind) or pa.decimal128(self.length, self.scale)
 
     def sql(self, engine: Engine) -> str:
         k, n, s = self.kind, self.length, self.scale
         if engine == "sqlite":
             return {
-                "char": "TEXT", "varchar": "TEXT", "text": "TEXT", "integer": "INTEGER",
-                "bigint": "INTEGER", "double": "REAL", "timestamp": "TIMESTAMP",
+                "char": "TEXT",
+                "varchar": "TEXT",
+                "text": "TEXT",
+                "integer": "INTEGER",
+                "bigint": "INTEGER",
+                "double": "REAL",
+                "timestamp": "TIMESTAMP",
                 # SQLite has no exact decimal type: money is kept as its exact text ("99.90")
                 # and typed DECIMAL(p,s) by the extractor.
                 "decimal": "TEXT",
             }[k]
         if engine == "mysql":
             return {
-                "char": f"CHAR({n})", "varchar": f"VARCHAR({n})", "text": "TEXT",
-                "integer": "INT", "bigint": "BIGINT", "double": "DOUBLE",
+                "char": f"CHAR({n})",
+                "varchar": f"VARCHAR({n})",
+                "text": "TEXT",
+                "integer": "INT",
+                "bigint": "BIGINT",
+                "double": "DOUBLE",
                 "timestamp": f"DATETIME({n})" if n else "DATETIME",
                 "decimal": f"DECIMAL({n},{s})",
             }[k]
         if engine == "redshift":
             # Redshift VARCHAR lengths count bytes: allow four per character of UTF-8.
             return {
-                "char": f"VARCHAR({(n or 1) * 4})", "varchar": f"VARCHAR({(n or 1) * 4})",
-                "text": "VARCHAR(65535)", "integer": "INTEGER", "bigint": "BIGINT",
-                "double": "DOUBLE PRECISION", "timestamp": "TIMESTAMP",
+                "char": f"VARCHAR({(n or 1) * 4})",
+                "varchar": f"VARCHAR({(n or 1) * 4})",
+                "text": "VARCHAR(65535)",
+                "integer": "INTEGER",
+                "bigint": "BIGINT",
+                "double": "DOUBLE PRECISION",
+                "timestamp": "TIMESTAMP",
                 "decimal": f"DECIMAL({n},{s})",
             }[k]
         # duckdb and postgres
@@ -93,7 +106,9 @@ class LogicalType:
             "char": f"VARCHAR({n})" if engine == "postgres" else "VARCHAR",
             "varchar": f"VARCHAR({n})" if engine == "postgres" else "VARCHAR",
             "text": "TEXT" if engine == "postgres" else "VARCHAR",
-            "integer": "INTEGER", "bigint": "BIGINT",
+            "integer": "INTEGER",
+            "bigint": "BIGINT",
             "double": "DOUBLE PRECISION" if engine == "postgres" else "DOUBLE",
-            "timestamp": "TIMESTAMP", "decimal": f"DECIMAL({n},{s})",
+            "timestamp": "TIMESTAMP",
+            "decimal": f"DECIMAL({n},{s})",
         }[k]

@@ -1,10 +1,10 @@
 """Extract: each declared table from the source into one batch in the object store.
 
-    batch.py      one run of one table -> one batch (parts, manifests, watermark)
-    queries.py    the SELECTs, built from parts
-    readers.py    rows from the source as Arrow record batches (threads, pages, streams)
-    parts.py      rows into Parquet parts, typed to the declaration
-    watermark.py  the table's watermark state
+batch.py      one run of one table -> one batch (parts, manifests, watermark)
+queries.py    the SELECTs, built from parts
+readers.py    rows from the source as Arrow record batches (threads, pages, streams)
+parts.py      rows into Parquet parts, typed to the declaration
+watermark.py  the table's watermark state
 """
 
 from .batch import BatchReport, extract_table, new_batch_id

@@ -13,19 +13,19 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.compute as pc
 
+from .. import layout
 from ..config import Settings
 from ..declarations import Table
+from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
-from .. import layout
-from ..layout import MODES, Mode
 from .parts import ExtractError, PartWriter
 from .readers import read_rows
 from .watermark import read_watermark, write_watermark
@@ -51,7 +51,7 @@ class BatchReport:
 
 def new_batch_id() -> str:
     """Sortable by time, unique across concurrent runs (layout.BATCH_ID)."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def extract_table(
@@ -76,9 +76,7 @@ def extract_table(
     if mode == "current":
         watermark = read_watermark(store, table)
         if watermark is None:
-            raise ExtractError(
-                f"table {table.name!r} has no watermark in {store.url}: run a historical extract first"
-            )
+            raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
@@ -106,7 +104,7 @@ def extract_table(
             "table": table.name,
             "batch_id": batch_id,
             "mode": mode,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "source_dialect": engine.name,
             "format": "parquet",
             "compression": settings.parquet_compression,
@@ -118,8 +116,7 @@ def extract_table(
             },
             "primary_key": list(table.primary_key),
             "columns": [
-                {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())}
-                for c in table.columns
+                {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
             ],
             "row_count": rows,
             "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import layout
 from ..config import Settings
 from ..declarations import Table
 from ..manifest import Part
 from ..store import HashingWriter, ObjectStore
-from .. import layout
 
 
 class ExtractError(RuntimeError):
@@ -46,8 +46,7 @@ def column_codecs(table: Table, codec: str) -> str | dict[str, str]:
     (BENCHMARKS.md, session 4). zstd halves them, so with zstd every column is compressed."""
     if codec != "snappy":
         return codec
-    return {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec
-            for c in table.columns}
+    return {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec for c in table.columns}
 
 
 class PartWriter:
@@ -59,8 +58,7 @@ class PartWriter:
         # Dictionary encoding pays for short codes (statuses, states, zips); for unique ids and
         # free text it costs time and saves nothing.
         self.dictionary_columns = [
-            c.name for c in table.columns
-            if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
+            c.name for c in table.columns if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
         ]
         self.compression = column_codecs(table, settings.parquet_compression)
         self.parts: list[Part] = []
@@ -83,8 +81,12 @@ class PartWriter:
         self._path = layout.batch_part(self.folder, len(self.parts))
         self._sink = self.store.open_part(self._path)
         self._writer = pq.ParquetWriter(
-            self._sink, self.schema, compression=self.compression, write_statistics=True,
-            store_schema=False, use_dictionary=self.dictionary_columns,
+            self._sink,
+            self.schema,
+            compression=self.compression,
+            write_statistics=True,
+            store_schema=False,
+            use_dictionary=self.dictionary_columns,
         )
         return self._writer
 

@@ -50,27 +50,30 @@ class KeyRange:
     done: bool = False
 
 
-def extract_select(engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime,
-                   zero_dates: bool = True) -> Select:
+def extract_select(
+    engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, zero_dates: bool = True
+) -> Select:
     """The SELECT of an extract: historical (`lower` None: every row before `upper`) or current
     (the cursor window, in cursor order). `zero_dates=False` selects the plain columns."""
     cursor = engine.quote(table.cursor)
     columns = tuple(engine.select_expression(table, c, zero_dates) for c in table.column_names)
     if lower is None:
-        where = (f"({cursor} < {engine.timestamp_literal(upper)} OR {cursor} IS NULL)",)
+        where: tuple[str, ...] = (f"({cursor} < {engine.timestamp_literal(upper)} OR {cursor} IS NULL)",)
         return Select(columns, engine.quote(table.name), where=where)
     where = (f"{cursor} >= {engine.timestamp_literal(lower)}", f"{cursor} < {engine.timestamp_literal(upper)}")
     return Select(columns, engine.quote(table.name), where=where, order_by=(cursor,))
 
 
-def build_query(engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime,
-                zero_dates: bool = True) -> str:
+def build_query(
+    engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, zero_dates: bool = True
+) -> str:
     """`extract_select(...)` as SQL text."""
     return extract_select(engine, table, lower, upper, zero_dates).sql()
 
 
-def page_query(engine: SourceEngine, table: Table, upper: datetime, key_range: KeyRange, page_rows: int,
-               zero_dates: bool = True) -> str:
+def page_query(
+    engine: SourceEngine, table: Table, upper: datetime, key_range: KeyRange, page_rows: int, zero_dates: bool = True
+) -> str:
     """The next page of one key range: keyset pagination in storage order, so each page is a
     short index range scan that starts where the previous one stopped."""
     keys = engine.page_key(table)
@@ -89,5 +92,11 @@ def page_query(engine: SourceEngine, table: Table, upper: datetime, key_range: K
             equal = [f"{keys[j][0]} = {engine.literal(key_range.after[j])}" for j in range(i)]
             ors.append("(" + " AND ".join([*equal, f"{keys[i][0]} > {engine.literal(key_range.after[i])}"]) + ")")
         where.append("(" + " OR ".join(ors) + ")")
-    return replace(base, columns=base.columns + extra, hint=engine.page_index_hint(), where=tuple(where),
-                   order_by=tuple(e for e, _ in keys), limit=page_rows).sql()
+    return replace(
+        base,
+        columns=base.columns + extra,
+        hint=engine.page_index_hint(),
+        where=tuple(where),
+        order_by=tuple(e for e, _ in keys),
+        limit=page_rows,
+    ).sql()

@@ -24,8 +24,8 @@ import functools
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Iterator
 
 import pyarrow as pa
 
@@ -41,8 +41,9 @@ _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
 _RANGE_DONE = object()
 
 
-def read_rows(engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime,
-              settings: Settings) -> Iterator[pa.RecordBatch]:
+def read_rows(
+    engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, settings: Settings
+) -> Iterator[pa.RecordBatch]:
     """The rows of one extract as record batches, conformed to the declared schema.
 
     `lower` None: historical (every row before `upper`, key ranges in parallel); else the
@@ -55,15 +56,18 @@ def read_rows(engine: SourceEngine, table: Table, lower: datetime | None, upper:
             yield conform(raw, schema, table)
         return
     edges = [None, *engine.split_points(table, settings.extract_streams), None]
-    ranges = [KeyRange(a, b) for a, b in zip(edges, edges[1:])]
+    ranges = [KeyRange(a, b) for a, b in zip(edges, edges[1:], strict=False)]
     _tune_malloc()
     handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
     stop = threading.Event()
     zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
     threads = [
-        threading.Thread(target=_read_range,
-                         args=(engine, table, upper, r, settings, handoff, stop, zero_dates),
-                         name=f"extract-{table.name}-{i}", daemon=True)
+        threading.Thread(
+            target=_read_range,
+            args=(engine, table, upper, r, settings, handoff, stop, zero_dates),
+            name=f"extract-{table.name}-{i}",
+            daemon=True,
+        )
         for i, r in enumerate(ranges)
     ]
     for t in threads:
@@ -107,8 +111,16 @@ def _tune_malloc(arenas: int = 2, mmap_threshold: int = 256 * 1024) -> None:
         pass
 
 
-def _read_range(engine: SourceEngine, table: Table, upper: datetime, key_range: KeyRange, settings: Settings,
-                handoff: queue.Queue, stop: threading.Event, zero_dates: threading.Event) -> None:
+def _read_range(
+    engine: SourceEngine,
+    table: Table,
+    upper: datetime,
+    key_range: KeyRange,
+    settings: Settings,
+    handoff: queue.Queue,
+    stop: threading.Event,
+    zero_dates: threading.Event,
+) -> None:
     """Read one key range page by page into `handoff`; end with _RANGE_DONE or the exception."""
 
     def put(item: object) -> bool:
@@ -140,8 +152,12 @@ def _read_range(engine: SourceEngine, table: Table, upper: datetime, key_range: 
                     raise
                 if not zero_dates.is_set():
                     zero_dates.set()
-                    log.info("table %s: the plain read stopped (%s); reading on from the last key "
-                             "with zero dates mapped to NULL", table.name, exc)
+                    log.info(
+                        "table %s: the plain read stopped (%s); reading on from the last key "
+                        "with zero dates mapped to NULL",
+                        table.name,
+                        exc,
+                    )
                 continue
             key_range.done = rows < page_rows
             page_rows = min(2 * page_rows, settings.page_rows)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .. import layout
 from ..declarations import Table
 from ..store import ObjectStore
-from .. import layout
 
 
 def read_watermark(store: ObjectStore, table: Table) -> datetime | None:

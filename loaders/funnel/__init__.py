@@ -1,7 +1,7 @@
 """The funnel lake: the vendor's CSV files -> year/month-partitioned Parquet (contract 6).
 
-    convert.py  one landing file -> its Parquet files, rejects and marker
-    glue.py     the Glue Data Catalog table and partitions
+convert.py  one landing file -> its Parquet files, rejects and marker
+glue.py     the Glue Data Catalog table and partitions
 """
 
 from .convert import (
@@ -12,11 +12,23 @@ from .convert import (
     FunnelError,
     convert_file,
     convert_pending,
-    land_files,
     lake_partitions,
+    land_files,
     landing_files,
 )
 from .glue import CatalogError, GlueCatalog
 
-__all__ = ["EVENT_TYPES", "FUNNEL_HEADER", "SCHEMA", "CatalogError", "ConvertReport", "FunnelError", "GlueCatalog",
-           "convert_file", "convert_pending", "land_files", "lake_partitions", "landing_files"]
+__all__ = [
+    "EVENT_TYPES",
+    "FUNNEL_HEADER",
+    "SCHEMA",
+    "CatalogError",
+    "ConvertReport",
+    "FunnelError",
+    "GlueCatalog",
+    "convert_file",
+    "convert_pending",
+    "land_files",
+    "lake_partitions",
+    "landing_files",
+]

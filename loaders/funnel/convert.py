@@ -24,40 +24,41 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import layout
 from ..config import Settings
 from ..store import HashingWriter, ObjectStore, StoreError
-from .. import layout
 
 log = logging.getLogger("loaders.funnel")
 FUNNEL_HEADER = ("session_id", "event_timestamp", "event_type", "userid", "product_id", "category_id")
 EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase")
 TIMESTAMP_FORMAT = "%m/%d/%Y %I:%M %p"
-SCHEMA = pa.schema([
-    ("session_id", pa.string()),
-    ("event_timestamp", pa.timestamp("us")),
-    ("event_type", pa.string()),
-    ("userid", pa.string()),
-    ("product_id", pa.string()),
-    ("category_id", pa.string()),
-    ("source_file", pa.string()),
-    ("converted_at", pa.timestamp("us")),  # when this file was (re)converted: drives dbt's incremental
-])
+SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("event_timestamp", pa.timestamp("us")),
+        ("event_type", pa.string()),
+        ("userid", pa.string()),
+        ("product_id", pa.string()),
+        ("category_id", pa.string()),
+        ("source_file", pa.string()),
+        ("converted_at", pa.timestamp("us")),  # when this file was (re)converted: drives dbt's incremental
+    ]
+)
 
 
 class FunnelError(RuntimeError):
@@ -122,11 +123,11 @@ class _BlockReader:
             with memoryview(buf) as view:
                 while not self.eof and filled < len(buf):
                     if readinto is not None:
-                        n = readinto(view[filled:len(buf)]) or 0
+                        n = readinto(view[filled : len(buf)]) or 0
                     else:
                         data = self.handle.read(len(buf) - filled)
                         n = len(data)
-                        view[filled:filled + n] = data
+                        view[filled : filled + n] = data
                     self.eof = n == 0
                     filled += n
             if filled == 0:
@@ -158,9 +159,7 @@ def check_header(first_line: bytes, source: str) -> None:
         raise FunnelError(f"{source} is not a funnel file: its first line is not UTF-8 text") from None
     if text.split(",") != list(FUNNEL_HEADER):
         shown = text if len(text) <= 120 else text[:117] + "..."
-        raise FunnelError(
-            f"{source} is not a funnel file: header {shown!r}, expected {','.join(FUNNEL_HEADER)!r}"
-        )
+        raise FunnelError(f"{source} is not a funnel file: header {shown!r}, expected {','.join(FUNNEL_HEADER)!r}")
 
 
 class _Rejects:
@@ -202,10 +201,10 @@ def _parse_block_slowly(first_line: int, block: bytes, rejects: _BlockRejects) -
         if len(values) != len(FUNNEL_HEADER):
             rejects.add(line, "wrong_column_count", text)
             continue
-        for column, value in zip(columns, values):
+        for column, value in zip(columns, values, strict=False):
             column.append(value)
         lines.append(line)
-    table = pa.table({name: pa.array(col, pa.string()) for name, col in zip(FUNNEL_HEADER, columns)})
+    table = pa.table({name: pa.array(col, pa.string()) for name, col in zip(FUNNEL_HEADER, columns, strict=False)})
     return table, pa.array(lines, pa.int64())
 
 
@@ -214,12 +213,14 @@ _ROW_SCHEMA = pa.schema(list(SCHEMA)[:6])  # source_file and converted_at are ad
 _READ_OPTIONS = pacsv.ReadOptions(column_names=list(FUNNEL_HEADER), use_threads=True, block_size=1 << 20)
 _CONVERT_OPTIONS = pacsv.ConvertOptions(
     column_types={name: pa.string() for name in FUNNEL_HEADER},
-    strings_can_be_null=False, quoted_strings_can_be_null=False,
+    strings_can_be_null=False,
+    quoted_strings_can_be_null=False,
 )
 
 
-def _parse_block(first_line: int, block: bytes | memoryview, lines: int,
-                 rejects: _BlockRejects) -> tuple[pa.Table, pa.Array | None]:
+def _parse_block(
+    first_line: int, block: bytes | memoryview, lines: int, rejects: _BlockRejects
+) -> tuple[pa.Table, pa.Array | None]:
     """The block's rows as strings and their line numbers (None: consecutive from first_line);
     malformed rows go to the rejects. `lines` is the number of line breaks in the block.
 
@@ -287,8 +288,7 @@ def _without_rolled_over_dates(text: pa.ChunkedArray, stamps: pa.ChunkedArray) -
     return pc.if_else(pa.array(mask), pa.scalar(None, stamps.type), stamps)
 
 
-def _validate(table: pa.Table, first_line: int, line_numbers: pa.Array | None,
-              rejects: _BlockRejects) -> pa.Table:
+def _validate(table: pa.Table, first_line: int, line_numbers: pa.Array | None, rejects: _BlockRejects) -> pa.Table:
     """Typed, valid rows (the file's own columns, `_ROW_SCHEMA`); the others go to the rejects
     with their line number and reason."""
     stamps = pc.strptime(table["event_timestamp"], format=TIMESTAMP_FORMAT, unit="us", error_is_null=True)
@@ -308,20 +308,23 @@ def _validate(table: pa.Table, first_line: int, line_numbers: pa.Array | None,
             new = pc.and_(mask, pc.invert(taken))
             rows = pc.indices_nonzero(new)
             numbers = (pc.add(rows, first_line) if line_numbers is None else line_numbers.take(rows)).to_pylist()
-            for line, row in zip(numbers, table.take(rows).to_pylist()):
+            for line, row in zip(numbers, table.take(rows).to_pylist(), strict=False):
                 rejects.add(line, reason, ",".join(row[c] for c in FUNNEL_HEADER))
             taken = pc.or_(taken, mask)
         keep = pc.invert(bad)
         table, stamps = table.filter(keep), stamps.filter(keep)
     category = table["category_id"]
-    return pa.table({
-        "session_id": table["session_id"],
-        "event_timestamp": stamps,
-        "event_type": table["event_type"],
-        "userid": table["userid"],
-        "product_id": table["product_id"],
-        "category_id": pc.if_else(pc.equal(category, ""), pa.scalar(None, pa.string()), category),
-    }, schema=_ROW_SCHEMA)
+    return pa.table(
+        {
+            "session_id": table["session_id"],
+            "event_timestamp": stamps,
+            "event_type": table["event_type"],
+            "userid": table["userid"],
+            "product_id": table["product_id"],
+            "category_id": pc.if_else(pc.equal(category, ""), pa.scalar(None, pa.string()), category),
+        },
+        schema=_ROW_SCHEMA,
+    )
 
 
 def _split_by_month(table: pa.Table) -> list[tuple[tuple[int, int], pa.Table]]:
@@ -339,7 +342,7 @@ def _split_by_month(table: pa.Table) -> list[tuple[tuple[int, int], pa.Table]]:
     order = pc.sort_indices(keys)
     table = table.combine_chunks()  # one piece per column: the gathers are a third faster
     parts, start = [], 0
-    for key, n in sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())):
+    for key, n in sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=False)):
         parts.append(((key // 100, key % 100), table.take(order.slice(start, n))))
         start += n
     return parts
@@ -382,8 +385,9 @@ class _Producer:
         self._results: dict[int, _Block] = {}
         self._error: BaseException | None = None
         self._stop = False
-        self._threads = [threading.Thread(target=self._run, name=f"funnel-parse-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._run, name=f"funnel-parse-{i}", daemon=True) for i in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -392,8 +396,12 @@ class _Producer:
         try:
             while True:
                 with self._state:
-                    while not (self._stop or self._end is not None or self._error is not None
-                               or self._read - self._taken < self._window):
+                    while not (
+                        self._stop
+                        or self._end is not None
+                        or self._error is not None
+                        or self._read - self._taken < self._window
+                    ):
                         self._state.wait()
                     if self._stop or self._end is not None or self._error is not None:
                         return
@@ -425,8 +433,11 @@ class _Producer:
     def __iter__(self) -> Iterator[_Block]:
         while True:
             with self._state:
-                while (self._error is None and self._taken not in self._results
-                       and (self._end is None or self._taken < self._end)):
+                while (
+                    self._error is None
+                    and self._taken not in self._results
+                    and (self._end is None or self._taken < self._end)
+                ):
                     self._state.wait()
                 if self._error is not None:
                     raise self._error
@@ -470,9 +481,18 @@ class _PartitionWriters:
     # min/max where they can prune row groups; not for the random session, user and product ids
     STATISTICS = ["event_timestamp", "event_type", "category_id", "source_file", "converted_at"]
 
-    def __init__(self, store: ObjectStore, prefix: str, stem: str, settings: Settings, source: str,
-                 converted_at: datetime, row_group_rows: int = 250_000, max_buffered_rows: int = 1_000_000,
-                 threads: int = 2):
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str,
+        stem: str,
+        settings: Settings,
+        source: str,
+        converted_at: datetime,
+        row_group_rows: int = 250_000,
+        max_buffered_rows: int = 1_000_000,
+        threads: int = 2,
+    ):
         self.store, self.prefix, self.stem, self.settings = store, prefix, stem, settings
         self.source = pa.scalar(source, pa.string())
         self.converted_at = pa.scalar(converted_at, pa.timestamp("us"))
@@ -493,7 +513,7 @@ class _PartitionWriters:
             if self.buffered[ym] >= self.row_group_rows:
                 self._flush(ym)
         while sum(self.buffered.values()) > self.max_buffered_rows:
-            self._flush(max(self.buffered, key=self.buffered.get))
+            self._flush(max(self.buffered, key=lambda ym: self.buffered[ym]))
 
     def _flush(self, ym: tuple[int, int]) -> None:
         parts = self.buffers.pop(ym, [])
@@ -505,8 +525,14 @@ class _PartitionWriters:
             sink = self.store.open_part(path)
             codec = "NONE" if self.settings.parquet_compression == "none" else self.settings.parquet_compression
             compression = {name: "NONE" if name in self.UNCOMPRESSED else codec for name in SCHEMA.names}
-            writer = pq.ParquetWriter(sink, SCHEMA, compression=compression, use_dictionary=self.DICTIONARY,
-                                      dictionary_pagesize_limit=8 << 20, write_statistics=self.STATISTICS)
+            writer = pq.ParquetWriter(
+                sink,
+                SCHEMA,
+                compression=compression,
+                use_dictionary=self.DICTIONARY,
+                dictionary_pagesize_limit=8 << 20,
+                write_statistics=self.STATISTICS,
+            )
             self.writers[ym] = (writer, sink, path)
         self._wait(ym)  # this file's previous row group first
         while len(self._in_flight) >= self.threads:
@@ -532,8 +558,10 @@ class _PartitionWriters:
         folder an fsync each), on the writer threads too."""
         for ym in list(self.buffers):
             self._flush(ym)
-        closing = [(ym, self._pool.submit(self._close_file, self._in_flight.pop(ym, None), writer, sink))
-                   for ym, (writer, sink, _) in self.writers.items()]
+        closing = [
+            (ym, self._pool.submit(self._close_file, self._in_flight.pop(ym, None), writer, sink))
+            for ym, (writer, sink, _) in self.writers.items()
+        ]
         try:
             for _, future in closing:
                 future.result()
@@ -611,7 +639,7 @@ def landing_files(store: ObjectStore) -> list[str]:
 def _source_key(store: ObjectStore, name: str) -> str:
     """A landing file named as a key in the store, a full URI, or a bare file name."""
     if name.startswith(store.url + "/"):
-        name = name[len(store.url) + 1:]
+        name = name[len(store.url) + 1 :]
     elif name.startswith("s3://") and store.is_s3:
         name = store.relative(name)
     if "/" not in name:
@@ -619,9 +647,14 @@ def _source_key(store: ObjectStore, name: str) -> str:
     return name
 
 
-def convert_file(settings: Settings, store: ObjectStore, source: str, force: bool = False,
-                 progress: Callable[[str, int], None] | None = None,
-                 register: Callable[[list[tuple[int, int]]], None] | None = None) -> ConvertReport:
+def convert_file(
+    settings: Settings,
+    store: ObjectStore,
+    source: str,
+    force: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+    register: Callable[[list[tuple[int, int]]], object] | None = None,
+) -> ConvertReport:
     """Convert one landing file (a store key such as landing/funnel/2016_funnel.csv)."""
     started = time.perf_counter()
     key = _source_key(store, source)
@@ -637,7 +670,7 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
     if previous and not force and previous.get("source_bytes") == info.size and previous.get("source") == key:
         report.status = "skipped"
         return report
-    converted_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    converted_at = datetime.now(UTC).replace(tzinfo=None)
     run = layout.funnel_tmp(uuid.uuid4().hex[:12])  # outside the table location
     rejects = _Rejects(store, f"{layout.funnel_rejects(stem)}.tmp-{uuid.uuid4().hex[:6]}")
     writers = _PartitionWriters(store, run, stem, settings, name, converted_at)
@@ -688,11 +721,19 @@ def convert_file(settings: Settings, store: ObjectStore, source: str, force: boo
     report.outputs = outputs
     report.bytes_written = writers.bytes
     report.seconds = time.perf_counter() - started
-    store.write_json(marker_path, {
-        "source": key, "source_bytes": info.size, "converted_at": converted_at.isoformat(),
-        "rows_read": report.rows_read, "rows_written": report.rows_written, "rejects": report.rejects,
-        "partitions": report.partitions, "outputs": outputs,
-    })
+    store.write_json(
+        marker_path,
+        {
+            "source": key,
+            "source_bytes": info.size,
+            "converted_at": converted_at.isoformat(),
+            "rows_read": report.rows_read,
+            "rows_written": report.rows_written,
+            "rejects": report.rejects,
+            "partitions": report.partitions,
+            "outputs": outputs,
+        },
+    )
     if register:
         register(sorted(written))
     return report
@@ -712,9 +753,13 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def convert_pending(settings: Settings, store: ObjectStore, force: bool = False,
-                    progress: Callable[[str, int], None] | None = None,
-                    register: Callable[[list[tuple[int, int]]], None] | None = None) -> list[ConvertReport]:
+def convert_pending(
+    settings: Settings,
+    store: ObjectStore,
+    force: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+    register: Callable[[list[tuple[int, int]]], object] | None = None,
+) -> list[ConvertReport]:
     """Convert every landing file that is new or changed since its last conversion."""
     return [convert_file(settings, store, key, force, progress, register) for key in landing_files(store)]
 
@@ -743,4 +788,4 @@ def lake_partitions(store: ObjectStore) -> list[tuple[int, int]]:
 
 
 def describe(report: ConvertReport) -> str:
-    return json.dumps({k: v for k, v in report.__dict__.items()}, default=str)
+    return json.dumps(dict(report.__dict__.items()), default=str)

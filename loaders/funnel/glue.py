@@ -9,12 +9,13 @@ limit for BatchCreatePartition); one that already exists is not an error.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pyarrow as pa
 
+from .. import layout
 from ..config import ConfigError, Settings
 from ..store import ObjectStore
-from .. import layout
 from .convert import SCHEMA
 
 log = logging.getLogger("loaders.funnel")
@@ -46,11 +47,12 @@ class GlueCatalog:
         self.settings, self.store = settings, store
         self.database, self.table = settings.glue_database, settings.glue_table
         self.location = store.uri(layout.FUNNEL_LAKE) + "/"
-        self.client = boto3.client("glue", region_name=settings.aws_region,
-                                   endpoint_url=settings.glue_endpoint_url or None)
+        self.client = boto3.client(
+            "glue", region_name=settings.aws_region, endpoint_url=settings.glue_endpoint_url or None
+        )
 
     def _storage(self, location: str, with_columns: bool = True) -> dict:
-        storage = {"Location": location, **PARQUET}
+        storage: dict[str, Any] = {"Location": location, **PARQUET}
         if with_columns:
             storage["Columns"] = [{"Name": f.name, "Type": glue_type(f.type)} for f in SCHEMA]
         return storage
@@ -61,35 +63,44 @@ class GlueCatalog:
             glue.get_database(Name=self.database)
         except glue.exceptions.EntityNotFoundException:
             log.info("creating Glue database %s", self.database)
-            glue.create_database(DatabaseInput={"Name": self.database,
-                                                "Description": "Olist funnel lake (olist-dwh)"})
+            glue.create_database(DatabaseInput={"Name": self.database, "Description": "Olist funnel lake (olist-dwh)"})
         try:
             glue.get_table(DatabaseName=self.database, Name=self.table)
         except glue.exceptions.EntityNotFoundException:
             log.info("creating Glue table %s.%s at %s", self.database, self.table, self.location)
-            glue.create_table(DatabaseName=self.database, TableInput={
-                "Name": self.table,
-                "TableType": "EXTERNAL_TABLE",
-                "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-                "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
-                "StorageDescriptor": self._storage(self.location),
-            })
+            glue.create_table(
+                DatabaseName=self.database,
+                TableInput={
+                    "Name": self.table,
+                    "TableType": "EXTERNAL_TABLE",
+                    "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+                    "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
+                    "StorageDescriptor": self._storage(self.location),
+                },
+            )
 
     def add_partitions(self, partitions: list[tuple[int, int]]) -> int:
         """Register (year, month) partitions; return how many were new."""
         self.ensure_table()
         added = 0
         for start in range(0, len(partitions), 100):
-            chunk = partitions[start:start + 100]
+            chunk = partitions[start : start + 100]
             response = self.client.batch_create_partition(
-                DatabaseName=self.database, TableName=self.table,
-                PartitionInputList=[{
-                    "Values": [str(year), str(month)],
-                    "StorageDescriptor": self._storage(f"{self.location}{layout.partition_name(year, month)}/"),
-                } for year, month in chunk],
+                DatabaseName=self.database,
+                TableName=self.table,
+                PartitionInputList=[
+                    {
+                        "Values": [str(year), str(month)],
+                        "StorageDescriptor": self._storage(f"{self.location}{layout.partition_name(year, month)}/"),
+                    }
+                    for year, month in chunk
+                ],
             )
-            errors = [e for e in response.get("Errors", [])
-                      if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]
+            errors = [
+                e
+                for e in response.get("Errors", [])
+                if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"
+            ]
             if errors:
                 first = errors[0]
                 raise CatalogError(

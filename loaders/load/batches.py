@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .. import layout
 from ..declarations import Table
 from ..store import ObjectStore, StoreError
-from .. import layout
 
 
 class LoadError(RuntimeError):

@@ -14,9 +14,9 @@ staging models pick the latest version per key (contract 5).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from ..declarations import Table
 from ..manifest import ManifestError, read_manifest
@@ -50,7 +50,7 @@ def load_batch(wh: Warehouse, table: Table, folder: str) -> BatchLoadReport:
     if wh.execute(f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"):
         return BatchLoadReport(table.name, batch_id, manifest["mode"], "skipped", manifest["row_count"])
     verify_parts(wh.store, folder, manifest, checksums=wh.verifies_part_checksums)
-    loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
     steps = batch_statements(wh, table, manifest, folder, loaded_at)
     with wh.transaction():
         for sql in steps["begin"]:
@@ -72,8 +72,15 @@ def load_batch(wh: Warehouse, table: Table, folder: str) -> BatchLoadReport:
         inserted = wh.execute(
             f"SELECT rows_inserted FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"
         )[0][0]
-    return BatchLoadReport(table.name, batch_id, manifest["mode"], "loaded", manifest["row_count"],
-                           int(inserted), time.perf_counter() - started)
+    return BatchLoadReport(
+        table.name,
+        batch_id,
+        manifest["mode"],
+        "loaded",
+        manifest["row_count"],
+        int(inserted),
+        time.perf_counter() - started,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -88,9 +95,12 @@ def ensure_raw_tables(wh: Warehouse, tables: list[Table]) -> None:
             wh.execute(sql)
 
 
-def load_pending_batches(wh: Warehouse, tables: list[Table],
-                         progress: Callable[[BatchLoadReport], None] | None = None,
-                         declared: list[Table] | None = None) -> list[BatchLoadReport]:
+def load_pending_batches(
+    wh: Warehouse,
+    tables: list[Table],
+    progress: Callable[[BatchLoadReport], None] | None = None,
+    declared: list[Table] | None = None,
+) -> list[BatchLoadReport]:
     """Load every pending batch of the given tables; return one report per batch seen.
 
     Every declared raw table is created (empty) if missing, so dbt always finds its sources.

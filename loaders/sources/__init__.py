@@ -38,5 +38,14 @@ def open_source(url: str) -> SourceEngine:
     return engine_class(url)(url, urlsplit(url))
 
 
-__all__ = ["ENGINES", "MySQLSource", "SQLiteSource", "SourceEngine", "SourceEngineName", "SourceError",
-           "engine_class", "open_source", "scrub"]
+__all__ = [
+    "ENGINES",
+    "MySQLSource",
+    "SQLiteSource",
+    "SourceEngine",
+    "SourceEngineName",
+    "SourceError",
+    "engine_class",
+    "open_source",
+    "scrub",
+]

@@ -52,7 +52,7 @@ class SourceEngine:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "SourceEngine":
+    def __enter__(self) -> SourceEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

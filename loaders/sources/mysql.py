@@ -72,7 +72,8 @@ class MySQLSource(SourceEngine):
     def estimate_rows(self, table: Table) -> int:
         rows = self.execute(
             "SELECT table_rows FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
-            (table.name,))
+            (table.name,),
+        )
         return int(rows[0][0] or 0) if rows else 0
 
     def split_points(self, table: Table, parts: int) -> list[object]:

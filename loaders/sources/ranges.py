@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .base import SourceEngine
 
 
-def rowid_cuts(engine: "SourceEngine", table: Table, parts: int) -> list[object]:
+def rowid_cuts(engine: SourceEngine, table: Table, parts: int) -> list[object]:
     """Evenly spaced rowids (SQLite): the rowid range is dense for a table only ever appended to."""
     if parts < 2:
         return []
@@ -26,7 +26,7 @@ def rowid_cuts(engine: "SourceEngine", table: Table, parts: int) -> list[object]
     return [low + estimate * i // parts for i in range(1, parts)]
 
 
-def key_cuts(engine: "SourceEngine", table: Table, parts: int) -> list[object]:
+def key_cuts(engine: SourceEngine, table: Table, parts: int) -> list[object]:
     """Values of the first primary-key column that cut the table into `parts` ranges of similar
     size, in the database's own order.
 
@@ -58,8 +58,9 @@ def key_cuts(engine: "SourceEngine", table: Table, parts: int) -> list[object]:
     points: list[object] = []
     previous = low
     for guess in guesses:
-        found = engine.execute(f"SELECT MIN({key}) FROM {t} WHERE {key} >= {p} AND {key} > {p}",
-                               (guess, previous))[0][0]
+        found = engine.execute(f"SELECT MIN({key}) FROM {t} WHERE {key} >= {p} AND {key} > {p}", (guess, previous))[0][
+            0
+        ]
         if found is None:
             break
         points.append(found)
@@ -67,7 +68,7 @@ def key_cuts(engine: "SourceEngine", table: Table, parts: int) -> list[object]:
     return points
 
 
-def _string_cuts(engine: "SourceEngine", t: str, key: str, low: str, high: str, parts: int) -> list[str]:
+def _string_cuts(engine: SourceEngine, t: str, key: str, low: str, high: str, parts: int) -> list[str]:
     """Cut guesses for a string key. Dives at every printable character after the common prefix
     of the minimum and the maximum find the first key of each leading character in use; while
     there are fewer than 4 per range, the same is done one character deeper. Those keys, put in
@@ -89,7 +90,7 @@ def _string_cuts(engine: "SourceEngine", t: str, key: str, low: str, high: str, 
                 if hit not in found:
                     found.add(hit)
                     if len(hit) > len(prefix) + 1:
-                        deeper.append(hit[:len(prefix) + 1])
+                        deeper.append(hit[: len(prefix) + 1])
                 # skip to the character after the one found (a collation that orders
                 # characters otherwise only costs guesses, never correctness)
                 code = max(code, ord(hit[len(prefix)]) if len(hit) > len(prefix) else 0) + 1
@@ -97,6 +98,10 @@ def _string_cuts(engine: "SourceEngine", t: str, key: str, low: str, high: str, 
     if not found:
         return []
     marks = ", ".join([p] * len(found))
-    ordered = [r[0] for r in engine.execute(
-        f"SELECT DISTINCT {key} FROM {t} WHERE {key} IN ({marks}) ORDER BY {key}", sorted(found))]
+    ordered = [
+        r[0]
+        for r in engine.execute(
+            f"SELECT DISTINCT {key} FROM {t} WHERE {key} IN ({marks}) ORDER BY {key}", sorted(found)
+        )
+    ]
     return [ordered[len(ordered) * i // parts] for i in range(1, parts)]

@@ -28,5 +28,17 @@ def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
     return ENGINES[settings.warehouse](settings, store)
 
 
-__all__ = ["ENGINES", "FUNNEL_TABLE", "LOAD_LOG", "DuckDBWarehouse", "PostgresWarehouse", "RedshiftWarehouse",
-           "Warehouse", "WarehouseError", "literal", "open_warehouse", "quote", "timestamp"]
+__all__ = [
+    "ENGINES",
+    "FUNNEL_TABLE",
+    "LOAD_LOG",
+    "DuckDBWarehouse",
+    "PostgresWarehouse",
+    "RedshiftWarehouse",
+    "Warehouse",
+    "WarehouseError",
+    "literal",
+    "open_warehouse",
+    "quote",
+    "timestamp",
+]

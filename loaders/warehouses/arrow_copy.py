@@ -9,7 +9,8 @@ how pyarrow writes NULL, is only ever NULL and an empty string stays an empty st
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -21,8 +22,14 @@ from .sql import quote
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
-def copy_parquet(cursor: Any, store: ObjectStore, paths: Iterable[str], target: str, batch_rows: int,
-                 extend: Callable[[str, pa.RecordBatch], pa.RecordBatch] | None = None) -> int:
+def copy_parquet(
+    cursor: Any,
+    store: ObjectStore,
+    paths: Iterable[str],
+    target: str,
+    batch_rows: int,
+    extend: Callable[[str, pa.RecordBatch], pa.RecordBatch] | None = None,
+) -> int:
     """Stream every Parquet file in `paths` (store-relative) into the table `target` (already
     quoted); `extend(path, batch)` may add columns per file. Returns the rows copied."""
     rows = 0

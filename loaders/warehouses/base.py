@@ -10,11 +10,11 @@ import logging
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
+from .. import layout
 from ..config import Settings, WarehouseName
 from ..dbapi import fetch, transaction
 from ..declarations import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
 from ..store import ObjectStore
-from .. import layout
 from .sql import literal, quote
 
 log = logging.getLogger("loaders.warehouses")
@@ -56,7 +56,8 @@ class Warehouse:
                 self.column_defs(table)
                 + [f"{quote(BATCH_ID_COLUMN)} VARCHAR(64) NOT NULL", f"{quote(LOADED_AT_COLUMN)} TIMESTAMP NOT NULL"]
             )
-            + "\n)" + self.table_options(table),
+            + "\n)"
+            + self.table_options(table),
             f"CREATE TABLE IF NOT EXISTS {self.raw_name(LOAD_LOG)} (\n"
             "    batch_id VARCHAR(64) NOT NULL PRIMARY KEY,\n"
             "    table_name VARCHAR(128) NOT NULL,\n"
@@ -78,7 +79,9 @@ class Warehouse:
         return quote(f"stage__{table.name}")
 
     def create_stage_statement(self, table: Table) -> str:
-        return f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    " + ",\n    ".join(self.column_defs(table)) + "\n)"
+        return (
+            f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    " + ",\n    ".join(self.column_defs(table)) + "\n)"
+        )
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
         """The statements that copy a batch's parts into the stage table, as sent."""
@@ -101,7 +104,7 @@ class Warehouse:
             self.conn.close()
             self.conn = None
 
-    def __enter__(self) -> "Warehouse":
+    def __enter__(self) -> Warehouse:
         self.connect()
         return self
 
@@ -129,9 +132,12 @@ class Warehouse:
         return ""
 
     def has_table(self, name: str) -> bool:
-        return bool(self.execute(
-            f"SELECT 1 FROM information_schema.tables WHERE table_schema = {literal(self.schema)} "
-            f"AND table_name = {literal(name)}"))
+        return bool(
+            self.execute(
+                f"SELECT 1 FROM information_schema.tables WHERE table_schema = {literal(self.schema)} "
+                f"AND table_name = {literal(name)}"
+            )
+        )
 
     # -- the funnel lake ---------------------------------------------------------------------
     def publish_funnel(self) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..declarations import Table
 from .. import layout
+from ..declarations import Table
 from .base import FUNNEL_TABLE, Warehouse, WarehouseError
 from .sql import literal, quote
 
@@ -43,7 +43,8 @@ class DuckDBWarehouse(Warehouse):
         partitions = self.lake_partitions()
         kinds = self.execute(
             f"SELECT table_type FROM information_schema.tables WHERE table_schema = {literal(self.schema)} "
-            f"AND table_name = {literal(FUNNEL_TABLE)}")
+            f"AND table_name = {literal(FUNNEL_TABLE)}"
+        )
         is_view = bool(kinds) and kinds[0][0] == "VIEW"
         if not partitions:
             if is_view:
@@ -53,6 +54,8 @@ class DuckDBWarehouse(Warehouse):
         if kinds and not is_view:
             self.execute(f"DROP TABLE {name}")
         files = literal(self.store.uri(layout.FUNNEL_LAKE) + "/*/*/*.parquet")
-        self.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}, "
-                     "hive_partitioning = true, union_by_name = true)")
+        self.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({files}, "
+            "hive_partitioning = true, union_by_name = true)"
+        )
         return f"raw.funnel_events reads {len(partitions)} month(s) of the lake in place"

@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from ..declarations import Table
 from .. import layout
+from ..declarations import Table
 from .arrow_copy import copy_parquet
 from .base import FUNNEL_TABLE, Warehouse, WarehouseError
 from .sql import literal, quote
@@ -28,8 +28,12 @@ class PostgresWarehouse(Warehouse):
         s = self.settings
         try:
             self.conn = psycopg2.connect(
-                host=s.pg_host, port=s.pg_port, dbname=s.pg_database, user=s.pg_user,
-                password=s.pg_password or None, connect_timeout=10,
+                host=s.pg_host,
+                port=s.pg_port,
+                dbname=s.pg_database,
+                user=s.pg_user,
+                password=s.pg_password or None,
+                connect_timeout=10,
             )
         except psycopg2.Error as exc:
             raise WarehouseError(
@@ -45,8 +49,13 @@ class PostgresWarehouse(Warehouse):
     def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:
         cur = self.conn.cursor()
         try:
-            copy_parquet(cur, self.store, [f"{folder}/{p['path']}" for p in manifest["parts"]],
-                         self.stage_name(table), self.settings.batch_rows)
+            copy_parquet(
+                cur,
+                self.store,
+                [f"{folder}/{p['path']}" for p in manifest["parts"]],
+                self.stage_name(table),
+                self.settings.batch_rows,
+            )
         finally:
             cur.close()
 
@@ -57,8 +66,10 @@ class PostgresWarehouse(Warehouse):
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
         self.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(self.funnel_column_defs())})")
         log_table = self.raw_name(FUNNEL_LOG)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {log_table} (source_file VARCHAR(256) PRIMARY KEY, "
-                     "converted_at TIMESTAMP NOT NULL, rows_loaded BIGINT NOT NULL)")
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {log_table} (source_file VARCHAR(256) PRIMARY KEY, "
+            "converted_at TIMESTAMP NOT NULL, rows_loaded BIGINT NOT NULL)"
+        )
         loaded = dict(self.execute(f"SELECT source_file, converted_at FROM {log_table}"))
         copied = 0
         for marker_path in self.store.glob(layout.funnel_markers_glob()):
@@ -70,13 +81,16 @@ class PostgresWarehouse(Warehouse):
                 self.execute(f"DELETE FROM {name} WHERE source_file = {literal(source)}")
                 cur = self.conn.cursor()
                 try:
-                    rows = copy_parquet(cur, self.store, marker["outputs"], name, self.settings.batch_rows,
-                                        extend=_with_partition)
+                    rows = copy_parquet(
+                        cur, self.store, marker["outputs"], name, self.settings.batch_rows, extend=_with_partition
+                    )
                 finally:
                     cur.close()
                 self.execute(f"DELETE FROM {log_table} WHERE source_file = {literal(source)}")
-                self.execute(f"INSERT INTO {log_table} VALUES ({literal(source)}, "
-                             f"{literal(marker['converted_at'].replace('T', ' '))}, {rows})")
+                self.execute(
+                    f"INSERT INTO {log_table} VALUES ({literal(source)}, "
+                    f"{literal(marker['converted_at'].replace('T', ' '))}, {rows})"
+                )
             copied += 1
         return f"{copied} converted funnel file(s) copied into raw.funnel_events"
 

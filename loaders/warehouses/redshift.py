@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from .. import layout
 from ..config import ConfigError
 from ..declarations import Table
-from .. import layout
 from .base import LOAD_LOG, Warehouse, WarehouseError
 from .sql import literal, quote
 
@@ -43,8 +43,11 @@ class RedshiftWarehouse(Warehouse):
         s = self.settings
         try:
             self.conn = redshift_connector.connect(
-                host=s.redshift_host, port=s.redshift_port, database=s.redshift_database,
-                user=s.redshift_user, password=s.redshift_password,
+                host=s.redshift_host,
+                port=s.redshift_port,
+                database=s.redshift_database,
+                user=s.redshift_user,
+                password=s.redshift_password,
             )
         except Exception as exc:
             raise WarehouseError(

@@ -6,8 +6,8 @@ INFILE` (as the seed design did), SQLite a streaming executemany.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ...declarations import Table
 from ..base import SourceEngine, SourceError
@@ -23,8 +23,13 @@ def bootstrap_for(engine: SourceEngine) -> Bootstrap:
     return BOOTSTRAPS[engine.name](engine)
 
 
-def load_folder(engine: SourceEngine, tables: list[Table], folder: Path, replace: bool = False,
-                progress: Callable[[BulkLoadReport], None] | None = None) -> list[BulkLoadReport]:
+def load_folder(
+    engine: SourceEngine,
+    tables: list[Table],
+    folder: Path,
+    replace: bool = False,
+    progress: Callable[[BulkLoadReport], None] | None = None,
+) -> list[BulkLoadReport]:
     """Create the schema and bulk-load every declared table from its CSV file in `folder`.
 
     Raises SourceError naming the file for a missing file or a wrong header (checked for every

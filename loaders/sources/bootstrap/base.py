@@ -65,8 +65,9 @@ class Bootstrap:
         key = self.primary_key_clause(table)
         if key:
             cols.append(key)
-        self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (\n  "
-                            + ",\n  ".join(cols) + f"\n){self.table_suffix()}")
+        self.engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (\n  " + ",\n  ".join(cols) + f"\n){self.table_suffix()}"
+        )
         self.after_create(table)
 
     def drop_table(self, table: Table) -> None:
@@ -82,8 +83,6 @@ class Bootstrap:
         started = time.perf_counter()
         check_header(table, csv_path)
         if self.engine.row_count(table):
-            raise SourceError(
-                f"table {table.name!r} already has rows; load into an empty source (use --replace)"
-            )
+            raise SourceError(f"table {table.name!r} already has rows; load into an empty source (use --replace)")
         read, stored = self.load_file(table, csv_path)
         return BulkLoadReport(table.name, csv_path.name, read, stored, time.perf_counter() - started)

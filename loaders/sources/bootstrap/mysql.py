@@ -29,7 +29,9 @@ class MySQLBootstrap(Bootstrap):
         index = f"{table.name}__{table.cursor}"
         exists = self.engine.execute(
             "SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() "
-            "AND table_name = %s AND index_name = %s", (table.name, index))
+            "AND table_name = %s AND index_name = %s",
+            (table.name, index),
+        )
         if not exists:
             self.engine.execute(f"CREATE INDEX {self.q(index)} ON {self.q(table.name)} ({self.q(table.cursor)})")
 
@@ -72,7 +74,9 @@ class MySQLBootstrap(Bootstrap):
             cur.execute("COMMIT")
         except pymysql.MySQLError as exc:
             cur.execute("ROLLBACK")
-            raise SourceError(f"{csv_path.name}: loading into {table.name!r} failed: {scrub(str(exc), self.engine.url)}") from None
+            raise SourceError(
+                f"{csv_path.name}: loading into {table.name!r} failed: {scrub(str(exc), self.engine.url)}"
+            ) from None
         finally:
             cur.close()
         return rows_read, stored

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ...declarations import Table
 from ..base import SourceError
@@ -27,7 +27,9 @@ class SQLiteBootstrap(Bootstrap):
 
     def after_create(self, table: Table) -> None:
         q, t = self.q, self.q(table.name)
-        self.engine.execute(f"CREATE INDEX IF NOT EXISTS {q(f'{table.name}__{table.cursor}')} ON {t} ({q(table.cursor)})")
+        self.engine.execute(
+            f"CREATE INDEX IF NOT EXISTS {q(f'{table.name}__{table.cursor}')} ON {t} ({q(table.cursor)})"
+        )
         # SQLite has no ON UPDATE: a trigger keeps the change column.
         self.engine.execute(
             f"CREATE TRIGGER IF NOT EXISTS {q(table.name + '__touch')} AFTER UPDATE ON {t} "
@@ -39,8 +41,10 @@ class SQLiteBootstrap(Bootstrap):
         names = [c.name for c in table.csv_columns]
         width = len(names)
         timestamp_idx = [i for i, c in enumerate(table.csv_columns) if c.type.kind == "timestamp"]
-        sql = (f"INSERT INTO {self.q(table.name)} ({', '.join(self.q(n) for n in names)}) "
-               f"VALUES ({', '.join('?' * width)})")
+        sql = (
+            f"INSERT INTO {self.q(table.name)} ({', '.join(self.q(n) for n in names)}) "
+            f"VALUES ({', '.join('?' * width)})"
+        )
 
         def rows() -> Iterator[list[str | None]]:
             with open_csv(csv_path) as reader:
@@ -81,9 +85,7 @@ class SQLiteBootstrap(Bootstrap):
                 continue
             bad = self.engine.execute(f"SELECT {col} FROM {self.q(table.name)} WHERE {condition} LIMIT 1")
             if bad:
-                raise SourceError(
-                    f"{csv_path.name}: column {c.name!r} has a value that is not a number: {bad[0][0]!r}"
-                )
+                raise SourceError(f"{csv_path.name}: column {c.name!r} has a value that is not a number: {bad[0][0]!r}")
 
 
 class _Counter:
@@ -92,7 +94,7 @@ class _Counter:
     def __init__(self, it: Iterator):
         self._it, self.count = it, 0
 
-    def __iter__(self) -> "_Counter":
+    def __iter__(self) -> _Counter:
         return self
 
     def __next__(self):
