@@ -14,7 +14,7 @@ from .config import Settings
 from .declarations import Table, select_tables
 from .extract import BatchReport, extract_table, read_watermark
 from .layout import MODES, Mode
-from .load import BatchLoadReport, load_pending_batches
+from .load import BatchLoadReport, ensure_raw_tables, load_pending_batches
 from .report import Reporter, mb
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
@@ -31,9 +31,11 @@ def load_source(
 ) -> list[BulkLoadReport]:
     """`dwh source load`: create the schema and bulk-load the CSV files into the source."""
     selected = select_tables(settings.project_dir, tables)
-    with open_source(settings.source_url) as engine:
+    with open_source(settings.source_url) as engine, rep.run.unit("source_load", str(csv_dir)) as unit:
         rep.stage(f"load the source database ({engine.name}) from {csv_dir}")
-        return load_folder(engine, selected, csv_dir, replace=replace, progress=rep.bulk_load)
+        reports = load_folder(engine, selected, csv_dir, replace=replace, progress=rep.bulk_load)
+        unit.rows = sum(r.rows_stored for r in reports)
+        return reports
 
 
 def extract(
@@ -46,10 +48,15 @@ def extract(
     with open_source(settings.source_url) as engine:
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         for table in selected:
-            table_mode: Mode = ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-            report = extract_table(
-                settings, engine, store, table, table_mode, progress=lambda t, n: rep.tick(f"{t}: {n:,} rows")
-            )
+            with rep.run.unit("extract", table.name) as unit:
+                table_mode: Mode = (
+                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
+                )
+                report = extract_table(
+                    settings, engine, store, table, table_mode, progress=lambda t, n: rep.tick(f"{t}: {n:,} rows")
+                )
+                unit.rows, unit.bytes = report.rows, report.bytes
+                unit.batch_ids = [report.batch_id] if report.batch_id else []
             rep.extract(report)
             reports.append(report)
     return reports
@@ -61,9 +68,16 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
     store = ObjectStore(settings.store_url, settings)
     with open_warehouse(settings, store) as wh:
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
-        reports = load_pending_batches(
-            wh, selected, progress=rep.load, declared=select_tables(settings.project_dir, None)
-        )
+        ensure_raw_tables(wh, select_tables(settings.project_dir, None))
+        reports = []
+        for table in selected:
+            with rep.run.unit("load", table.name) as unit:
+                table_reports = load_pending_batches(wh, [table], progress=rep.load, declared=[])
+                loaded_now = [r for r in table_reports if r.status == "loaded"]
+                unit.rows = sum(r.rows_inserted for r in loaded_now)
+                unit.batch_ids = [r.batch_id for r in loaded_now]
+                unit.status = "succeeded" if loaded_now else "skipped"
+            reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
@@ -109,7 +123,9 @@ def build(
     for args in preparations:
         rep.dbt(run_dbt(settings, args, quiet=True))
     selecting = ["--select", " ".join(selection)] if selection else []
-    report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
+    with rep.run.unit("build", "dbt build") as unit:
+        report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
+        unit.rows = len(report.results)
     report.command = "build"  # the selection is on the stage line above
     rep.dbt(report)
     if not is_partial(extra):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .build import DbtReport
 from .extract import BatchReport
 from .load import BatchLoadReport
+from .runs import Run
 from .sources.bootstrap import BulkLoadReport
 
 Echo = Callable[[str], None]
@@ -21,11 +22,15 @@ def mb(n: int) -> str:
 
 @dataclass
 class Reporter:
-    """Prints what each stage did; `progress` receives transient progress messages (a TTY)."""
+    """Prints what each stage did; `progress` receives transient progress messages (a TTY).
+
+    `run` collects the outcome of every unit of work of this invocation (loaders/runs.py).
+    """
 
     echo: Echo = print
     progress: Callable[[str], None] | None = None
     started: float = field(default_factory=time.perf_counter)
+    run: Run = field(default_factory=Run)
 
     def stage(self, title: str) -> None:
         self.echo(f"\n== {title}")
