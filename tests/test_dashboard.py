@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlfluff
@@ -116,7 +117,7 @@ def _open(playwright, url: str, screenshot: Path, after_load=None) -> dict:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
     try:
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, service_workers="block")
-        seen: dict[str, list] = {"requests": [], "failed": [], "errors": [], "console": [], "blocked": []}
+        seen: dict[str, Any] = {"requests": [], "failed": [], "errors": [], "console": [], "blocked": []}
 
         def route(r):
             if r.request.url.startswith(("file:", "data:", "blob:")):
