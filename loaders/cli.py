@@ -51,12 +51,14 @@ def _log_format() -> LogFormat:
 def _reporter() -> Reporter:
     """Text lines, with progress bars when stderr is a terminal; JSON lines with DWH_LOG_FORMAT=json."""
 
+    log_format = _log_format()
+
     def echo(line: str) -> None:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and log_format == "text":
             click.echo("\r" + " " * 76 + "\r", err=True, nl=False)
         click.echo(line)
 
-    return console_reporter(_log_format(), echo, tty=sys.stderr.isatty(), progress=_progress)
+    return console_reporter(log_format, echo, tty=sys.stderr.isatty(), progress=_progress)
 
 
 TABLES = click.option(

@@ -113,17 +113,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class JsonLines:
-    """Report lines and unit outcomes as JSON objects, one per line, on `stream` (stdout)."""
+def _print(line: str) -> None:
+    print(line, flush=True)
 
-    def __init__(self, stream: IO[str] | None = None, run_id: str | None = None):
-        self.stream = stream
+
+class JsonLines:
+    """Report lines and unit outcomes as JSON objects, one per line, through `write` (stdout)."""
+
+    def __init__(self, write: Callable[[str], None] = _print, run_id: str | None = None):
+        self.write = write
         self.run_id = run_id
 
     def _write(self, doc: dict[str, Any]) -> None:
-        out = self.stream or sys.stdout
-        out.write(json.dumps(doc, default=str) + "\n")
-        out.flush()
+        self.write(json.dumps(doc, default=str))
 
     def echo(self, line: str) -> None:
         """A report line: its text without the layout's indentation and blank lines."""

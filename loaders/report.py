@@ -89,7 +89,7 @@ def console_reporter(
     """The reporter of a command: text lines (with progress bars on a terminal), or JSON lines
     (every report line, and each unit's outcome as it ends) with DWH_LOG_FORMAT=json."""
     if log_format == "json":
-        lines = JsonLines()
+        lines = JsonLines(echo)
         rep = Reporter(echo=lines.echo)
         lines.run_id = rep.run.run_id
         rep.run.observers.append(lines.unit)

@@ -224,13 +224,13 @@ def run(
     args = parse_arguments(argv)
     settings = settings_from_arguments(job, args, env, secrets_client, echo)
     shown = settings.describe()
-    echo(
-        f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
-        f"source {shown['source_url']}, dbt project {shown['project_dir']}"
-    )
     if settings.log_format == "json":  # else Glue's own logging stays as it is
         configure_logging(settings.log_format)
     rep = console_reporter(settings.log_format, echo)
+    rep.echo(
+        f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
+        f"source {shown['source_url']}, dbt project {shown['project_dir']}"
+    )
     JOBS[job](settings, rep, args)
     rep.echo(f"dwh {job} job finished in {time.perf_counter() - started:.1f}s")
 
