@@ -119,9 +119,10 @@ def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) 
 def demo(ctx, scale) -> None:
     """Run the whole pipeline from nothing on the embedded default.
 
-    Generates Olist CSVs, loads them into SQLite, extracts every table (historical), loads
-    DuckDB, runs dbt build; then simulates one hour of orders, extracts incrementally, loads
-    and builds again. Replaces the data folder's demo files (source, lake, warehouse).
+    Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
+    funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
+    simulates one hour of orders, extracts incrementally, loads and builds again. Replaces the
+    demo files in the data folder: olist.sqlite, store/, warehouse.duckdb, csv/, funnel/.
     """
     settings = _settings(ctx, scale=scale)
     if settings.warehouse != "duckdb" or settings.store_url.startswith("s3://"):
@@ -169,8 +170,8 @@ def source_load(ctx, csv_dir, replace, tables) -> None:
 
 
 @main.command()
-@click.option("--hours", type=int, default=1, show_default=True)
-@click.option("--orders-per-hour", type=int, default=20, show_default=True)
+@click.option("--hours", type=int, default=1, show_default=True, help="Simulated hours to apply.")
+@click.option("--orders-per-hour", type=int, default=20, show_default=True, help="New orders per simulated hour.")
 @click.pass_context
 def simulate(ctx, hours, orders_per_hour) -> None:
     """Apply simulated hours of shop activity to the source: new orders and status changes."""
@@ -193,12 +194,12 @@ def simulate(ctx, hours, orders_per_hour) -> None:
 def extract(ctx, mode, tables) -> None:
     """Extract tables from the source into the object store, one batch per table.
 
-    Writes olist/<table>/<mode>/batch=<id>/part-*.parquet, then _manifest.json last; advances
-    the watermark (olist/<table>/_state.json) after the manifest. A historical extract reads
-    DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to DWH_PAGE_ROWS
-    (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000), DWH_BATCH_ROWS
-    (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it leaves CHAR(32+)
-    id columns uncompressed, zstd compresses every column).
+    Writes olist/<table>/<mode>/batch=<id>/part-*.parquet in the store, then _manifest.json
+    last; advances the watermark (olist/<table>/_state.json) after the manifest. A historical
+    extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
+    DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
+    DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -209,8 +210,11 @@ def extract(ctx, mode, tables) -> None:
 def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
-    Each batch is staged, inserted (new row versions only) and recorded in raw._load_log in
-    one transaction. Redshift: COPY ... FORMAT AS PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE.
+    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
+    batch is staged, inserted (new row versions only) and recorded in raw._load_log in one
+    transaction. Redshift: COPY ... FORMAT AS PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
+    DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
     pipeline.load(_settings(ctx), _reporter(), list(tables))
 
@@ -285,11 +289,13 @@ def funnel_land(ctx, files) -> None:
 def funnel_convert(ctx, file, force) -> None:
     """Convert landing files to Parquet partitioned by year and month, idempotently.
 
-    Writes lake/funnel_events/year=<y>/month=<m>/<file stem>.parquet (a re-run replaces its own
-    output), rejects to rejects/funnel/<file stem>.csv with line numbers and reasons, and, with
-    DWH_GLUE_DATABASE set, registers the new partitions in the Glue Data Catalog. Fails, writing
-    nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01) rejected rows, or for a file
-    that is not a funnel file.
+    Writes, in the store, lake/funnel_events/year=<y>/month=<m>/<stem>.parquet (<stem>: the
+    file's name without .csv; a re-run replaces its own output), rejects to
+    rejects/funnel/<stem>.csv with line numbers and reasons, and the marker
+    state/funnel/<stem>.json; with DWH_GLUE_DATABASE set, it registers the new partitions in
+    the Glue Data Catalog. A file whose marker shows the same key and size is skipped (see
+    --force). Fails, writing nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01)
+    rejected rows, or for a file that is not a funnel file.
     """
     pipeline.funnel_convert(_settings(ctx), _reporter(), file, force)
 

@@ -87,7 +87,7 @@ class Settings:
     glue_table: str = "funnel_events"
     glue_endpoint_url: str = ""  # for a Glue-compatible endpoint (moto in tests); empty on AWS
     # dbt: "changed" builds only what is downstream of data loaded since the last build
-    # (loaders/build_scope.py); "all" builds the whole project every time
+    # (loaders/build/scope.py); "all" builds the whole project every time
     build_scope: BuildScope = "changed"
     # Output: "json" prints every report line, unit outcome and log record as one JSON object
     log_format: LogFormat = "text"

@@ -1,4 +1,4 @@
-"""What each stage prints: rows, bytes, time, where the output went (contract 7)."""
+"""What each stage prints (docs/architecture.md, contract 7): rows, bytes, time, where the output went."""
 
 from __future__ import annotations
 

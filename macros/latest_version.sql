@@ -1,5 +1,5 @@
 {#-
-    Latest version per key of an append-only raw table (DESIGN.md contract 5).
+    Latest version per key of an append-only raw table (docs/architecture.md, contract 5).
 
     The key and the cursor come from the table's declaration in _olist__sources.yml (meta), the
     same place the loaders read them, so they are never written twice. Ties on the cursor (the

@@ -5,5 +5,6 @@
     shop_simulator.py    simulated hours of shop activity in the source database
     run.py               `dwh demo`, `dwh generate`, `dwh simulate`, `dwh funnel generate`
 
-The pipeline (`loaders`) never imports this package; this package uses the pipeline.
+No pipeline stage imports this package (only `loaders/cli.py` does, inside the demo commands), and
+`dwh package` leaves it out of the Glue artifacts; this package uses the pipeline.
 """

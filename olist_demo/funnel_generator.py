@@ -1,6 +1,6 @@
 """Funnel (clickstream) files in the analytics vendor's real format, for demos, tests and benchmarks.
 
-One CSV per year, `<year>_funnel.csv`, exactly as DATA.md describes: CRLF line endings, the
+One CSV per year, `<year>_funnel.csv`, exactly as docs/data.md describes: CRLF line endings, the
 header `session_id,event_timestamp,event_type,userid,product_id,category_id`, 36-character
 session ids, `MM/DD/YYYY hh:mm AM|PM` timestamps (12-hour clock), the four event types, users
 that are `customer_id`s and products that are `product_id`s of the Olist source (read from its

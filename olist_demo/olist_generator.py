@@ -2,7 +2,7 @@
 
 `generate_olist` writes the nine CSV files of the public Olist dataset with the same file
 names, headers, column order, quoting, line endings and data quirks as the real download
-(see section 1 of the project's DATA.md), so that loaders and dbt models can be developed and
+(see docs/data.md, "The Olist tables"), so that loaders and dbt models can be developed and
 tested without the real files.  At ``scale=1.0`` the row counts are close to the real dataset
 (99,441 orders, about 112.6k items, 103.9k payments, 99.2k reviews, 32,951 products,
 3,095 sellers, about 1.0M geolocation rows, 71 category translations); other scales are linear.

@@ -10,7 +10,7 @@ import pytest
 
 from olist_demo.olist_generator import OLIST_FILES, generate_olist
 
-# Copied from DATA.md section 1, in its order.
+# As docs/data.md lists them, in its order.
 EXPECTED_HEADERS = {
     "olist_customers_dataset.csv": "customer_id,customer_unique_id,customer_zip_code_prefix,customer_city,"
     "customer_state",

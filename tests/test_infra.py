@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loaders import layout
 from loaders.aws import glue_jobs
 from loaders.aws.package import build as build_artifacts
 from loaders.config import PROJECT_DIR
@@ -137,6 +138,43 @@ def test_the_bucket_is_private_encrypted_and_notifies_the_trigger():
     assert functions == {"TriggerFunction"}
     policy = load_template()["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert any(st["Effect"] == "Deny" and st["Condition"]["Bool"]["aws:SecureTransport"] == "false" for st in policy)
+
+
+def _sub(value: object) -> str:
+    return str(value["Fn::Sub"]) if isinstance(value, dict) else str(value)
+
+
+def test_the_template_names_the_keys_of_the_store_layout():
+    """The notification filters, the trigger's marker permission and the markers' expiry name
+    the keys loaders/layout.py writes: a key renamed in the layout fails here, not on AWS."""
+    template = load_template()
+    bucket = template["Resources"]["DataBucket"]["Properties"]
+    filters = [
+        {rule["Name"]: _sub(rule["Value"]) for rule in c["Filter"]["S3Key"]["Rules"]}
+        for c in bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    ]
+
+    def notified(key: str) -> bool:
+        full = f"${{StorePrefix}}/{key}"
+        return any(full.startswith(f["prefix"]) and full.endswith(f.get("suffix", "")) for f in filters)
+
+    batch_id = "20261130T031500123456Z-a1b2c3"
+    assert layout.BATCH_ID.match(batch_id)
+    for mode in layout.MODES:
+        manifest = layout.batch_manifest(layout.batch_dir("orders", mode, batch_id))
+        assert notified(manifest) and layout.MANIFEST_KEY.fullmatch(manifest), manifest
+    landing = layout.funnel_landing("2017_funnel.csv")
+    assert notified(landing) and layout.FUNNEL_LANDING_KEY.fullmatch(landing)
+    quiet = [layout.state_path("orders"), layout.funnel_marker("2017_funnel"), layout.funnel_rejects("2017_funnel")]
+    quiet += [layout.funnel_lake_file(2017, 3, "2017_funnel"), layout.trigger_marker("0" * 64)]
+    assert not [key for key in quiet if notified(key)]
+
+    (expiry,) = [r for r in bucket["LifecycleConfiguration"]["Rules"] if r["Id"] == "expire-trigger-markers"]
+    assert _sub(expiry["Prefix"]) == f"${{StorePrefix}}/{layout.TRIGGER_MARKERS}/"
+    (markers,) = [st for name, st in _statements() if name == "TriggerRole" and st.get("Sid") == "EventMarkers"]
+    assert _sub(markers["Resource"]) == (
+        f"arn:${{AWS::Partition}}:s3:::${{DataBucketName}}/${{StorePrefix}}/{layout.trigger_marker('*')}"
+    )
 
 
 def test_jobs_and_function_match_the_packaged_code(tmp_path):

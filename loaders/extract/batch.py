@@ -1,4 +1,4 @@
-"""Extract: one run of one table writes one batch to the object store (contracts 2 and 3).
+"""Extract: one run of one table writes one batch (docs/architecture.md, contracts 2 and 3).
 
 A batch is a folder `olist/<table>/<mode>/batch=<id>/` (loaders/layout.py) holding
 Parquet parts, a Redshift COPY manifest and, written last, `_manifest.json` (loaders/manifest.py).

@@ -1,6 +1,7 @@
-"""A table's watermark: the cursor up to which every row has been extracted (contract 3).
+"""A table's watermark (docs/architecture.md, contract 3).
 
-Stored at `olist/<table>/_state.json`; advanced only after a batch's manifest is written.
+The cursor up to which every row has been extracted. Stored at `olist/<table>/_state.json`;
+advanced only after a batch's manifest is written.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The funnel lake: the vendor's CSV files -> year/month-partitioned Parquet (contract 6).
+"""The funnel lake: the vendor's CSV files -> year/month Parquet (docs/architecture.md, contract 6).
 
 convert.py  one landing file -> its Parquet files, rejects and marker
 glue.py     the Glue Data Catalog table and partitions

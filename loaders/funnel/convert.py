@@ -1,4 +1,4 @@
-"""The funnel lake: landing CSV files to year/month-partitioned Parquet (contract 6).
+"""The funnel lake: landing CSV files to year/month Parquet (docs/architecture.md, contract 6).
 
 A landing file `landing/funnel/<name>.csv` converts to one Parquet file per (year, month) of
 its events, `lake/funnel_events/year=<y>/month=<m>/<stem>.parquet`, named after the source, so

@@ -1,4 +1,4 @@
-"""Load: every published batch into its append-only raw table, exactly once (contract 4).
+"""Load: each published batch into its raw table, exactly once (docs/architecture.md, contract 4).
 
 For each batch (a folder with `_manifest.json`) not yet in the load log, in batch order:
 verify the parts against the manifest, then in ONE transaction: stage the parts, insert the

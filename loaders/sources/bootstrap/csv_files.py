@@ -1,4 +1,4 @@
-"""Reading the Olist CSV files as they come (DATA.md quirks: BOM, CRLF, quoted multi-line text)."""
+"""Reading the Olist CSV files as they come (docs/data.md: BOM, CRLF, quoted multi-line text)."""
 
 from __future__ import annotations
 
