@@ -230,6 +230,7 @@ def _figures(data: DashboardData) -> list[tuple[str, str, Any]]:
         mode="lines+markers",
         secondary_y=True,
     )
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(**layout)
     out.append(("monthly-revenue", "Monthly revenue and orders", fig))
 
@@ -375,7 +376,7 @@ def render(data: DashboardData) -> str:
             full_html=False,
             include_plotlyjs=False,
             div_id=div_id,
-            default_height="240px" if div_id == "health-failures" else "380px",
+            default_height="200px" if div_id == "health-failures" else "380px",
             default_width="100%",
             config={"responsive": True, "displaylogo": False},
         )

@@ -315,7 +315,7 @@ def _ago(age: timedelta | None) -> str:
         return "-"
     minutes = age.total_seconds() / 60
     if minutes < 1:
-        return "now"
+        return "just now"
     if minutes < 120:
         return f"{minutes:.0f}m ago"
     if minutes < 48 * 60:
@@ -404,7 +404,7 @@ def render_text(status: Status, out: IO[str] | None = None, width: int | None = 
     problems += status.problems
     console.print()
     for line in problems:
-        console.print(f"  {line}", markup=False)
+        console.print(f"  {line}", markup=False, soft_wrap=True)  # one line each, however long
     console.print(f"{status.state} (exit status {status.exit_status})")
     if isinstance(buffer, io.StringIO):
         stream.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")
