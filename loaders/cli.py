@@ -121,8 +121,9 @@ def demo(ctx, scale) -> None:
 
     Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
     funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
-    simulates one hour of orders, extracts incrementally, loads and builds again. Replaces the
-    demo files in the data folder: olist.sqlite, store/, warehouse.duckdb, csv/, funnel/.
+    simulates one hour of orders, extracts incrementally, loads and builds again, and writes
+    the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
+    warehouse.duckdb, csv/, funnel/, dashboard.html.
     """
     settings = _settings(ctx, scale=scale)
     if settings.warehouse != "duckdb" or settings.store_url.startswith("s3://"):
@@ -211,8 +212,10 @@ def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
     Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
-    batch is staged, inserted (new row versions only) and recorded in raw._load_log in one
-    transaction. Redshift: COPY ... FORMAT AS PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
+    run history (raw._run_history) in one transaction; the run records that extract and funnel
+    runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
