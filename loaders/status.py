@@ -36,7 +36,10 @@ from .warehouses import LOAD_LOG, Warehouse, literal, open_warehouse, quote
 log = logging.getLogger("loaders.status")
 
 EXIT_OK, EXIT_LATE, EXIT_FAILED = 0, 3, 4
-VERIFY_LOG = "_verify_log"  # written by `dwh verify` (contract 10), read here when it exists
+VERIFY_LOG = "_verify_log"
+"""Written by `dwh verify` (contract 10), read here when it exists: the latest row per table, by
+its table column (`table_name`), time column (`verified_at`, or `finished_at`/`checked_at`/
+`started_at`) and result column (`status`, or `result`/`verdict`/`outcome`)."""
 SUCCESS = ("succeeded", "skipped")
 
 
@@ -112,8 +115,9 @@ def collect(settings: Settings, now: datetime | None = None) -> Status:
         loaded = _loaded_batches(wh)
         newest = {name: _newest_loaded(wh, name, rule.loaded_at_field) for name, rule in _rules(settings).items()}
         verified = _last_verify(wh)
-    latest = _merge_latest(rows, [as_row(o) for o in store_records(store).values()])
-    for o in store_records(store).values():  # records the next load has not ingested yet
+    waiting = list(store_records(store).values())  # records the next load has not ingested yet
+    latest = _merge_latest(rows, [as_row(o) for o in waiting])
+    for o in waiting:
         if o.status in SUCCESS and o.finished_at:
             key = (o.stage, o.unit)
             previous = summary.get(key, {}).get("success")

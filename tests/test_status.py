@@ -119,3 +119,17 @@ def test_unfinished_units_and_funnel_files(settings, olist_csv, tmp_path):
 def test_status_without_a_warehouse_is_a_one_line_error(settings):
     result = status(settings)
     assert result.exit_code == 1 and "no DuckDB warehouse" in result.output
+
+
+def test_the_last_verify_comes_from_the_verify_log_when_there_is_one(settings, olist_csv):
+    loaded(settings, olist_csv)
+    assert {t.table: t.last_verify for t in collect(settings).tables}["orders"] == "never"
+    with duckdb.connect(settings.duckdb_path) as con:  # the table `dwh verify` writes (issue 12)
+        con.execute("CREATE TABLE raw._verify_log (table_name VARCHAR, verified_at TIMESTAMP, status VARCHAR)")
+        con.execute(
+            "INSERT INTO raw._verify_log VALUES ('orders', TIMESTAMP '2026-01-01 00:00:00', 'differences'), "
+            "('orders', TIMESTAMP '2026-01-02 00:00:00', 'equal')"
+        )
+    tables = {t.table: t for t in collect(settings).tables}
+    assert (tables["orders"].last_verify, str(tables["orders"].last_verify_at)) == ("equal", "2026-01-02 00:00:00")
+    assert tables["sellers"].last_verify == "never"
