@@ -139,3 +139,26 @@ def test_the_history_is_read_with_the_warehouse_opened_read_only(settings, olist
             reader.execute(f"DELETE FROM raw.{HISTORY}")
         with duckdb.connect(settings.duckdb_path, read_only=True) as other:  # a second reader is fine
             assert other.execute(f"SELECT count(*) FROM raw.{HISTORY}").fetchone() == (2,)
+
+
+def test_store_records_are_ingested_once_and_a_late_start_never_undoes_an_end(settings):
+    from dataclasses import replace
+
+    from loaders.history import StoreHistory, ingest_records
+    from loaders.runs import UnitOutcome, utcnow
+    from loaders.warehouses import open_warehouse
+
+    store = ObjectStore(settings.store_url, settings)
+    record = StoreHistory(store)
+    started = UnitOutcome("20261130T040000000000Z-abc123", "extract", "orders", utcnow(), seq=3)
+    ended = replace(started, status="succeeded", finished_at=utcnow(), rows=7, batch_ids=["b1"])
+    with open_warehouse(settings, store) as wh:
+        record(started)  # a unit that started and was killed: only its start record
+        assert ingest_records(wh) == 1 and records(settings) == []
+        assert wh.execute(f"SELECT status, finished_at FROM raw.{HISTORY}") == [("running", None)]
+        record(ended)
+        record(started)  # the start written again (a retried write) next to the end
+        assert ingest_records(wh) == 1 and records(settings) == []
+        record(started)  # and once more after the end was ingested
+        ingest_records(wh)
+        assert wh.execute(f"SELECT status, row_count, batch_ids FROM raw.{HISTORY}") == [("succeeded", 7, "b1")]
