@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint bench-extract bench-incremental bench-funnel clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel clean lock
 
 install: $(VENV)/.installed
 
@@ -19,9 +19,19 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: install
 	$(BIN)/dwh demo --scale $(SCALE)
 
-## Every test: unit, SQLite/DuckDB, MariaDB, S3 (moto server), dbt end to end
-test: install
+## Every test: unit, SQLite/DuckDB, MariaDB, S3 (moto server), dbt end to end, Chromium
+test: install browser
 	$(BIN)/python -m pytest
+
+## Debian's Chromium for the browser tests (tests/test_dashboard.py); Playwright never downloads one
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "no chromium: sudo apt-get install chromium (the browser tests skip without it, and fail with CI=true)"; \
+	  fi; }
 
 bench-extract: install
 	$(BIN)/python bench/extract.py --scales 1 10

@@ -7,17 +7,18 @@ table, row or setting at fault, with exit status 1; --debug shows tracebacks and
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import cast, get_args
 
 import click
 
 from . import pipeline
-from .config import ConfigError, Settings, WarehouseName
+from .config import ConfigError, LogFormat, Settings, WarehouseName
+from .console import configure_logging
 from .errors import USER_ERRORS
-from .report import Reporter
+from .report import Reporter, console_reporter
 
 
 class _Group(click.Group):
@@ -40,13 +41,24 @@ def _settings(ctx: click.Context, **overrides: object) -> Settings:
     return Settings.from_env(**{**ctx.obj["overrides"], **overrides})
 
 
+def _log_format() -> LogFormat:
+    value = os.environ.get("DWH_LOG_FORMAT") or "text"
+    if value not in get_args(LogFormat):
+        raise ConfigError(f"DWH_LOG_FORMAT={value!r}: use {' or '.join(get_args(LogFormat))}")
+    return cast(LogFormat, value)
+
+
 def _reporter() -> Reporter:
+    """Text lines, with progress bars when stderr is a terminal; JSON lines with DWH_LOG_FORMAT=json."""
+
+    log_format = _log_format()
+
     def echo(line: str) -> None:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and log_format == "text":
             click.echo("\r" + " " * 76 + "\r", err=True, nl=False)
         click.echo(line)
 
-    return Reporter(echo=echo, progress=_progress)
+    return console_reporter(log_format, echo, tty=sys.stderr.isatty(), progress=_progress)
 
 
 TABLES = click.option(
@@ -87,7 +99,7 @@ def main(ctx: click.Context, source_url, store_url, warehouse, data_dir, debug) 
     AWS: MySQL/RDS -> s3://bucket/prefix -> Redshift, by setting DWH_* variables.
     Start with `dwh demo`, then `dwh run` every hour (cron, or the AWS schedule).
     """
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(_log_format(), debug)
     ctx.obj = {
         "debug": debug,
         "overrides": {
@@ -109,8 +121,9 @@ def demo(ctx, scale) -> None:
 
     Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
     funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
-    simulates one hour of orders, extracts incrementally, loads and builds again. Replaces the
-    demo files in the data folder: olist.sqlite, store/, warehouse.duckdb, csv/, funnel/.
+    simulates one hour of orders, extracts incrementally, loads and builds again, and writes
+    the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
+    warehouse.duckdb, csv/, funnel/, dashboard.html.
     """
     settings = _settings(ctx, scale=scale)
     if settings.warehouse != "duckdb" or settings.store_url.startswith("s3://"):
@@ -199,8 +212,10 @@ def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
     Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
-    batch is staged, inserted (new row versions only) and recorded in raw._load_log in one
-    transaction. Redshift: COPY ... FORMAT AS PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
+    run history (raw._run_history) in one transaction; the run records that extract and funnel
+    runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
@@ -301,10 +316,60 @@ def docs(ctx) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the tables (for machines).")
+@click.pass_context
+def status(ctx, as_json) -> None:
+    """Whether the warehouse is current, what the last runs did and what failed.
+
+    \b
+    Per declared table: the watermark and its lag behind the source clock, the last successful
+    extract, load and build, batches published but not loaded, failed or set-aside batches, the
+    source freshness verdict (the rules of the sources YAML) and the last verify. Per funnel
+    file: converted or not, rows, rejects, the last conversion. Reads the run history
+    (raw._run_history) with the warehouse opened read-only.
+
+    \b
+    Exit status: 0 all current; 3 late (a freshness rule warns or errors); 4 failed (a unit's
+    last run failed, was set aside or never finished, or a failed batch is still not loaded);
+    1 a user error (no warehouse yet, an unreachable one).
+    """
+    from .status import collect, render_json, render_text
+
+    result = collect(_settings(ctx))
+    if as_json:
+        click.echo(render_json(result))
+    else:
+        render_text(result)
+    ctx.exit(result.exit_status)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the page. [default: dashboard.html in the data folder]",
+)
+@click.pass_context
+def dashboard(ctx, out) -> None:
+    """Write the BI views and the pipeline's health as one static HTML page.
+
+    Charts (Plotly, its JavaScript inlined: the page opens offline, no server): sales by
+    category and year, monthly revenue and orders, delivery performance by state, the seller
+    scorecard, funnel conversion by category and month, funnel customer activity; and from the
+    run history, each table's lag, rows per run and the failed or unfinished units. The
+    warehouse is opened read-only and closed before the page is written. `dwh run` and
+    `dwh demo` write it after their build; the dbt docs site links to it (exposure
+    pipeline_dashboard).
+    """
+    pipeline.dashboard(_settings(ctx), _reporter(), out)
+
+
+@main.command()
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build."""
+    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
+    write the dashboard (data/dashboard.html)."""
     pipeline.run(_settings(ctx), _reporter(), list(tables))
 
 

@@ -21,6 +21,9 @@ Compression = Literal["snappy", "zstd", "gzip", "none"]
 """Parquet codecs a batch's parts may use."""
 BuildScope = Literal["changed", "all"]
 """What `dwh build` builds by default: what new data reaches, or the whole project."""
+LogFormat = Literal["text", "json"]
+"""How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
+Insights (loaders/console.py)."""
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -86,6 +89,10 @@ class Settings:
     # dbt: "changed" builds only what is downstream of data loaded since the last build
     # (loaders/build/scope.py); "all" builds the whole project every time
     build_scope: BuildScope = "changed"
+    # Output: "json" prints every report line, unit outcome and log record as one JSON object
+    log_format: LogFormat = "text"
+    # CloudWatch namespace of the load job's freshness metric (loaders/aws/metrics.py); empty: none
+    metrics_namespace: str = ""
     # Demo sizes
     scale: float = 0.05
     seed: int = 42
@@ -104,6 +111,7 @@ class Settings:
             ("warehouse", WarehouseName),
             ("build_scope", BuildScope),
             ("parquet_compression", Compression),
+            ("log_format", LogFormat),
         ):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:

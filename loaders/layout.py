@@ -13,6 +13,9 @@ separators. The default store of the embedded pipeline is `data/store/`:
                                                     the converted funnel lake (Glue/Spectrum table)
     rejects/funnel/<stem>.csv                       rows a conversion refused, with line and reason
     state/funnel/<stem>.json                        a conversion's marker: what was converted, when
+    state/runs/<run id>/<seq>.started|ended.json    run-history records of the stages that run
+                                                    apart from the warehouse (extract, funnel,
+                                                    source load); the next load ingests them
     tmp/funnel/<run>/                               a conversion's files before they are published
     _trigger/<sha256>                               the AWS trigger's claimed events
 
@@ -39,6 +42,7 @@ FUNNEL_LAKE = "lake/funnel_events"
 FUNNEL_REJECTS = "rejects/funnel"
 FUNNEL_MARKERS = "state/funnel"
 FUNNEL_TMP = "tmp/funnel"
+RUN_RECORDS = "state/runs"
 TRIGGER_MARKERS = "_trigger"
 
 _BATCH_ID = r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{6}"
@@ -135,6 +139,21 @@ def funnel_markers_glob() -> str:
 
 def funnel_tmp(run: str) -> str:
     return f"{FUNNEL_TMP}/{run}"
+
+
+RUN_RECORD_PHASES = ("started", "ended")
+
+
+def run_record(run_id: str, seq: int, phase: str) -> str:
+    """One unit's run-history record: `started` when it begins, `ended` when it ends (both kept
+    until the next load ingests them into the warehouse's run history)."""
+    if phase not in RUN_RECORD_PHASES:
+        raise ValueError(f"unknown run record phase {phase!r}")
+    return f"{RUN_RECORDS}/{run_id}/{seq:05d}.{phase}.json"
+
+
+def run_records_glob() -> str:
+    return f"{RUN_RECORDS}/*/*.json"
 
 
 def trigger_marker(name: str) -> str:

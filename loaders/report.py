@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from .build import DbtReport
+from .console import JsonLines, LogFormat, Measure, NoTask, Task, TaskFactory, rich_tasks
 from .extract import BatchReport
 from .load import BatchLoadReport
 from .runs import Run
@@ -22,7 +24,8 @@ def mb(n: int) -> str:
 
 @dataclass
 class Reporter:
-    """Prints what each stage did; `progress` receives transient progress messages (a TTY).
+    """Prints what each stage did; `progress` receives transient progress messages and `tasks`
+    draws progress bars (both only on a terminal, loaders/console.py).
 
     `run` collects the outcome of every unit of work of this invocation (loaders/runs.py).
     """
@@ -31,6 +34,20 @@ class Reporter:
     progress: Callable[[str], None] | None = None
     started: float = field(default_factory=time.perf_counter)
     run: Run = field(default_factory=Run)
+    tasks: TaskFactory | None = None
+
+    @property
+    def shows_progress(self) -> bool:
+        """Whether progress bars are drawn (a terminal): worth an extra query for a total."""
+        return self.tasks is not None
+
+    def task(
+        self, description: str, total: int | None = None, measure: Measure = "rows"
+    ) -> AbstractContextManager[Task]:
+        """A progress bar for long work while the block runs (nothing drawn without a terminal)."""
+        if self.tasks is None:
+            return nullcontext(NoTask())
+        return self.tasks(description, total, measure)
 
     def stage(self, title: str) -> None:
         self.echo(f"\n== {title}")
@@ -64,3 +81,17 @@ class Reporter:
     def tick(self, message: str) -> None:
         if self.progress:
             self.progress(message)
+
+
+def console_reporter(
+    log_format: LogFormat = "text", echo: Echo = print, tty: bool = False, progress: Callable[[str], None] | None = None
+) -> Reporter:
+    """The reporter of a command: text lines (with progress bars on a terminal), or JSON lines
+    (every report line, and each unit's outcome as it ends) with DWH_LOG_FORMAT=json."""
+    if log_format == "json":
+        lines = JsonLines(echo)
+        rep = Reporter(echo=lines.echo)
+        lines.run_id = rep.run.run_id
+        rep.run.observers.append(lines.unit)
+        return rep
+    return Reporter(echo=echo, progress=progress if tty else None, tasks=rich_tasks() if tty else None)

@@ -54,6 +54,7 @@ class UnitOutcome:
     bytes: int = 0
     batch_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    seq: int = 0  # the unit's position in its run: (run_id, seq) names one unit
 
     @property
     def seconds(self) -> float:
@@ -79,7 +80,7 @@ class Run:
         caller decides whether the run goes on. A unit may set its own final status (for
         example `skipped`) before it ends.
         """
-        outcome = UnitOutcome(self.run_id, stage, name, utcnow())
+        outcome = UnitOutcome(self.run_id, stage, name, utcnow(), seq=len(self.outcomes))
         self.outcomes.append(outcome)
         self._notify(outcome)
         try:

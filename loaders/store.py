@@ -103,7 +103,11 @@ class ObjectStore:
                 client_kwargs["region_name"] = settings.aws_region
                 if settings.s3_endpoint_url:
                     client_kwargs["endpoint_url"] = settings.s3_endpoint_url
-            self.fs = fsspec.filesystem("s3", client_kwargs=client_kwargs, use_listings_cache=False)
+            from .aws.clients import RETRIES  # botocore's standard retry mode, like every AWS call
+
+            self.fs = fsspec.filesystem(
+                "s3", client_kwargs=client_kwargs, config_kwargs={"retries": dict(RETRIES)}, use_listings_cache=False
+            )
             self.root = self.url[len("s3://") :]
             self._check_bucket()
         elif "://" in self.url and not self.url.startswith("file://"):

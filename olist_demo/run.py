@@ -81,6 +81,7 @@ DEMO_FILES = (
     "warehouse.duckdb.wal",
     "csv",
     "funnel",
+    "dashboard.html",
 )
 """What `dwh demo` replaces in the data folder."""
 
@@ -108,4 +109,6 @@ def demo(settings: Settings, rep: Reporter) -> None:
     pipeline.extract(settings, rep, "current")
     pipeline.load(settings, rep)
     pipeline.build(settings, rep)
+    page = pipeline.dashboard(settings, rep)
     rep.echo(f"\ndemo finished in {time.perf_counter() - rep.started:.0f}s; warehouse: {settings.duckdb_path}")
+    rep.echo(f"dashboard: {page}")

@@ -8,7 +8,9 @@ import psycopg2
 import pytest
 
 from loaders import pipeline
+from loaders.dashboard import QUERIES, fetch
 from loaders.sources import open_source
+from loaders.status import collect
 from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet
@@ -39,6 +41,15 @@ def test_dbt_build_on_postgres_historical_then_incremental(pg_settings, olist_cs
     assert pg_rows(s, "SELECT count(*) FROM marts.fact_orders") == [(orders,)]
     assert pg_rows(s, "SELECT count(*) FROM marts.fact_order_items") == [(items,)]
     assert pg_rows(s, "SELECT count(*) FROM bi.bi_monthly_revenue")[0][0] > 10
+    # the run history, the status and the dashboard: the same SQL as on DuckDB
+    history = pg_rows(s, "SELECT stage, status, count(*) FROM raw._run_history GROUP BY stage, status ORDER BY 1, 2")
+    assert ("build", "succeeded", 4) in history and ("load", "succeeded", 18) in history, history
+    assert {stage for stage, _, _ in history} == {"build", "extract", "load"}
+    status = collect(s)
+    assert status.exit_status == 0 and {t.table: t.freshness for t in status.tables}["orders"] == "pass"
+    data = fetch(s)
+    assert data.missing == [] and set(data.rows) == set(QUERIES)
+    assert data.rows["monthly_revenue"] and data.rows["lag_by_table"] and data.rows["rows_per_run"]
     incremental = pg_rows(s, "SELECT * FROM marts.fact_orders ORDER BY order_id")
     pipeline.build(s, quiet(), ["--full-refresh", "--select", "fact_orders"], check_freshness=False)
     assert pg_rows(s, "SELECT * FROM marts.fact_orders ORDER BY order_id") == incremental

@@ -37,4 +37,5 @@ def test_every_model_and_column_is_described(settings, olist_csv):
     assert len(catalog["nodes"]) >= 24
     assert missing == []
     exposures = manifest["exposures"]
-    assert {e["type"] for e in exposures.values()} == {"dashboard"} and len(exposures) == 3
+    assert {e["type"] for e in exposures.values()} == {"dashboard"} and len(exposures) == 4
+    assert "source.olist_dwh.pipeline._run_history" in catalog["sources"]  # the run history is documented

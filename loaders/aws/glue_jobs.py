@@ -28,6 +28,7 @@ how the tests run them: same code, other configuration.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -40,8 +41,10 @@ from urllib.parse import urlsplit
 
 from .. import pipeline
 from ..config import ConfigError, Settings, _coerce
+from ..console import configure_logging
 from ..errors import USER_ERRORS
-from ..report import Reporter
+from ..report import Reporter, console_reporter
+from .clients import RETRIES
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
 JOB_OPTIONS = {
@@ -49,6 +52,7 @@ JOB_OPTIONS = {
     "load": {"tables", "max_rounds", "build"},
     "funnel": {"source_key", "force"},
 }
+log = logging.getLogger("loaders.aws.glue_jobs")
 COMMON_OPTIONS = {"source_secret_id", "warehouse_secret_id", "dbt_project_uri"}
 SECRET_FIELDS = {f.name for f in fields(Settings) if f.metadata.get("secret")}
 
@@ -122,7 +126,8 @@ def fetch_project(uri: str, settings: Settings) -> Path:
         client_kwargs: dict[str, str] = {"region_name": settings.aws_region}
         if settings.s3_endpoint_url:
             client_kwargs["endpoint_url"] = settings.s3_endpoint_url
-        fs, path = fsspec.filesystem("s3", client_kwargs=client_kwargs), uri[len("s3://") :]
+        fs = fsspec.filesystem("s3", client_kwargs=client_kwargs, config_kwargs={"retries": dict(RETRIES)})
+        path = uri[len("s3://") :]
     else:
         fs, path = fsspec.filesystem("file"), uri.removeprefix("file://")
     target = settings.data_dir / "dbt_project"
@@ -164,14 +169,35 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     build = args.get("build") or "when-loaded"
     if build not in ("when-loaded", "always"):
         raise ConfigError(f"--build={build!r}: use when-loaded or always")
-    for round_ in range(1, rounds + 1):
-        reports = pipeline.load(settings, rep, _tables(args))
-        loaded = sum(r.status == "loaded" for r in reports)
-        if not loaded and not (round_ == 1 and build == "always"):
-            rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
-            return
-        pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
-    rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+    try:
+        for round_ in range(1, rounds + 1):
+            reports = pipeline.load(settings, rep, _tables(args))
+            loaded = sum(r.status == "loaded" for r in reports)
+            if not loaded and not (round_ == 1 and build == "always"):
+                rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
+                return
+            pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
+        rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+    finally:  # also after a failure: the freshness alarm reads it
+        _publish_freshness(settings, rep)
+
+
+def _publish_freshness(settings: Settings, rep: Reporter) -> None:
+    """The freshness metric of the CloudWatch alarm (loaders/aws/metrics.py), when configured."""
+    if not settings.metrics_namespace:
+        return
+    from ..store import ObjectStore
+    from ..warehouses import open_warehouse
+    from .metrics import FRESHNESS_METRIC, publish_freshness
+
+    try:
+        with open_warehouse(settings, ObjectStore(settings.store_url, settings)) as wh:
+            minutes = publish_freshness(settings, wh)
+    except Exception as exc:  # the warehouse is down: the alarm sees missing data, which breaches
+        log.warning("freshness metric not published: %s", exc)
+        return
+    if minutes is not None:
+        rep.echo(f"  {settings.metrics_namespace} {FRESHNESS_METRIC} = {minutes:.1f}")
 
 
 def run_funnel(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
@@ -198,12 +224,15 @@ def run(
     args = parse_arguments(argv)
     settings = settings_from_arguments(job, args, env, secrets_client, echo)
     shown = settings.describe()
-    echo(
+    if settings.log_format == "json":  # else Glue's own logging stays as it is
+        configure_logging(settings.log_format)
+    rep = console_reporter(settings.log_format, echo)
+    rep.echo(
         f"dwh {job} job: warehouse {shown['warehouse']}, store {shown['store_url']}, "
         f"source {shown['source_url']}, dbt project {shown['project_dir']}"
     )
-    JOBS[job](settings, Reporter(echo=echo), args)
-    echo(f"dwh {job} job finished in {time.perf_counter() - started:.1f}s")
+    JOBS[job](settings, rep, args)
+    rep.echo(f"dwh {job} job finished in {time.perf_counter() - started:.1f}s")
 
 
 def main(job: str | None = None, argv: list[str] | None = None) -> None:

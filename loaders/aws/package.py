@@ -28,12 +28,28 @@ from ..config import PROJECT_DIR
 JOBS = ("extract", "load", "funnel")
 # What the Glue jobs install (pip, at job start) besides the loaders zip: the runtime
 # dependencies the AWS path imports, pinned to the versions requirements.lock tests.
-GLUE_PACKAGES = ("dbt-core", "dbt-redshift", "pyarrow", "connectorx", "pymysql", "s3fs", "click", "pyyaml")
+GLUE_PACKAGES = (
+    "dbt-core",
+    "dbt-redshift",
+    "pyarrow",
+    "connectorx",
+    "pymysql",
+    "s3fs",
+    "click",
+    "pyyaml",
+    "python-json-logger",  # DWH_LOG_FORMAT=json (loaders/console.py)
+)
 DBT_PROJECT_PATHS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "analyses", "tests/dbt")
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
-# The trigger Lambda's code: the function and the store layout it matches keys against (both
-# import only the standard library and boto3, which the Lambda runtime has).
-TRIGGER_MODULES = ("loaders/__init__.py", "loaders/layout.py", "loaders/aws/__init__.py", "loaders/aws/trigger.py")
+# The trigger Lambda's code: the function, the store layout it matches keys against and the
+# client settings (all import only the standard library and boto3, which the Lambda runtime has).
+TRIGGER_MODULES = (
+    "loaders/__init__.py",
+    "loaders/layout.py",
+    "loaders/aws/__init__.py",
+    "loaders/aws/clients.py",
+    "loaders/aws/trigger.py",
+)
 
 
 class PackageError(RuntimeError):

@@ -20,10 +20,11 @@ class SecretError(ConfigError):
 
 
 def read_secret(secret_id: str, settings: Settings, client=None) -> dict[str, str]:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = client or boto3.client("secretsmanager", region_name=settings.aws_region)
+    from .clients import client as aws_client
+
+    client = client or aws_client("secretsmanager", region_name=settings.aws_region)
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:

@@ -14,10 +14,12 @@
 
 S3 delivers events at least once, and EventBridge too, so each event is claimed before its job
 starts: an empty marker object `<prefix>/_trigger/<sha256 of the event's identity>` written with
-`If-None-Match: *`. A second delivery finds the marker and starts nothing. If starting the job
-fails for a reason that may pass (throttling, a full funnel queue), the marker is removed again
-and the handler raises at the end, so Lambda's own retry re-delivers the event; records that did
-start are not started twice on that retry, since their markers remain.
+`If-None-Match: *`. A second delivery finds the marker and starts nothing. Every S3 and Glue call
+retries throttling and transient errors itself (botocore's standard retry mode,
+loaders/aws/clients.py). If starting the job still fails for a reason that may pass (throttling
+that outlived those retries, a full funnel queue), the marker is removed again and the handler
+raises at the end, so Lambda's own retry re-delivers the event; records that did start are not
+started twice on that retry, since their markers remain.
 
 Keys in S3 event records are URL-encoded (`+` for spaces, `%XX` for other bytes): they are
 decoded before anything else. Keys outside the expected prefixes are ignored with a log line,
@@ -25,7 +27,8 @@ and a malformed event or record is reported in the summary, never raised.
 
 Configuration (environment of the function): DATA_BUCKET, STORE_PREFIX (the key prefix of the
 object store, may be empty), LOAD_JOB_NAME, FUNNEL_JOB_NAME, EXTRACT_JOB_NAME. Only the standard
-library, boto3 and the store layout (loaders/layout.py, standard library only) are imported here.
+library, boto3, the store layout (loaders/layout.py, standard library only) and the client
+settings (loaders/aws/clients.py, boto3 only) are imported here.
 """
 
 from __future__ import annotations
@@ -39,21 +42,12 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .. import layout
+from .clients import client, error_code, may_pass
 
 log = logging.getLogger("dwh.trigger")
 log.setLevel(logging.INFO)
 
 PENDING_STATES = ("STARTING", "WAITING")  # WAITING: queued behind a running run (job run queuing)
-RETRYABLE = {
-    "ThrottlingException",
-    "ConcurrentRunsExceededException",
-    "InternalServiceException",
-    "OperationTimeoutException",
-    "ResourceNumberLimitExceededException",
-    "SlowDown",
-    "ServiceUnavailable",
-    "RequestTimeout",
-}
 
 
 class RetryLater(RuntimeError):
@@ -167,18 +161,14 @@ def classify(event: Any, config: Config, summary: Summary) -> list[Request]:
     return requests
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+_error_code = error_code
 
 
 class Trigger:
     def __init__(self, config: Config, s3=None, glue=None):
-        import boto3
-
         self.config = config
-        self.s3 = s3 or boto3.client("s3")
-        self.glue = glue or boto3.client("glue")
+        self.s3 = s3 or client("s3")
+        self.glue = glue or client("glue")
 
     def claim(self, request: Request) -> bool:
         """True when this event is seen for the first time (its marker is now written)."""
@@ -253,7 +243,7 @@ class Trigger:
                 self.release(request)
                 summary.failed.append({"job": name, "because": request.because, "error": code})
                 log.error("could not start %s for %s: %s", name, request.because, code)
-                retry = retry or code in RETRYABLE
+                retry = retry or may_pass(exc)
                 continue
             load_started = load_started or request.job == "load"
             summary.started.append({"job": name, "run_id": run.get("JobRunId", ""), "because": request.because})

@@ -9,8 +9,10 @@ from .olist import (
     LOADED_AT_COLUMN,
     Column,
     DeclarationError,
+    Freshness,
     Table,
     declared_tables,
+    freshness_rules,
     select_tables,
 )
 from .types import Engine, Kind, LogicalType, TypeDeclarationError
@@ -21,10 +23,12 @@ __all__ = [
     "Column",
     "DeclarationError",
     "Engine",
+    "Freshness",
     "Kind",
     "LogicalType",
     "Table",
     "TypeDeclarationError",
     "declared_tables",
+    "freshness_rules",
     "select_tables",
 ]

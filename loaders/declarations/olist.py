@@ -7,6 +7,7 @@ column: SQL identifiers are taken from here and quoted by the engine-specific co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -117,3 +118,60 @@ def select_tables(project_dir: Path, names: tuple[str, ...] | list[str] | None) 
     if unknown:
         raise DeclarationError(f"unknown table(s) {', '.join(unknown)}; declared tables: {', '.join(tables)}")
     return [tables[n] for n in names]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """dbt's source freshness rule of one table: how old its newest `loaded_at_field` may be."""
+
+    loaded_at_field: str
+    warn_after: timedelta | None
+    error_after: timedelta | None
+
+    def verdict(self, age: timedelta | None) -> str:
+        """`pass`, `warn` or `error`, as `dbt source freshness` says it (no row at all: error)."""
+        if age is None:
+            return "error"
+        if self.error_after is not None and age > self.error_after:
+            return "error"
+        if self.warn_after is not None and age > self.warn_after:
+            return "warn"
+        return "pass"
+
+
+_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def _after(rule: dict | None) -> timedelta | None:
+    if not rule or rule.get("count") is None:
+        return None
+    return int(rule["count"]) * _PERIODS[str(rule.get("period", "hour"))]
+
+
+_UNSET: dict = {"unset": True}
+
+
+def _freshness_config(entry: dict) -> dict | None:
+    """The entry's freshness rule: `config.freshness` (or the older top-level `freshness`);
+    None when it is switched off (null), `_UNSET` when the entry says nothing."""
+    config = entry.get("config") or {}
+    return config["freshness"] if "freshness" in config else entry.get("freshness", _UNSET)
+
+
+@cache
+def freshness_rules(project_dir: Path) -> dict[str, Freshness]:
+    """The declared tables that have a freshness rule (table config over the source's), by name."""
+    path = Path(project_dir) / DECLARATIONS
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rules = {}
+    for source in doc.get("sources", []):
+        if source.get("name") != "olist":
+            continue
+        default = _freshness_config(source)
+        for entry in source.get("tables", []):
+            rule = _freshness_config(entry)
+            rule = default if rule is _UNSET else rule
+            if rule and rule is not _UNSET:
+                field = entry.get("loaded_at_field") or source.get("loaded_at_field") or LOADED_AT_COLUMN
+                rules[entry["name"]] = Freshness(field, _after(rule.get("warn_after")), _after(rule.get("error_after")))
+    return rules

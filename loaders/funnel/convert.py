@@ -652,10 +652,12 @@ def convert_file(
     store: ObjectStore,
     source: str,
     force: bool = False,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     register: Callable[[list[tuple[int, int]]], object] | None = None,
 ) -> ConvertReport:
-    """Convert one landing file (a store key such as landing/funnel/2016_funnel.csv)."""
+    """Convert one landing file (a store key such as landing/funnel/2016_funnel.csv).
+
+    `progress` is called after each block with (file name, rows read, bytes read)."""
     started = time.perf_counter()
     key = _source_key(store, source)
     name = key.rsplit("/", 1)[-1]
@@ -689,7 +691,7 @@ def convert_file(
                         writers.add(block.parts)
                         del block
                         if progress:
-                            progress(name, report.rows_read)
+                            progress(name, report.rows_read, report.bytes_read)
                 finally:
                     producer.close()
             report.rejects = dict(rejects.counts)
@@ -757,7 +759,7 @@ def convert_pending(
     settings: Settings,
     store: ObjectStore,
     force: bool = False,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     register: Callable[[list[tuple[int, int]]], object] | None = None,
 ) -> list[ConvertReport]:
     """Convert every landing file that is new or changed since its last conversion."""

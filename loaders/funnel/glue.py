@@ -42,14 +42,12 @@ class GlueCatalog:
     def __init__(self, settings: Settings, store: ObjectStore):
         if not store.is_s3:
             raise ConfigError("DWH_GLUE_DATABASE is set but DWH_STORE_URL is not s3://: Glue tables live on S3")
-        import boto3
+        from ..aws.clients import client
 
         self.settings, self.store = settings, store
         self.database, self.table = settings.glue_database, settings.glue_table
         self.location = store.uri(layout.FUNNEL_LAKE) + "/"
-        self.client = boto3.client(
-            "glue", region_name=settings.aws_region, endpoint_url=settings.glue_endpoint_url or None
-        )
+        self.client = client("glue", region_name=settings.aws_region, endpoint_url=settings.glue_endpoint_url)
 
     def _storage(self, location: str, with_columns: bool = True) -> dict:
         storage: dict[str, Any] = {"Location": location, **PARQUET}

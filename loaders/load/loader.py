@@ -38,9 +38,17 @@ class BatchLoadReport:
     seconds: float = 0.0
 
 
-def load_batch(wh: Warehouse, table: Table, folder: str) -> BatchLoadReport:
+InTransaction = Callable[["BatchLoadReport"], None]
+"""Called with a batch's report inside its load transaction, before COMMIT: what it writes
+commits with the batch (the run history, loaders/history.py)."""
+
+
+def load_batch(
+    wh: Warehouse, table: Table, folder: str, in_transaction: InTransaction | None = None
+) -> BatchLoadReport:
     """Load one batch exactly once. Raises LoadError (a part missing, corrupted or refused by the
-    warehouse: nothing was loaded) or ManifestError."""
+    warehouse: nothing was loaded) or ManifestError. `in_transaction` runs inside the batch's
+    transaction once the batch is inserted and logged."""
     started = time.perf_counter()
     try:
         manifest = read_manifest(wh.store, table, folder)
@@ -72,15 +80,18 @@ def load_batch(wh: Warehouse, table: Table, folder: str) -> BatchLoadReport:
         inserted = wh.execute(
             f"SELECT rows_inserted FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"
         )[0][0]
-    return BatchLoadReport(
-        table.name,
-        batch_id,
-        manifest["mode"],
-        "loaded",
-        manifest["row_count"],
-        int(inserted),
-        time.perf_counter() - started,
-    )
+        report = BatchLoadReport(
+            table.name,
+            batch_id,
+            manifest["mode"],
+            "loaded",
+            manifest["row_count"],
+            int(inserted),
+            time.perf_counter() - started,
+        )
+        if in_transaction:
+            in_transaction(report)
+    return report
 
 
 def _first_line(exc: BaseException) -> str:
@@ -100,16 +111,18 @@ def load_pending_batches(
     tables: list[Table],
     progress: Callable[[BatchLoadReport], None] | None = None,
     declared: list[Table] | None = None,
+    in_transaction: InTransaction | None = None,
 ) -> list[BatchLoadReport]:
     """Load every pending batch of the given tables; return one report per batch seen.
 
     Every declared raw table is created (empty) if missing, so dbt always finds its sources.
+    `in_transaction` runs inside each batch's load transaction (see `load_batch`).
     """
     ensure_raw_tables(wh, declared or tables)
     reports = []
     for table in tables:
         for _, folder in list_batches(wh.store, table):
-            report = load_batch(wh, table, folder)
+            report = load_batch(wh, table, folder, in_transaction)
             if progress:
                 progress(report)
             reports.append(report)

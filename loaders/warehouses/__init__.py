@@ -23,9 +23,10 @@ ENGINES: dict[str, type[Warehouse]] = {cls.name: cls for cls in (DuckDBWarehouse
 assert set(ENGINES) == set(get_args(WarehouseName))
 
 
-def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
-    """The configured warehouse (not yet connected: use it as a context manager)."""
-    return ENGINES[settings.warehouse](settings, store)
+def open_warehouse(settings: Settings, store: ObjectStore, read_only: bool = False) -> Warehouse:
+    """The configured warehouse (not yet connected: use it as a context manager). `read_only`
+    for readers: DuckDB then takes no write lock, so a load or a build can run meanwhile."""
+    return ENGINES[settings.warehouse](settings, store, read_only)
 
 
 __all__ = [

@@ -34,10 +34,11 @@ class Warehouse:
     """Whether the loader reads every part to check its SHA-256 before loading it. Redshift reads
     the parts from S3 itself (COPY), so the loader checks their sizes only."""
 
-    def __init__(self, settings: Settings, store: ObjectStore):
+    def __init__(self, settings: Settings, store: ObjectStore, read_only: bool = False):
         self.settings = settings
         self.store = store
         self.schema = settings.raw_schema
+        self.read_only = read_only  # readers (dwh status, dwh dashboard): no write, no write lock
         self.conn: Any = None
 
     # -- statements -------------------------------------------------------------------------

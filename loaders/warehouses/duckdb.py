@@ -10,17 +10,28 @@ from .base import FUNNEL_TABLE, Warehouse, WarehouseError
 from .sql import literal, quote
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class DuckDBWarehouse(Warehouse):
     name = "duckdb"
 
     def connect(self) -> None:
         import duckdb
 
+        path = self.settings.duckdb_path
+        if self.read_only and not Path(path).is_file():
+            raise WarehouseError(f"no DuckDB warehouse at {path} yet: run `dwh load` (or `dwh demo`) first")
         try:
-            Path(self.settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-            self.conn = duckdb.connect(self.settings.duckdb_path)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = duckdb.connect(path, read_only=self.read_only)
         except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open DuckDB file {self.settings.duckdb_path}: {exc}") from None
+            busy = " (another process is writing it: a load or a build; try again when it is done)"
+            raise WarehouseError(
+                f"cannot open DuckDB file {path}: {_first_line(exc)}{busy if 'lock' in str(exc).lower() else ''}"
+            ) from None
         if self.store.is_s3:  # DuckDB reads s3:// through the same fsspec filesystem
             self.conn.register_filesystem(self.store.fs)
 

@@ -41,6 +41,8 @@ class PostgresWarehouse(Warehouse):
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             ) from None
         self.conn.autocommit = True
+        if self.read_only:
+            self.conn.set_session(readonly=True, autocommit=True)
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
         cols = ", ".join(quote(c) for c in table.column_names)
