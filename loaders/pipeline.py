@@ -20,6 +20,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import UnitOutcome
+from .schema import Decision, SchemaChangeError
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore
@@ -64,21 +65,46 @@ def extract(
     reports = []
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
+        stopped: list[SchemaChangeError] = []
         for table in selected:
-            with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = (
-                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                )
-                total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                with rep.task(f"extract {table.name}", total) as task:
-                    report = extract_table(
-                        settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+            try:
+                with rep.run.unit("extract", table.name) as unit:
+                    table_mode: Mode = (
+                        ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
                     )
-                unit.rows, unit.bytes = report.rows, report.bytes
-                unit.batch_ids = [report.batch_id] if report.batch_id else []
+                    total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
+                    with rep.task(f"extract {table.name}", total) as task:
+                        report = extract_table(
+                            settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                        )
+                    unit.rows, unit.bytes = report.rows, report.bytes
+                    unit.batch_ids = [report.batch_id] if report.batch_id else []
+            except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
+                _schema_changes(rep, exc.plan.decisions if exc.plan else ())
+                stopped.append(exc)
+                continue
+            _schema_changes(rep, report.schema)
             rep.extract(report)
             reports.append(report)
+    if len(stopped) == 1:
+        raise stopped[0]
+    if stopped:
+        names = ", ".join(e.plan.declared.name for e in stopped if e.plan)
+        raise SchemaChangeError(
+            f"schema changes stopped the extract of {len(stopped)} tables: {names} (one line per change above); "
+            f"the other {len(selected) - len(stopped)} table(s) were extracted"
+        )
     return reports
+
+
+def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
+    """One line per schema change in the output, and one `schema` unit per change in the run
+    history (its message is the line; `failed` when the change stopped the table)."""
+    for d in decisions:
+        rep.echo(f"  schema: {d.line}")
+        with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
+            unit.error = d.line
+            unit.status = "failed" if d.action == "stop" else "succeeded"
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
