@@ -198,9 +198,14 @@ def extract(ctx, mode, tables) -> None:
     Writes olist/<table>/<mode>/batch=<id>/part-*.parquet in the store, then _manifest.json
     last; advances the watermark (olist/<table>/_state.json) after the manifest. A historical
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
-    DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
-    DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
-    leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+    DWH_PAGE_ROWS (32768) rows. Each table's source columns are first compared with the
+    declaration: DWH_SCHEMA_CHANGES=evolve (default) extracts new columns and widened types
+    (one line each; `dwh schema diff` shows how to declare them) and stops a table whose
+    column was dropped, renamed, narrowed or changed; freeze stops a table for any change. A
+    stopped table writes nothing, the others go on, and the exit status is 1. Settings:
+    DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000), DWH_BATCH_ROWS (16384, also the Parquet
+    row group), DWH_PARQUET_COMPRESSION (snappy; it leaves CHAR(32+) id columns uncompressed,
+    zstd compresses every column), DWH_SCHEMA_CHANGES (evolve).
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -211,7 +216,9 @@ def extract(ctx, mode, tables) -> None:
 def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
-    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
+    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). A batch
+    loads by its manifest's columns: raw columns it lacks stay NULL, and columns raw lacks (a
+    new source column, a newly declared one) are added, narrower raw columns widened. Each
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
@@ -220,6 +227,31 @@ def load(ctx, tables) -> None:
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
     pipeline.load(_settings(ctx), _reporter(), list(tables))
+
+
+@main.group()
+def schema() -> None:
+    """Source schema drift: what changed in the source against the declarations."""
+
+
+@schema.command("diff")
+@TABLES
+@click.pass_context
+def schema_diff(ctx, tables) -> None:
+    """Compare each source table's columns with models/staging/olist/_olist__sources.yml.
+
+    \b
+    One line per change (+ added, - missing, ~ widened, ! narrowed or changed) with what an
+    extract does with it under DWH_SCHEMA_CHANGES:
+      evolve (default)  new columns are extracted into raw (nullable) and widened types widen
+                        the raw column; a missing (dropped or renamed), narrowed or changed
+                        column stops that table's extract, the other tables go on
+      freeze            any change stops that table's extract
+    For a new or widened column it prints the YAML line that declares it, the staging line
+    that exposes it and the dbt commands that rebuild staging: nothing reaches staging or the
+    marts until a person declares it. Reads the source's catalog only; changes nothing.
+    """
+    pipeline.schema_diff(_settings(ctx), _reporter(), list(tables))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -20,7 +20,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import UnitOutcome
-from .schema import Decision, SchemaChangeError
+from .schema import Decision, SchemaChangeError, SchemaPlan
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore
@@ -105,6 +105,25 @@ def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
         with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
             unit.error = d.line
             unit.status = "failed" if d.action == "stop" else "succeeded"
+
+
+def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[SchemaPlan]:
+    """`dwh schema diff`: each table's source schema against its declaration, what the policy
+    does with each change, and the lines that declare and expose new or widened columns."""
+    from .schema import check_source_schema
+    from .schema.advice import diff_lines
+    from .schema.policy import SOURCES_YAML
+
+    selected = select_tables(settings.project_dir, tables)
+    plans = []
+    with open_source(settings.source_url) as engine:
+        rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
+        for table in selected:
+            plan = check_source_schema(engine, table, settings.schema_changes)
+            for line in diff_lines(plan):
+                rep.echo(line)
+            plans.append(plan)
+    return plans
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:

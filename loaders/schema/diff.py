@@ -96,7 +96,7 @@ class Change:
         if self.kind == "added":
             return f"{where}: new in the source ({self.new}), not declared"
         if self.kind == "missing":
-            return f"{where} ({self.old}): declared but missing in the source (dropped, or renamed)"
+            return f"{where} ({self.old}): declared but missing in the source"
         verb = {"widened": "widened", "narrowed": "narrowed", "changed": "type changed"}[self.kind]
         return f"{where}: {verb} in the source from {self.old} to {self.new}"
 

@@ -105,9 +105,9 @@ def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Dec
     if change.kind == "missing":
         added = [c.column for c in changes if c.kind == "added"]
         rename = (
-            f" (renamed to {' or '.join(map(repr, added))}? a rename shows as a drop plus a new column)"
+            f" (dropped, or renamed to {' or '.join(map(repr, added))}: a rename shows as a drop plus a new column)"
             if added
-            else ""
+            else " (dropped or renamed)"
         )
         return Decision(
             change,
