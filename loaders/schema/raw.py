@@ -183,5 +183,7 @@ def run_steps(wh: Warehouse, steps: list[RawStep]) -> list[str]:
 
 def evolve_raw(wh: Warehouse, table: Table, columns: Iterable[Column]) -> list[str]:
     """Add and widen raw.<table>'s columns so that it takes `columns`; what was done, one line each.
-    The raw table must exist (loaders/load/loader.py creates it first)."""
-    return run_steps(wh, evolve_steps(wh, table, columns, raw_columns(wh, table.name)))
+    The raw table is created first (loaders/load/loader.py); one the catalog does not show is
+    left alone (the load's own statements then name it)."""
+    existing = raw_columns(wh, table.name)
+    return run_steps(wh, evolve_steps(wh, table, columns, existing)) if existing else []
