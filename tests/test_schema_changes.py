@@ -20,12 +20,11 @@ from click.testing import CliRunner
 from loaders import layout, pipeline
 from loaders.cli import main
 from loaders.config import ConfigError, Settings
-from loaders.declarations import declared_tables
+from loaders.declarations import LogicalType, declared_tables
 from loaders.extract import read_watermark
 from loaders.report import Reporter
 from loaders.schema import SchemaChangeError, compare
 from loaders.schema.inspect import mysql_logical, sqlite_logical
-from loaders.declarations import LogicalType
 from loaders.sources import open_source
 from loaders.sources.sqlite import SQLITE_NOW
 from loaders.store import ObjectStore
