@@ -175,7 +175,12 @@ def test_change_evolves_with_every_value_intact(baseline, kind):
     schema_units = [o for o in rep.run.outcomes if o.stage == "schema"]
     assert [(o.unit, o.status) for o in schema_units] == [(f"{table}.{column}", "succeeded")]
     assert schema_units[0].error == line.strip().removeprefix("schema: ")
-    pipeline.load(s, quiet(), TABLES)
+    pipeline.load(s, quiet(), TABLES)  # ingests the extract's run records: the line is in the run history
+    with duckdb.connect(s.duckdb_path, read_only=True) as con:
+        history = con.execute(
+            "SELECT unit_name, status, error_message FROM raw._run_history WHERE stage = 'schema'"
+        ).fetchall()
+    assert history == [(f"{table}.{column}", "succeeded", schema_units[0].error)]
     assert raw_type(s, table, column) == raw_sql_type
     assert_intact(s, table, column)  # the new value where it was written, the old ones elsewhere
     assert {raw_latest(s, table, column)[k] for k in keys} == {value}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..declarations import Table
@@ -37,6 +37,7 @@ class BatchLoadReport:
     rows_in_batch: int = 0
     rows_inserted: int = 0
     seconds: float = 0.0
+    raw_changes: list[str] = field(default_factory=list)  # columns added or widened in raw for it
 
 
 InTransaction = Callable[["BatchLoadReport"], None]
@@ -67,7 +68,7 @@ def load_batch(
         raise LoadError(str(exc)) from None
     verify_parts(wh.store, folder, manifest, checksums=wh.verifies_part_checksums)
     try:  # raw takes the batch's columns: new ones added, widened ones widened (loaders/schema/raw.py)
-        evolve_raw(wh, table, extracted.columns)
+        raw_changes = evolve_raw(wh, table, extracted.columns)
     except RawSchemaError as exc:
         raise LoadError(f"batch {batch_id} of {table.name!r}: {exc}") from None
     table = extracted  # staged and inserted by name: raw columns the batch lacks stay NULL
@@ -101,6 +102,7 @@ def load_batch(
             manifest["row_count"],
             int(inserted),
             time.perf_counter() - started,
+            raw_changes,
         )
         if in_transaction:
             in_transaction(report)

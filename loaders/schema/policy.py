@@ -134,6 +134,15 @@ def plan_table(engine_name: str, table: Table, source: list, policy: SchemaChang
     """The decisions for `table` given its `source` columns (inspect.SourceColumn)."""
     changes = diff_table(engine_name, table, source)
     decisions = tuple(_decide(c, changes, policy) for c in changes)
+    if any(d.action == "stop" for d in decisions):  # nothing of this table is extracted this time
+        decisions = tuple(
+            d
+            if d.action == "stop"
+            else Decision(
+                d.change, d.action, f"{d.change.describe()}: not extracted, the extract of {table.name!r} stops"
+            )
+            for d in decisions
+        )
     evolving = [d.change for d in decisions if d.action == "evolve"]
     effective = replace(table, columns=effective_columns(table, evolving)) if evolving else table
     return SchemaPlan(table, effective, decisions)

@@ -103,7 +103,7 @@ def widen_step(wh: Warehouse, table: Table, column: str, current: RawColumn, wan
     """The statements that widen one raw column to `wanted` on this warehouse."""
     raw = wh.raw_name(table.name)
     target = wanted.sql(wh.name)
-    what = f"raw.{table.name}.{column}: {current.sql} -> {target}"
+    what = f"raw.{table.name}.{column} widened from {current.sql} to {target}"
     if wh.name == "duckdb":
         return RawStep(what, (f"ALTER TABLE {raw} ALTER COLUMN {quote(column)} SET DATA TYPE {target}",))
     if wh.name == "postgres":
@@ -144,7 +144,7 @@ def evolve_steps(
         if current is None:
             steps.append(
                 RawStep(
-                    f"raw.{table.name}: new column {col.name} {col.type.sql(wh.name)}",
+                    f"raw.{table.name}.{col.name} added ({col.type.sql(wh.name)}, NULL in the rows loaded before)",
                     (f"ALTER TABLE {wh.raw_name(table.name)} ADD COLUMN {quote(col.name)} {col.type.sql(wh.name)}",),
                 )
             )
