@@ -107,11 +107,12 @@ def raw_latest(s: Settings, table: str, column: str) -> dict[tuple, object]:
 
 def raw_type(s: Settings, table: str, column: str) -> str:
     with duckdb.connect(s.duckdb_path, read_only=True) as con:
-        return con.execute(
+        ((data_type,),) = con.execute(
             "SELECT data_type FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ? "
             "AND column_name = ?",
             [table, column],
-        ).fetchone()[0]
+        ).fetchall()
+        return str(data_type)
 
 
 def _same(a: object, b: object) -> bool:

@@ -25,7 +25,7 @@ def test_staging_casts_to_the_types_the_loader_creates(settings, warehouse):
     s = settings.with_(warehouse=warehouse)
     inline = " | ".join(f"{{{{ declared_type('{t}') }}}}" for t in TYPES)
     rendered = [x.strip() for x in compile_inline(s, inline).split("|")]
-    assert rendered == [LogicalType.parse(t).sql(warehouse).lower() for t in TYPES]  # type: ignore[arg-type]  # a warehouse engine
+    assert rendered == [LogicalType.parse(t).sql(warehouse).lower() for t in TYPES]
 
 
 def test_staging_reads_declared_columns_as_declared_on_redshift(settings):
