@@ -30,6 +30,7 @@ from loaders.sources.sqlite import SQLITE_NOW
 from loaders.store import ObjectStore
 
 from .helpers import extract_and_load, fill_source, quiet
+from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 
 TABLES = ["products", "order_items", "sellers"]
 
@@ -331,3 +332,44 @@ def test_catalog_types_read_back_as_logical_types():
     assert mysql_logical("int", "int(10) unsigned", None, 10, 0) == LogicalType("bigint")
     assert mysql_logical("datetime", "datetime(6)", None, None, None) == LogicalType("timestamp", 6)
     assert mysql_logical("json", "json", None, None, None) is None
+
+
+def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv):  # noqa: F811
+    """The same evolution on PostgreSQL: ADD COLUMN and ALTER COLUMN ... TYPE, values intact."""
+    import psycopg2
+
+    s = pg_settings.with_(lookback_seconds=0)
+    fill_source(s, olist_csv, ["products"])
+    extract_and_load(s, "auto", ["products"])
+    with open_source(s.source_url) as db:
+        db.execute('ALTER TABLE "products" ADD COLUMN "product_origin" VARCHAR(16)')
+        retype(db, "products", "product_category_name", "VARCHAR(200)")
+        retype(db, "products", "product_weight_g", "BIGINT")
+        keys = first_keys(db, "products")
+        for column, value in EVOLVING_VALUES.items():
+            update(db, "products", column, value, keys)
+    extract_and_load(s, "auto", ["products"])
+    with psycopg2.connect(host=s.pg_host, port=s.pg_port, user=s.pg_user, dbname=s.pg_database) as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT column_name, data_type, character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = 'raw' AND table_name = 'products' AND column_name = ANY(%s) ORDER BY 1",
+            (list(EVOLVING_VALUES),),
+        )
+        assert cur.fetchall() == [
+            ("product_category_name", "character varying", 200),
+            ("product_origin", "character varying", 16),
+            ("product_weight_g", "bigint", None),
+        ]
+        for column, value in EVOLVING_VALUES.items():
+            source = source_values(s, "products", column)
+            cur.execute(
+                f'SELECT DISTINCT ON (product_id) product_id, "{column}" FROM raw.products '
+                "ORDER BY product_id, updated_at DESC, _batch_id DESC"
+            )
+            raw = {(r[0],): r[1] for r in cur.fetchall()}
+            assert raw == source
+            assert {raw[k] for k in keys} == {value}
+
+
+EVOLVING_VALUES = {"product_origin": "BR-app", "product_category_name": "x" * 150, "product_weight_g": 5_000_000_000}
