@@ -15,6 +15,7 @@ from loaders.schema.raw import RawColumn, RawSchemaError, evolve_steps, run_step
 from loaders.store import ObjectStore
 from loaders.warehouses import DuckDBWarehouse, PostgresWarehouse, RedshiftWarehouse
 
+from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 from .test_redshift_sql import RecordingConnection
 
 TYPES = ["char(32)", "varchar(16)", "text", "integer", "bigint", "decimal(12,2)", "double", "timestamp", "timestamp(6)"]
@@ -139,3 +140,24 @@ def test_narrower_or_equal_batch_columns_change_nothing(settings):
     existing = _raw("duckdb", ("price", "DECIMAL(12,2)", None, 12, 2), ("seller_id", "VARCHAR", None, None, None))
     batch = [Column("price", LogicalType("decimal", 10, 2)), Column("seller_id", LogicalType("char", 32))]
     assert evolve_steps(wh, items, batch, existing) == []
+
+
+def test_a_refused_widening_is_one_line_and_changes_nothing(request):
+    """PostgreSQL refuses to retype a column a view reads: the load stops with one line naming
+    the step, and the raw column keeps its type."""
+    from loaders.load import ensure_raw_tables
+    from loaders.schema.raw import evolve_raw, raw_columns
+    from loaders.warehouses import open_warehouse
+
+    s = request.getfixturevalue("pg_settings")
+    items = declared_tables(s.project_dir)["order_items"]
+    with open_warehouse(s, ObjectStore(s.store_url, s)) as wh:
+        ensure_raw_tables(wh, [items])
+        wh.execute('CREATE VIEW public.item_prices AS SELECT price FROM "raw"."order_items"')
+        with pytest.raises(RawSchemaError) as info:
+            evolve_raw(wh, items, [Column("price", LogicalType("decimal", 12, 2))])
+        assert str(info.value) == (
+            "raw.order_items.price widened from DECIMAL(10,2) to DECIMAL(12,2) failed: cannot alter type of a "
+            "column used by a view or rule; nothing was loaded"
+        )
+        assert raw_columns(wh, "order_items")["price"].sql == "DECIMAL(10,2)"

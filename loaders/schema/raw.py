@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..declarations import Column, LogicalType, Table
+from ..runs import first_line
 from ..warehouses import Warehouse, literal, quote
 from .diff import compare, type_name
 
@@ -168,16 +169,21 @@ def evolve_steps(
 
 
 def run_steps(wh: Warehouse, steps: list[RawStep]) -> list[str]:
-    """Run the steps (each transactional one in its own transaction); return their descriptions."""
+    """Run the steps (each transactional one in its own transaction); return their descriptions.
+    Raises RawSchemaError (one line naming the step) when the warehouse refuses one; the steps
+    before it stay done, each complete."""
     for step in steps:
         log.info("raw schema: %s", step.description)
-        if step.transaction:
-            with wh.transaction():
+        try:
+            if step.transaction:
+                with wh.transaction():
+                    for sql in step.statements:
+                        wh.execute(sql)
+            else:
                 for sql in step.statements:
                     wh.execute(sql)
-        else:
-            for sql in step.statements:
-                wh.execute(sql)
+        except Exception as exc:
+            raise RawSchemaError(f"{step.description} failed: {first_line(exc)}; nothing was loaded") from None
     return [s.description for s in steps]
 
 
@@ -185,5 +191,14 @@ def evolve_raw(wh: Warehouse, table: Table, columns: Iterable[Column]) -> list[s
     """Add and widen raw.<table>'s columns so that it takes `columns`; what was done, one line each.
     The raw table is created first (loaders/load/loader.py); one the catalog does not show is
     left alone (the load's own statements then name it)."""
+    columns = list(columns)
     existing = raw_columns(wh, table.name)
-    return run_steps(wh, evolve_steps(wh, table, columns, existing)) if existing else []
+    if not existing:
+        return []
+    try:
+        return run_steps(wh, evolve_steps(wh, table, columns, existing))
+    except RawSchemaError:
+        # another loader may have made the same change meanwhile: done if nothing is left to do
+        if evolve_steps(wh, table, columns, raw_columns(wh, table.name)):
+            raise
+        return []
