@@ -352,9 +352,16 @@ def _repair_static_docs(page: Path) -> None:
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
     """One scheduled run: convert new funnel files, extract what changed, load it, build, and
-    write the dashboard."""
+    write the dashboard. A table a schema change stopped (contract 12) does not stop the others:
+    they load and build, and the run then fails with the stopped table's line."""
     funnel_convert(settings, rep)
-    extract(settings, rep, "auto", tables)
+    stopped: SchemaChangeError | None = None
+    try:
+        extract(settings, rep, "auto", tables)
+    except SchemaChangeError as exc:  # those tables stopped (named above); the others load and build
+        stopped = exc
     load(settings, rep, tables)
     build(settings, rep)
     dashboard(settings, rep)
+    if stopped is not None:
+        raise stopped

@@ -373,3 +373,21 @@ def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv):  # 
 
 
 EVOLVING_VALUES = {"product_origin": "BR-app", "product_category_name": "x" * 150, "product_weight_g": 5_000_000_000}
+
+
+def test_scheduled_run_loads_the_other_tables_then_fails(settings, olist_csv, monkeypatch):
+    s = settings.with_(lookback_seconds=0)
+    fill_source(s, olist_csv, ["sellers", "products"])
+    extract_and_load(s, "auto", ["sellers", "products"])
+    with open_source(s.source_url) as db:
+        db.execute('ALTER TABLE "products" DROP COLUMN "product_photos_qty"')
+        seller = first_keys(db, "sellers", 1)
+        update(db, "sellers", "seller_city", "nova cidade", seller)
+    done: list[str] = []
+    monkeypatch.setattr(pipeline, "funnel_convert", lambda *a, **k: done.append("funnel"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: done.append("build"))
+    monkeypatch.setattr(pipeline, "dashboard", lambda *a, **k: done.append("dashboard"))
+    with pytest.raises(SchemaChangeError, match="'products', column 'product_photos_qty'"):
+        pipeline.run(s, quiet(), ["sellers", "products"])
+    assert done == ["funnel", "build", "dashboard"]
+    assert raw_latest(s, "sellers", "seller_city")[seller[0]] == "nova cidade"
