@@ -391,3 +391,19 @@ def test_scheduled_run_loads_the_other_tables_then_fails(settings, olist_csv, mo
         pipeline.run(s, quiet(), ["sellers", "products"])
     assert done == ["funnel", "build", "dashboard"]
     assert raw_latest(s, "sellers", "seller_city")[seller[0]] == "nova cidade"
+
+
+def test_new_column_without_a_warehouse_type_is_reported_and_left_out(baseline):
+    s = baseline
+    with open_source(s.source_url) as db:
+        db.execute("ALTER TABLE sellers ADD COLUMN opened_on DATE")
+        update(db, "sellers", "opened_on", "2026-11-30", first_keys(db, "sellers", 2))
+    lines: list[str] = []
+    (report,) = pipeline.extract(s, Reporter(echo=lines.append), "auto", ["sellers"])
+    assert [x for x in lines if "schema:" in x] == [
+        "  schema: table 'sellers', column 'opened_on': new in the source (DATE), not declared: not extracted, "
+        "no warehouse type holds DATE"
+    ]
+    (path,) = [p for p in batches(s, "sellers") if report.batch_id and report.batch_id in p]
+    manifest = ObjectStore(s.store_url, s).read_json(path)
+    assert report.rows == 2 and "opened_on" not in [c["name"] for c in manifest["columns"]]

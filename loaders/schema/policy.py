@@ -80,8 +80,6 @@ class SchemaPlan:
 def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Decision:
     t, col = change.table, change.column
     diff_hint = f"`dwh schema diff --table {t}`"
-    if change.kind == "added" and (change.source is None or change.source.logical is None):
-        return Decision(change, "ignore", f"{change.describe()}: not extracted, no warehouse type holds {change.new}")
     if policy == "freeze" and change.kind in ("added", "widened"):
         return Decision(
             change,
@@ -89,6 +87,8 @@ def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Dec
             f"{change.describe()}: extract of {t!r} stopped (DWH_SCHEMA_CHANGES=freeze); declare it as "
             f"{diff_hint} shows, or set DWH_SCHEMA_CHANGES=evolve",
         )
+    if change.kind == "added" and (change.source is None or change.source.logical is None):
+        return Decision(change, "ignore", f"{change.describe()}: not extracted, no warehouse type holds {change.new}")
     if change.kind == "added":
         return Decision(
             change,
