@@ -258,10 +258,10 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
 
 def _size(store: ObjectStore, key: str) -> int | None:
     """A landing file's size for its progress bar (None when it cannot be known yet)."""
-    from .funnel.convert import _source_key
+    from .funnel import source_key
 
     try:
-        return store.info(_source_key(store, key)).size
+        return store.info(source_key(store, key)).size
     except Exception:
         return None
 
