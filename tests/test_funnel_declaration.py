@@ -121,6 +121,7 @@ def test_a_value_longer_than_declared_is_a_reject_with_its_reason(settings, tmp_
     land_files(store, [write_funnel(tmp_path / "long_funnel.csv", rows)])
     report = convert_file(s, store, "long_funnel.csv")
     assert report.rejects == {"too_long_userid": 1, "too_long_category_id": 1, "too_long_session_id": 1}
+    assert report.rejects_file is not None
     with open(store.full(report.rejects_file), newline="", encoding="utf-8") as handle:
         rejected = {(int(r["line"]), r["reason"]) for r in csv.DictReader(handle)}
     assert rejected == {(3, "too_long_userid"), (5, "too_long_category_id"), (6, "too_long_session_id")}
