@@ -235,4 +235,5 @@ def lake_partitions(store: ObjectStore) -> list[tuple[int, int]]:
 
 
 def describe(report: ConvertReport) -> str:
+    """A report as one JSON object (for logs)."""
     return json.dumps(dict(report.__dict__.items()), default=str)

@@ -56,6 +56,7 @@ class FileFormat:
 
 @cache
 def file_format(declaration: FunnelDeclaration) -> FileFormat:
+    """The parsing options of a declaration (built once per declaration and process)."""
     return FileFormat(declaration)
 
 

@@ -37,6 +37,7 @@ class Checks:
 
 @cache
 def checks_of(declaration: FunnelDeclaration) -> Checks:
+    """The checks of a declaration (built once per declaration and process)."""
     return Checks(declaration)
 
 
