@@ -91,6 +91,9 @@ def test_each_rule_can_fail():
     )
     assert function_problems("m", "select string_agg(x, ',') from t") == ["m: string_agg() does not exist on Redshift"]
     assert function_problems("m", "select distinct on (a) a from t")
+    assert function_problems("m", "select a, count(*) from t group by all") == [
+        "m: GROUP BY ALL / ORDER BY ALL (DuckDB) is not supported on Redshift"
+    ]
     assert not function_problems("m", "select listagg(x, ',') from t")
     ddl = 'create table "d"."s"."t" diststyle key distkey (order_id) compound sortkey(purchased_at, gone) as (select 1)'
     assert key_problems("m", ddl, {"order_id", "purchased_at"}) == [
