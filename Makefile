@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel bench-parts clean lock
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,9 @@ bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
 
 ## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
+bench-parts: install
+	$(BIN)/python bench/parts.py --scales 1 10 --slices 2 4 16
+
 bench-funnel: install
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/funnel.py --sizes 1 5
