@@ -39,10 +39,11 @@ bench-extract: install
 bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
 
-## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
+## COPY parts of a historical order_items batch for 2, 4 and 16 Redshift slices
 bench-parts: install
 	$(BIN)/python bench/parts.py --scales 1 10 --slices 2 4 16
 
+## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
 bench-funnel: install
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/funnel.py --sizes 1 5
