@@ -231,6 +231,7 @@ MISSING_SYNTAX = {
 RULES = (
     "parses with SQLFluff's redshift dialect",
     "a view over an external (Spectrum) table is late-binding (WITH NO SCHEMA BINDING)",
+    "a late-binding view names every table it reads with its schema",
     "every view is late-binding (a bound view is dropped with DROP ... CASCADE of its parent table)",
     "no function Redshift lacks: " + ", ".join(MISSING_FUNCTIONS),
     "no syntax Redshift refuses: " + ", ".join(MISSING_SYNTAX.values()),
@@ -277,6 +278,14 @@ def view_problems(node_id: str, sql: str, external: set[str]) -> list[str]:
             f"{node_id}: bound view: DROP ... CASCADE of a parent table (a table rebuild) drops it "
             "until it is rebuilt (dbt config bind: false)"
         )
+    if late:
+        # Redshift: a late-binding view must name every table with its schema
+        ctes = {m.lower() for m in re.findall(r"(?:\bwith|,)\s*(\w+)\s+as\s*\(", code, re.I)}
+        # FROM inside EXTRACT(... FROM x), TRIM, SUBSTRING, POSITION, OVERLAY names no table
+        tables = re.sub(r"\b(extract|trim|substring|position|overlay)\s*\([^()]*\)", "f()", code, flags=re.I)
+        for target in re.findall(r"\b(?:from|join)\s+([^\s(),;]+)", tables, re.I):
+            if "." not in target and target.strip('"').lower() not in ctes:
+                problems.append(f"{node_id}: late-binding view reads {target} without a schema: Redshift refuses it")
     return problems
 
 

@@ -89,6 +89,13 @@ def test_each_rule_can_fail():
     assert not view_problems(
         "m", 'create view "d"."s"."v" as (select 1 from "d"."marts"."t") with no schema binding;', external
     )
+    unqualified = (
+        'create view "d"."s"."v" as (with a as (select extract(dow from x) from "d"."marts"."t") '
+        "select * from a join u on 1=1) with no schema binding;"
+    )
+    assert view_problems("m", unqualified, external) == [
+        "m: late-binding view reads u without a schema: Redshift refuses it"
+    ]
     assert function_problems("m", "select string_agg(x, ',') from t") == ["m: string_agg() does not exist on Redshift"]
     assert function_problems("m", "select distinct on (a) a from t")
     assert function_problems("m", "select a, count(*) from t group by all") == [
