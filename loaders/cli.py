@@ -200,7 +200,10 @@ def extract(ctx, mode, tables) -> None:
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
-    leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). For Redshift,
+    DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
+    to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
+    incremental batches keep DWH_PART_ROWS.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -215,7 +218,9 @@ def load(ctx, tables) -> None:
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
-    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE; a failed COPY names file, line, column and
+    reason from stl_load_errors, or sys_load_error_detail on Serverless
+    (DWH_REDSHIFT_SERVERLESS: auto, true, false). Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
