@@ -5,6 +5,8 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -14,16 +16,19 @@ from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
 from .declarations import Table, select_tables
+from .errors import USER_ERRORS
 from .extract import BatchReport, extract_table, read_watermark
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
-from .runs import UnitOutcome
+from .runs import RunFailed, UnitOutcome, first_line
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore
 from .warehouses import Warehouse, open_warehouse
+
+log = logging.getLogger("loaders.pipeline")
 
 ExtractMode = Literal["auto"] | Mode
 """`auto`: historical for a table without a watermark yet, else current."""
@@ -58,33 +63,52 @@ def load_source(
 def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
-    """`dwh extract`: one batch per table into the object store."""
+    """`dwh extract`: one batch per table into the object store.
+
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed,
+    its watermark stays, the failure is one line and a `failed` unit, and the next tables go
+    on. Raises RunFailed naming every failed table after the last one.
+    """
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     reports = []
+    since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         for table in selected:
-            with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = (
-                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                )
-                total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                with rep.task(f"extract {table.name}", total) as task:
-                    report = extract_table(
-                        settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+            try:
+                with rep.run.unit("extract", table.name) as unit:
+                    table_mode: Mode = (
+                        ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
                     )
-                unit.rows, unit.bytes = report.rows, report.bytes
-                unit.batch_ids = [report.batch_id] if report.batch_id else []
+                    total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
+                    with rep.task(f"extract {table.name}", total) as task:
+                        report = extract_table(
+                            settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                        )
+                    unit.rows, unit.bytes = report.rows, report.bytes
+                    unit.batch_ids = [report.batch_id] if report.batch_id else []
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             rep.extract(report)
             reports.append(report)
+    rep.run.check(since, reports)
     return reports
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
-    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake."""
+    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
+
+    A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
+    (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
+    reason, the later batches of its table wait (batches load in order), the other tables go
+    on, and the next run tries it again (`dwh batches` lists them). Raises RunFailed naming
+    every set-aside batch after the last table.
+    """
     selected: list[Table] = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_warehouse(settings, store) as wh, recording(rep.run, WarehouseHistory(wh)):
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
@@ -92,26 +116,47 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ingest_records(wh)  # what extract and funnel runs recorded in the store
         reports = []
         for table in selected:
-            with rep.run.unit("load", table.name) as unit:
-                try:
-                    table_reports = load_pending_batches(
-                        wh,
-                        [table],
-                        progress=partial(_count_batch, rep, unit),
-                        declared=[],
-                        in_transaction=partial(_record_batch, wh, unit),
-                    )
-                except Exception:
-                    unit.batch_ids += _first_unloaded(wh, table)  # the run history names the batch
-                    raise
-                loaded_now = [r for r in table_reports if r.status == "loaded"]
-                unit.status = "succeeded" if loaded_now else "skipped"
+            try:
+                with rep.run.unit("load", table.name) as unit:
+                    try:
+                        table_reports = load_pending_batches(
+                            wh,
+                            [table],
+                            progress=partial(_count_batch, rep, unit),
+                            declared=[],
+                            in_transaction=partial(_record_batch, wh, unit),
+                        )
+                    except Exception:
+                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                        unit.batch_ids += unloaded
+                        if unloaded:
+                            unit.status = "set_aside"  # retried by the next run (dwh batches)
+                        raise
+                    loaded_now = [r for r in table_reports if r.status == "loaded"]
+                    unit.status = "succeeded" if loaded_now else "skipped"
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         rep.echo(f"  funnel: {wh.publish_funnel()}")
-        return reports
+    rep.run.check(since, reports)
+    return reports
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+    """After a unit failed and the run goes on: one line naming the unit and the error. The
+    traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
+    that is not a user error (a bug)."""
+    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
+    rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
+    if isinstance(exc, USER_ERRORS):
+        log.debug("%s: %s", name, exc, exc_info=exc)
+    else:
+        log.error("%s: unexpected error", name, exc_info=exc)
 
 
 def _with_batch(unit: UnitOutcome, r: BatchLoadReport) -> UnitOutcome:
@@ -230,15 +275,20 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
         register = GlueCatalog(settings, store).add_partitions
     rep.stage(f"convert funnel files in {store.uri(layout.LANDING_FUNNEL)} -> {store.uri(layout.FUNNEL_LAKE)}")
     reports = []
+    since = len(rep.run.outcomes)
     with recording(rep.run, StoreHistory(store)):
         for key in [file] if file else landing_files(store):
             name = key.rstrip("/").rsplit("/", 1)[-1]
-            with rep.run.unit("funnel_convert", name) as unit:
-                size = _size(store, key) if rep.shows_progress else None
-                with rep.task(f"convert {name}", size, "bytes") as task:
-                    report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
-                unit.rows, unit.bytes = report.rows_written, report.bytes_read
-                unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            try:
+                with rep.run.unit("funnel_convert", name) as unit:
+                    size = _size(store, key) if rep.shows_progress else None
+                    with rep.task(f"convert {name}", size, "bytes") as task:
+                        report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
+                    unit.rows, unit.bytes = report.rows_written, report.bytes_read
+                    unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            except Exception as exc:  # one bad file costs only itself (contract 13)
+                unit_failed(rep, name, exc)
+                continue
             reports.append(report)
     for r in reports:
         if r.status == "skipped":
@@ -251,8 +301,9 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
             f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
             f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}"
         )
-    if not reports:
+    if not reports and len(rep.run.outcomes) == since:
         rep.echo("  no landing file")
+    rep.run.check(since, reports)
     return reports
 
 
@@ -307,9 +358,33 @@ def _repair_static_docs(page: Path) -> None:
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
     """One scheduled run: convert new funnel files, extract what changed, load it, build, and
-    write the dashboard."""
-    funnel_convert(settings, rep)
-    extract(settings, rep, "auto", tables)
-    load(settings, rep, tables)
-    build(settings, rep)
-    dashboard(settings, rep)
+    write the dashboard.
+
+    Every stage runs whatever failed before it (contract 13): a funnel file over its reject
+    ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
+    themselves, and the build takes what did load. Raises RunFailed at the end naming every
+    failed unit and every stage that could not start.
+    """
+    since = len(rep.run.outcomes)
+    stopped: list[str] = []
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("funnel convert", lambda: funnel_convert(settings, rep)),
+        ("extract", lambda: extract(settings, rep, "auto", tables)),
+        ("load", lambda: load(settings, rep, tables)),
+        ("build", lambda: build(settings, rep)),
+        ("dashboard", lambda: dashboard(settings, rep)),
+    ]
+    for name, stage in stages:
+        before = len(rep.run.failures)
+        try:
+            stage()
+        except RunFailed:
+            pass  # its failed units are in rep.run; the next stage goes on
+        except USER_ERRORS as exc:
+            if len(rep.run.failures) == before:  # not a unit's failure: the stage could not run
+                rep.echo(f"  {name} stopped: {first_line(exc)}")
+                log.debug("%s stopped", name, exc_info=exc)
+                stopped.append(f"{name} stopped: {first_line(exc)}")
+    failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failures or stopped:
+        raise RunFailed(failures, stopped)
