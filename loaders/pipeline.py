@@ -52,9 +52,10 @@ def load_source(
 
             def loaded(report: BulkLoadReport) -> None:
                 task.advance(sizes.get(report.table, 0))
-                rep.bulk_load(report)
 
             reports = load_folder(engine, selected, csv_dir, replace=replace, progress=loaded)
+        for report in reports:  # all or nothing: stored once every table is
+            rep.bulk_load(report)
         unit.rows = sum(r.rows_stored for r in reports)
         unit.bytes = sum(sizes.values())
         return reports

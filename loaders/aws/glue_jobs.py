@@ -43,8 +43,8 @@ from .. import pipeline
 from ..config import ConfigError, Settings, _coerce
 from ..console import configure_logging
 from ..errors import USER_ERRORS
-from ..runs import RunFailed
 from ..report import Reporter, console_reporter
+from ..runs import RunFailed
 from .clients import RETRIES
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
