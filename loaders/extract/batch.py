@@ -26,6 +26,7 @@ from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
+from .diagnose import panics_silenced
 from .parts import ExtractError, PartWriter
 from .readers import read_rows
 from .watermark import read_watermark, write_watermark
@@ -84,14 +85,15 @@ def extract_table(
     rows = 0
     max_cursor = None
     try:
-        for batch in read_rows(engine, table, lower, upper, settings):
-            batch_max = pc.max(batch.column(table.cursor)).as_py()
-            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                max_cursor = batch_max
-            writer.write(batch)
-            rows += batch.num_rows
-            if progress:
-                progress(table.name, rows)
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for batch in read_rows(engine, table, lower, upper, settings):
+                batch_max = pc.max(batch.column(table.cursor)).as_py()
+                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                    max_cursor = batch_max
+                writer.write(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()

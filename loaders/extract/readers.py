@@ -31,9 +31,12 @@ import pyarrow as pa
 
 from ..config import Settings
 from ..declarations import Table
+from ..runs import first_line
 from ..sources import SourceEngine, SourceError, scrub
+from .diagnose import find_unreadable
 from .parts import conform
 from .queries import KeyRange, build_query, page_query
+from .values import refuse
 
 log = logging.getLogger("loaders.extract")
 FIRST_PAGE_ROWS = 16_384  # the first page of a range; pages then double up to page_rows
@@ -47,9 +50,37 @@ def read_rows(
     """The rows of one extract as record batches, conformed to the declared schema.
 
     `lower` None: historical (every row before `upper`, key ranges in parallel); else the
-    cursor window [lower, upper). Raises SourceError (naming the table) for driver failures
-    and ExtractError for a value that does not fit its declared type.
+    cursor window [lower, upper). Raises SourceError (naming the table) for driver failures,
+    and ExtractError naming table, column, key and value for a value the driver cannot read
+    (loaders/extract/diagnose.py) or that does not fit its declared type (values.py). MySQL
+    zero dates and dates with a zero month or day are read as NULL, with a warning naming the
+    first such row.
     """
+    try:
+        yield from _read_rows(engine, table, lower, upper, settings)
+    except SourceError as exc:
+        found = find_unreadable(engine, table, lower, upper)
+        if found is None or engine.has_zero_date_guard(table):  # MySQL maps what it cannot read
+            raise
+        column, key, value = found
+        kind = table.column(column).type.kind
+        raise refuse(table, column, key, value, f"cannot be read as a {kind} ({first_line(exc)})") from None
+    if engine.has_zero_date_guard(table):
+        found = find_unreadable(engine, table, lower, upper)
+        if found:
+            column, key, value = found
+            log.warning(
+                "table %s, column %s, key (%s): %r is not a date: read as NULL (README: When data is bad)",
+                table.name,
+                column,
+                key,
+                value,
+            )
+
+
+def _read_rows(
+    engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, settings: Settings
+) -> Iterator[pa.RecordBatch]:
     schema = table.arrow_schema()
     if lower is not None:
         for raw in _stream(engine, table, build_query(engine, table, lower, upper), settings.batch_rows):

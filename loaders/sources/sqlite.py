@@ -46,6 +46,19 @@ class SQLiteSource(SourceEngine):
         # SQLite stores rows in rowid order
         return [("rowid", "__page_key")]
 
+    def unreadable_condition(self, table: Table, column: str) -> str | None:
+        """SQLite keeps any value in any column: text in a TIMESTAMP that is not a date, text in
+        a number column."""
+        q, kind = self.quote(column), table.column(column).type.kind
+        if kind == "timestamp":
+            date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+            return f"{q} IS NOT NULL AND (typeof({q}) <> 'text' OR {q} NOT GLOB '{date}' OR datetime({q}) IS NULL)"
+        if kind in ("integer", "bigint"):
+            return f"typeof({q}) NOT IN ('integer', 'null')"
+        if kind == "double":
+            return f"typeof({q}) NOT IN ('real', 'integer', 'null')"
+        return None
+
     def estimate_rows(self, table: Table) -> int:
         low, high = self.execute(f"SELECT min(rowid), max(rowid) FROM {self.quote(table.name)}")[0]
         return 0 if low is None else high - low + 1
