@@ -344,6 +344,40 @@ def status(ctx, as_json) -> None:
 
 
 @main.command()
+@click.option("--retry", is_flag=True, help="Load the tables of the listed batches now (dwh load for those tables).")
+@click.pass_context
+def batches(ctx, retry) -> None:
+    """List the batches a load set aside or failed on that are still not loaded.
+
+    \b
+    A batch the warehouse refuses, or whose parts or manifest do not check out, is set aside:
+    nothing of it is loaded, the later batches of its table wait, the other tables go on, and
+    the run history (raw._run_history) keeps the reason. Every `dwh load` and `dwh run` tries
+    it again; --retry does it now, after the cause is fixed. Exit status: 0 none left, 4 some
+    still not loaded (as `dwh status`).
+    """
+    from .setaside import set_aside_batches
+    from .status import EXIT_FAILED, EXIT_OK
+
+    settings = _settings(ctx)
+    found = set_aside_batches(settings)
+    if retry and found:
+        try:
+            pipeline.load(settings, _reporter(), sorted({b.table for b in found}))
+        except USER_ERRORS as exc:  # the summary below says what is still set aside
+            click.echo(f"error: {exc}", err=True)
+        found = set_aside_batches(settings)
+        click.echo("")
+    for b in found:
+        when = b.failed_at.strftime("%Y-%m-%d %H:%M") if b.failed_at else "?"
+        verb = "set aside" if b.status == "set_aside" else "failed"
+        gone = "" if b.published else " (no longer in the store)"
+        click.echo(f"{b.table:<34} batch {b.batch_id}{gone}: {verb} {when} UTC: {b.error or '?'}")
+    click.echo(f"{len(found)} batch(es) set aside, not loaded" if found else "no batch set aside")
+    ctx.exit(EXIT_FAILED if found else EXIT_OK)
+
+
+@main.command()
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -78,6 +78,13 @@ def extract_table(
         watermark = read_watermark(store, table)
         if watermark is None:
             raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
+        if watermark > upper:  # a restored or edited state: every window would be empty
+            raise ExtractError(
+                f"table {table.name!r}: the watermark {watermark.isoformat()} "
+                f"({store.uri(layout.state_path(table.name))}) is later than the source's clock "
+                f"{upper.isoformat()}; nothing was extracted. Fix the state file, or re-extract the table "
+                f"(dwh extract --mode historical --table {table.name})"
+            )
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
