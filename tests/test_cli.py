@@ -73,7 +73,6 @@ def test_settings_hide_secrets():
     result = CliRunner().invoke(
         main,
         ["settings"],
-        ["batches"],
         env={"DWH_SOURCE_URL": f"mysql://u:{source_pw}@db:3306/shop", "DWH_REDSHIFT_PASSWORD": redshift_pw},
     )
     assert result.exit_code == 0
