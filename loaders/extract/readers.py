@@ -64,7 +64,7 @@ def read_rows(
             raise
         column, key, value = found
         kind = table.column(column).type.kind
-        raise refuse(table, column, key, value, f"cannot be read as a {kind} ({first_line(exc)})") from None
+        raise refuse(table, column, key, value, f"cannot be read as {kind} ({first_line(exc)})") from None
     if engine.has_zero_date_guard(table):
         found = find_unreadable(engine, table, lower, upper)
         if found:

@@ -160,9 +160,7 @@ def checked_records(table: Table, path: Path) -> Iterator[tuple[int, list[str | 
             for i, text in enumerate(record):
                 if text == "":
                     if i in key_idx:
-                        raise SourceError(
-                            f"{path.name}, line {line}, column {names[i]}: empty, but it is part of the key"
-                        )
+                        raise SourceError(f"{path.name}, line {line}, column {names[i]}: empty in a key column")
                     values.append(None)
                     continue
                 try:
