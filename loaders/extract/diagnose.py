@@ -112,7 +112,7 @@ def _replay(text: str) -> None:
             panic.append(line)
         elif in_panic and (_PANIC_TAIL.match(line) or not line.strip()):
             panic.append(line)
-        else:
+        elif line.strip():  # the panic hook also writes empty lines around its block
             in_panic = False
             kept.append(line)
     if panic:
