@@ -461,7 +461,12 @@ def test_text_round_trips_byte_for_byte_through_source_extract_load_and_staging(
 
     from .helpers import quiet
 
-    pipeline.build(env.settings, quiet(), ["--select", "stg_olist__order_reviews"], check_freshness=False)
+    pipeline.build(
+        env.settings,
+        quiet(),
+        ["--select", "stg_olist__order_reviews", "--resource-type", "model"],
+        check_freshness=False,
+    )
     staged = env.warehouse_rows("SELECT review_id, review_comment_message FROM staging.stg_olist__order_reviews")
     assert dict(staged) == expected
 
