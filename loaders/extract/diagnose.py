@@ -26,8 +26,10 @@ from ..sources import SourceEngine
 
 log = logging.getLogger("loaders.extract")
 
-_PANIC_START = re.compile(r"^thread '.*' (\(\d+\) )?panicked at ")
-_PANIC_TAIL = re.compile(r"^(note: |stack backtrace:|\s+\d+: |\s+at |Could not retrieve|Couldn't convert)")
+_LOG_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: |^\{\"")
+"""A record of loaders/console.py's log format (text or JSON)."""
+_NATIVE = re.compile(r"^thread '.*' (\(\d+\) )?panicked at |^stack backtrace:|^\s+\d+: |^note: |^cx ")
+"""Where native output starts: a Rust panic, a backtrace, ConnectorX's own error report."""
 _capture_lock = threading.Lock()
 
 
@@ -101,22 +103,22 @@ def panics_silenced() -> Iterator[None]:
 
 
 def _replay(text: str) -> None:
-    """Rust panic blocks to the debug log; any other line back to stderr."""
+    """Native output (a Rust panic, a driver's error report with its backtrace) to the debug
+    log; Python's own log records (and their continuation lines) back to stderr."""
     if not text:
         return
-    kept, panic = [], []
-    in_panic = False
+    kept, native = [], []
+    python = False
     for line in text.splitlines():
-        if _PANIC_START.match(line):
-            in_panic = True
-            panic.append(line)
-        elif in_panic and (_PANIC_TAIL.match(line) or not line.strip()):
-            panic.append(line)
-        elif line.strip():  # the panic hook also writes empty lines around its block
-            in_panic = False
-            kept.append(line)
-    if panic:
-        log.debug("driver panic output:\n%s", "\n".join(panic))
+        if _LOG_RECORD.match(line):
+            python = True
+        elif _NATIVE.match(line):
+            python = False
+        if not line.strip():
+            continue  # the panic hook writes empty lines around its block
+        (kept if python else native).append(line)
+    if native:
+        log.debug("driver output:\n%s", "\n".join(native))
     if kept:
         sys.stderr.write("\n".join(kept) + "\n")
         sys.stderr.flush()
