@@ -163,9 +163,13 @@ def source() -> None:
 def source_load(ctx, csv_dir, replace, tables) -> None:
     """Create the Olist schema and bulk-load the CSV files into it.
 
-    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Empty fields and
-    zero dates become NULL; each table is loaded all or nothing, and rows read and stored are
-    reported per table.
+    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Every field is
+    checked against its declared type, the same way on SQLite and MySQL: empty fields and MySQL
+    zero dates become NULL, any other text is kept byte for byte, and a value a later stage
+    cannot hold (a zero-in-date, a NUL, a string over its length, a number out of range, a row
+    cut short, a duplicate key) is refused with one line naming file, line, column and value.
+    The folder loads all or nothing: after a refusal the source is as it was and the rerun needs
+    no flag. Rows read and stored are reported per table.
     """
     pipeline.load_source(_settings(ctx), csv_dir, _reporter(), replace=replace, tables=list(tables))
 
@@ -201,6 +205,10 @@ def extract(ctx, mode, tables) -> None:
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
     leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+
+    A table whose extract fails (a value a later stage cannot hold, named by table, column, key
+    and value; a watermark later than the source clock; a damaged state file) keeps its
+    watermark while the other tables go on; the command then exits 1 naming every failure.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -218,6 +226,10 @@ def load(ctx, tables) -> None:
     PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
+
+    A batch whose parts or manifest do not check out, or that the warehouse refuses, is set
+    aside: nothing of it is loaded, its table's later batches wait, the other tables load, the
+    command exits 1 naming it, and every later load tries it again (see `dwh batches`).
     """
     pipeline.load(_settings(ctx), _reporter(), list(tables))
 
@@ -403,7 +415,11 @@ def dashboard(ctx, out) -> None:
 @click.pass_context
 def run(ctx, tables) -> None:
     """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
-    write the dashboard (data/dashboard.html)."""
+    write the dashboard (data/dashboard.html).
+
+    A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,
+    the build takes what did load, and the run exits 1 with one line naming every failure.
+    """
     pipeline.run(_settings(ctx), _reporter(), list(tables))
 
 

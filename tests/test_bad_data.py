@@ -411,14 +411,29 @@ def test_a_failed_load_of_a_later_file_leaves_the_source_as_it_was_and_a_rerun_n
 TEXTS = [" ", "   ", "ok ", "\t", " lead", "a\r\nb", "a\nb", "a\rb", '"quoted"', "back\\slash", "😀 emoji", ",;"]
 
 
-def test_whitespace_only_text_case_is_kept_on_the_source(env):
-    """Shared case whitespace-only-text: ' ' stays ' ' (MySQL's PAD SPACE made it NULL)."""
-    assert env.dwh("source", "load", "--csv-dir", str(BASE)).exit_code == 0
-    rows = env.source("SELECT review_id, review_comment_title, review_comment_message FROM order_reviews ORDER BY 1")
-    assert rows == [
+def test_whitespace_only_text_case_is_kept_through_to_staging(env):
+    """Shared case whitespace-only-text: ' ' stays ' ' and '   ' stays '   ' (MySQL's PAD SPACE
+    made them NULL), in the source, raw and staging, on both source engines."""
+    from loaders import pipeline
+
+    from .helpers import quiet
+
+    expected = [
         ("0c508dc5b8cd9ab6bc3d4f4b442a50c6", None, " "),
         ("78f6475b22de06cfce466b39e2596a9e", "   ", "ok "),
     ]
+    assert env.dwh("source", "load", "--csv-dir", str(BASE)).exit_code == 0
+    columns = "review_id, review_comment_title, review_comment_message"
+    assert env.source(f"SELECT {columns} FROM order_reviews ORDER BY 1") == expected
+    assert env.dwh("extract").exit_code == 0 and env.dwh("load").exit_code == 0
+    assert env.warehouse_rows(f"SELECT {columns} FROM raw.order_reviews ORDER BY 1") == expected
+    pipeline.build(
+        env.settings,
+        quiet(),
+        ["--select", "stg_olist__order_reviews", "--resource-type", "model"],
+        check_freshness=False,
+    )
+    assert env.warehouse_rows(f"SELECT {columns} FROM staging.stg_olist__order_reviews ORDER BY 1") == expected
 
 
 def _review_file(path: Path) -> dict[str, str]:
@@ -653,6 +668,25 @@ def test_a_bad_state_file_stops_only_its_table_with_one_line(env, csv_dir, state
     assert len([x for x in stdout_lines(result) if "watermark ->" in x or "part(s)" in x]) == TABLES - 1
     path.write_text(good)
     assert env.dwh("extract").exit_code == 0
+
+
+def test_a_failed_extract_prints_one_line_per_failure_and_no_native_output(tmp_path, csv_dir):
+    """As a terminal shows it (RUST_BACKTRACE set): the driver's error report and backtrace,
+    and the Parquet writer's finalizer, stay off stderr; `--debug` shows the driver's output."""
+    env = Env(tmp_path / "data", f"sqlite:///{tmp_path / 'source.sqlite'}")
+    loaded_source(env, csv_dir)
+    assert env.dwh("extract").exit_code == 0
+    env.source("UPDATE orders SET order_approved_at = 'soon' WHERE order_id = ?", (ORDER_1,))
+    done = env.dwh_process("extract")  # incremental: the streaming reader
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        f"error: 1 failure(s) in this run: extract orders failed: table 'orders', column 'order_approved_at', "
+        f"key (order_id={ORDER_1!r}): 'soon' cannot be read as timestamp ("
+    )
+    assert len([x for x in done.stdout.splitlines() if "part(s)" in x or "no changed rows" in x]) == TABLES - 1
+    debug = env.dwh_process("--debug", "extract", "--table", "orders")
+    assert "driver output:" in debug.stderr and "Traceback" in debug.stderr  # everything, with --debug
 
 
 def test_a_corrupted_sqlite_source_is_named_in_one_line(tmp_path):
