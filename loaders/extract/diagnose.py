@@ -107,7 +107,8 @@ def _replay(text: str) -> None:
     log; Python's own log records (and their continuation lines) back to stderr."""
     if not text:
         return
-    kept, native = [], []
+    kept: list[str] = []
+    native: list[str] = []
     python = False
     for line in text.splitlines():
         if _LOG_RECORD.match(line):
