@@ -392,6 +392,25 @@ def test_a_broken_file_is_refused_naming_the_line(env, csv_dir, file, damage, me
     assert env.source_tables() == set()
 
 
+@pytest.mark.parametrize(
+    "ending",
+    [
+        pytest.param("\n\n", id="one-empty-line"),
+        pytest.param("\r\n\r\n\n", id="empty-lines-mixed-endings"),
+        pytest.param("", id="no-final-newline"),
+    ],
+)
+def test_a_file_ending_in_empty_lines_or_without_newline_loads_every_row(env, csv_dir, ending):
+    """Empty lines are not records (MySQL said "3 rows read but 3 would be stored")."""
+    path = csv_dir / "olist_orders_dataset.csv"
+    path.write_text(path.read_text(encoding="utf-8").rstrip("\n") + ending, encoding="utf-8")
+    result = env.dwh("source", "load", "--csv-dir", str(csv_dir))
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in stdout_lines(result) if x.split()[0] == "orders"]
+    assert line.split()[1:6] == ["2", "rows", "read", "2", "stored"]
+    assert env.source("SELECT order_id FROM orders ORDER BY 1") == [(ORDER_2,), (ORDER_1,)]
+
+
 def test_a_failed_load_of_a_later_file_leaves_the_source_as_it_was_and_a_rerun_needs_no_flag(env, csv_dir):
     """The eighth file is bad: the seven loaded before it are undone too."""
     set_field(csv_dir / "olist_geolocation_dataset.csv", 2, "geolocation_state", "SPX")

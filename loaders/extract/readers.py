@@ -56,16 +56,21 @@ def read_rows(
     zero dates and dates with a zero month or day are read as NULL, with a warning naming the
     first such row.
     """
+    zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
     try:
-        yield from _read_rows(engine, table, lower, upper, settings)
+        yield from _read_rows(engine, table, lower, upper, settings, zero_dates)
     except SourceError as exc:
+        if engine.has_zero_date_guard(table):  # MySQL maps what it cannot read: another failure
+            raise
         found = find_unreadable(engine, table, lower, upper)
-        if found is None or engine.has_zero_date_guard(table):  # MySQL maps what it cannot read
+        if found is None:
             raise
         column, key, value = found
         kind = table.column(column).type.kind
         raise refuse(table, column, key, value, f"cannot be read as {kind} ({first_line(exc)})") from None
-    if engine.has_zero_date_guard(table):
+    # mapped: always in a current window (a short indexed range), in a historical read only
+    # once a range met one (the query scans the table)
+    if engine.has_zero_date_guard(table) and (lower is not None or zero_dates.is_set()):
         found = find_unreadable(engine, table, lower, upper)
         if found:
             column, key, value = found
@@ -79,7 +84,12 @@ def read_rows(
 
 
 def _read_rows(
-    engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, settings: Settings
+    engine: SourceEngine,
+    table: Table,
+    lower: datetime | None,
+    upper: datetime,
+    settings: Settings,
+    zero_dates: threading.Event,
 ) -> Iterator[pa.RecordBatch]:
     schema = table.arrow_schema()
     if lower is not None:
@@ -91,7 +101,6 @@ def _read_rows(
     _tune_malloc()
     handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
     stop = threading.Event()
-    zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
     threads = [
         threading.Thread(
             target=_read_range,
