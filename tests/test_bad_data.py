@@ -708,6 +708,19 @@ def test_a_failed_extract_prints_one_line_per_failure_and_no_native_output(tmp_p
     assert "driver output:" in debug.stderr and "Traceback" in debug.stderr  # everything, with --debug
 
 
+def test_an_extract_before_the_source_load_names_each_missing_table_in_one_line(env):
+    result = env.dwh("extract")
+    assert result.exit_code == 1
+    failed = [x for x in stdout_lines(result) if "FAILED: source database" in x]
+    assert len(failed) == TABLES
+    missing = "no such table: customers" if env.source_url.startswith("sqlite") else "customers' doesn't exist"
+    assert missing in failed[0]
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(
+        f"error: {TABLES} failure(s) in this run: extract customers failed: source database"
+    )
+
+
 def test_a_corrupted_sqlite_source_is_named_in_one_line(tmp_path):
     path = tmp_path / "source.sqlite"
     path.write_bytes(b"this is not a database" * 200)

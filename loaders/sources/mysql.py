@@ -42,6 +42,17 @@ class MySQLSource(SourceEngine):
                 f"cannot connect to the source database {redact_url(self.url)}: {scrub(str(exc), self.url)}"
             ) from None
 
+    def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """As `SourceEngine.execute`; SourceError names the database for the server's errors
+        (a missing table, a lost connection), without the password."""
+        import pymysql
+
+        try:
+            return super().execute(sql, params)
+        except pymysql.MySQLError as exc:
+            reason = scrub(str(exc.args[1] if len(exc.args) > 1 else exc), self.url)
+            raise SourceError(f"source database {redact_url(self.url)}: {reason}") from None
+
     def connectorx_url(self) -> str:
         return self._parts._replace(scheme="mysql").geturl()
 
