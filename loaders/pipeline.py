@@ -15,9 +15,10 @@ from typing import Literal
 from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
-from .declarations import Table, select_tables
+from .declarations import DeclarationError, Table, select_tables
 from .errors import USER_ERRORS
 from .extract import BatchReport, extract_table, read_watermark
+from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
@@ -25,10 +26,13 @@ from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
-from .store import ObjectStore
+from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
 
 log = logging.getLogger("loaders.pipeline")
+
+FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
+"""What one funnel file's conversion may fail with and still cost only that file."""
 
 ExtractMode = Literal["auto"] | Mode
 """`auto`: historical for a table without a watermark yet, else current."""
@@ -265,8 +269,14 @@ def funnel_land(settings: Settings, rep: Reporter, files: list[Path]) -> list[st
 
 
 def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, force: bool = False):
-    """Convert one named landing file, or every new or changed one; register Glue partitions."""
-    from .funnel import convert_file, landing_files
+    """Convert one named landing file, or every new or changed one; register Glue partitions.
+
+    Each file is its own unit (loaders/runs.py): a file that fails (not a funnel file, too many
+    rejects, the store or Glue refusing) is recorded and named, and the other files go on. Then,
+    if any failed, the error is raised: the one file's own error, or a FunnelError naming them
+    all. Returns the ConvertReports of the files that did not fail.
+    """
+    from .funnel import FunnelError, convert_file, landing_files
 
     store = ObjectStore(settings.store_url, settings)
     register = None
@@ -276,7 +286,7 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
         register = GlueCatalog(settings, store).add_partitions
     rep.stage(f"convert funnel files in {store.uri(layout.LANDING_FUNNEL)} -> {store.uri(layout.FUNNEL_LAKE)}")
     reports = []
-    since = len(rep.run.outcomes)
+    failed: list[tuple[str, Exception]] = []
     with recording(rep.run, StoreHistory(store)):
         for key in [file] if file else landing_files(store):
             name = key.rstrip("/").rsplit("/", 1)[-1]
@@ -287,33 +297,41 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
                         report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
                     unit.rows, unit.bytes = report.rows_written, report.bytes_read
                     unit.status = "skipped" if report.status == "skipped" else "succeeded"
-            except Exception as exc:  # one bad file costs only itself (contract 13)
-                unit_failed(rep, name, exc)
+            except FUNNEL_FILE_ERRORS as exc:  # this file only: recorded as failed by its unit
+                failed.append((name, exc))
+                rep.echo(f"  {name:<24} failed: {first_line(exc)}")
                 continue
             reports.append(report)
-    for r in reports:
-        if r.status == "skipped":
-            rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
-            continue
-        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
-        glue = f", Glue {settings.glue_database}.{settings.glue_table}" if register else ""
-        rep.echo(
-            f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
-            f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
-            f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}"
-        )
-    if not reports and len(rep.run.outcomes) == since:
+            _echo_conversion(rep, store, report, settings if register else None)
+    if not reports and not failed:
         rep.echo("  no landing file")
-    rep.run.check(since, reports)
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        raise FunnelError(f"{len(failed)} funnel files failed: {', '.join(n for n, _ in failed)} (see above)")
     return reports
+
+
+def _echo_conversion(rep: Reporter, store: ObjectStore, r, glue: Settings | None) -> None:
+    """One line per converted (or skipped) file."""
+    if r.status == "skipped":
+        rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
+        return
+    rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
+    catalog = f", Glue {glue.glue_database}.{glue.glue_table}" if glue else ""
+    rep.echo(
+        f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
+        f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
+        f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){catalog}"
+    )
 
 
 def _size(store: ObjectStore, key: str) -> int | None:
     """A landing file's size for its progress bar (None when it cannot be known yet)."""
-    from .funnel.convert import _source_key
+    from .funnel import source_key
 
     try:
-        return store.info(_source_key(store, key)).size
+        return store.info(source_key(store, key)).size
     except Exception:
         return None
 
@@ -363,8 +381,9 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
 
     Every stage runs whatever failed before it (contract 13): a funnel file over its reject
     ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
-    themselves, and the build takes what did load. Raises RunFailed at the end naming every
-    failed unit and every stage that could not start.
+    themselves, and the build takes what did load. The run then ends with a summary naming
+    every failed unit (and every stage that could not start) and raises RunFailed (exit
+    status 1).
     """
     since = len(rep.run.outcomes)
     stopped: list[str] = []
@@ -388,4 +407,9 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
                 stopped.append(f"{name} stopped: {first_line(exc)}")
     failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
     if failures or stopped:
+        rep.stage(f"run finished with {len(failures) + len(stopped)} failure(s)")
+        for f in failures:
+            rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
+        for line in stopped:
+            rep.echo(f"  {line}")
         raise RunFailed(failures, stopped)

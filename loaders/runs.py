@@ -129,4 +129,4 @@ class RunFailed(RuntimeError):
             f"{o.stage} {o.unit} {'set aside' if o.status == 'set_aside' else 'failed'}: {o.error or '?'}"
             for o in self.failures
         ] + self.extra
-        super().__init__(f"{len(parts)} failure(s) in this run: " + "; ".join(parts))
+        super().__init__(f"{len(parts)} unit(s) failed: " + "; ".join(parts))

@@ -609,7 +609,7 @@ def test_a_value_the_source_holds_but_a_later_stage_cannot_stops_only_its_table(
     (failed,) = [x.split("FAILED: ", 1)[1] for x in stdout_lines(result) if "FAILED: " in x]
     stem, tail = _extract_failure_line(table, column, PRIMARY_KEYS[table](key), shown, reason).split("; ", 1)
     assert re.fullmatch(re.escape(stem) + r"( \(.+\))?; " + re.escape(tail), failed), failed
-    assert result.stderr.splitlines() == [f"error: 1 failure(s) in this run: extract {table} failed: {failed}"]
+    assert result.stderr.splitlines() == [f"error: 1 unit(s) failed: extract {table} failed: {failed}"]
     assert "Traceback" not in result.output and "panicked" not in result.output
     batches = {p.parent.parent.parent.name for p in env.store.glob("olist/*/*/batch=*/_manifest.json")}
     assert batches == {t for t in _declared() if t != table}  # every other table extracted
@@ -681,9 +681,7 @@ def test_a_bad_state_file_stops_only_its_table_with_one_line(env, csv_dir, state
     assert result.exit_code == 1
     (failed,) = [x for x in stdout_lines(result) if "FAILED" in x]
     assert message.format(path=path) in failed
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(
-        "error: 1 failure(s) in this run: extract orders"
-    )
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: 1 unit(s) failed: extract orders")
     assert len([x for x in stdout_lines(result) if "watermark ->" in x or "part(s)" in x]) == TABLES - 1
     path.write_text(good)
     assert env.dwh("extract").exit_code == 0
@@ -700,7 +698,7 @@ def test_a_failed_extract_prints_one_line_per_failure_and_no_native_output(tmp_p
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(
-        f"error: 1 failure(s) in this run: extract orders failed: table 'orders', column 'order_approved_at', "
+        f"error: 1 unit(s) failed: extract orders failed: table 'orders', column 'order_approved_at', "
         f"key (order_id={ORDER_1!r}): 'soon' cannot be read as timestamp ("
     )
     assert len([x for x in done.stdout.splitlines() if "part(s)" in x or "no changed rows" in x]) == TABLES - 1
@@ -716,9 +714,7 @@ def test_an_extract_before_the_source_load_names_each_missing_table_in_one_line(
     missing = "no such table: customers" if env.source_url.startswith("sqlite") else "customers' doesn't exist"
     assert missing in failed[0]
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
-    assert result.stderr.startswith(
-        f"error: {TABLES} failure(s) in this run: extract customers failed: source database"
-    )
+    assert result.stderr.startswith(f"error: {TABLES} unit(s) failed: extract customers failed: source database")
 
 
 def test_a_corrupted_sqlite_source_is_named_in_one_line(tmp_path):
@@ -817,9 +813,7 @@ def _set_aside_and_retry(env: Env, csv_dir: Path, damage, reason: str) -> None:
     assert result.exit_code == 1
     (line,) = [x for x in stdout_lines(result) if "set aside:" in x]
     assert line.split()[0] == "orders" and f"batch {manifest['batch_id']}" in line and reason in line
-    assert result.stderr.startswith(
-        f"error: 1 failure(s) in this run: load orders set aside: batch {manifest['batch_id']}"
-    )
+    assert result.stderr.startswith(f"error: 1 unit(s) failed: load orders set aside: batch {manifest['batch_id']}")
     assert len(result.stderr.splitlines()) == 1
     assert env.raw_count("orders") == 0  # nothing of it loaded ...
     assert env.raw_count("order_items") == 2 and env.raw_count("customers") == 2  # ... the other tables did
@@ -858,7 +852,7 @@ def test_dwh_run_goes_on_past_a_failed_table_and_names_it(tmp_path, csv_dir):
     stem = _extract_failure_line("orders", "order_approved_at", f"order_id={ORDER_1!r}", "soon", "x").split(" 'soon'")[
         0
     ]
-    assert line.startswith(f"error: 1 failure(s) in this run: extract orders failed: {stem} 'soon' cannot be read as ")
+    assert line.startswith(f"error: 1 unit(s) failed: extract orders failed: {stem} 'soon' cannot be read as ")
     assert "dbt build:" in result.stdout  # the build ran on what did load
     prices = env.warehouse_rows(f"SELECT price FROM staging.stg_olist__order_items WHERE order_id = '{ORDER_1}'")
     assert [float(p) for (p,) in prices] == [31.5]

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from loaders import layout, pipeline
+from loaders.funnel import FunnelError
 from loaders.history import COLUMNS, HISTORY
 from loaders.runs import RunFailed
 from loaders.store import ObjectStore
@@ -81,7 +82,7 @@ def test_a_failed_extract_and_a_failed_conversion_reach_the_history_through_the_
     bad = tmp_path / "bad_funnel.csv"
     bad.write_text("not,a,funnel,file\n1,2,3,4\n")
     pipeline.funnel_land(settings, rep, [bad])
-    with pytest.raises(RunFailed, match="funnel_convert bad_funnel.csv failed"):
+    with pytest.raises(FunnelError, match="bad_funnel.csv"):
         pipeline.funnel_convert(settings, rep)
     pipeline.load(settings, rep, ["orders"])
     rows = {(r["stage"], r["unit_name"]): r for r in history(settings)}
