@@ -163,9 +163,13 @@ def source() -> None:
 def source_load(ctx, csv_dir, replace, tables) -> None:
     """Create the Olist schema and bulk-load the CSV files into it.
 
-    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Empty fields and
-    zero dates become NULL; each table is loaded all or nothing, and rows read and stored are
-    reported per table.
+    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Every field is
+    checked against its declared type, the same way on SQLite and MySQL: empty fields and MySQL
+    zero dates become NULL, any other text is kept byte for byte, and a value a later stage
+    cannot hold (a zero-in-date, a NUL, a string over its length, a number out of range, a row
+    cut short, a duplicate key) is refused with one line naming file, line, column and value.
+    The folder loads all or nothing: after a refusal the source is as it was and the rerun needs
+    no flag. Rows read and stored are reported per table.
     """
     pipeline.load_source(_settings(ctx), csv_dir, _reporter(), replace=replace, tables=list(tables))
 
@@ -198,14 +202,22 @@ def extract(ctx, mode, tables) -> None:
     Writes olist/<table>/<mode>/batch=<id>/part-*.parquet in the store, then _manifest.json
     last; advances the watermark (olist/<table>/_state.json) after the manifest. A historical
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
-    DWH_PAGE_ROWS (32768) rows. Each table's source columns are first compared with the
-    declaration: DWH_SCHEMA_CHANGES=evolve (default) extracts new columns and widened types
-    (one line each; `dwh schema diff` shows how to declare them) and stops a table whose
-    column was dropped, renamed, narrowed or changed; freeze stops a table for any change. A
-    stopped table writes nothing, the others go on, and the exit status is 1. Settings:
-    DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000), DWH_BATCH_ROWS (16384, also the Parquet
-    row group), DWH_PARQUET_COMPRESSION (snappy; it leaves CHAR(32+) id columns uncompressed,
-    zstd compresses every column), DWH_SCHEMA_CHANGES (evolve).
+    DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
+    DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). For Redshift,
+    DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
+    to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
+    incremental batches keep DWH_PART_ROWS.
+
+    Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
+    evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
+    shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
+    changed; freeze stops a table for any change. A stopped table writes nothing.
+
+    A table whose extract fails (a value a later stage cannot hold, named by table, column, key
+    and value; a watermark later than the source clock; a damaged state file; a schema change
+    the policy stops) keeps its watermark while the other tables go on; the command then exits 1
+    naming every failure.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -222,9 +234,15 @@ def load(ctx, tables) -> None:
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
-    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE; a failed COPY names file, line, column and
+    reason from stl_load_errors, or sys_load_error_detail on Serverless
+    (DWH_REDSHIFT_SERVERLESS: auto, true, false). Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
+
+    A batch whose parts or manifest do not check out, or that the warehouse refuses, is set
+    aside: nothing of it is loaded, its table's later batches wait, the other tables load, the
+    command exits 1 naming it, and every later load tries it again (see `dwh batches`).
     """
     pipeline.load(_settings(ctx), _reporter(), list(tables))
 
@@ -324,13 +342,17 @@ def funnel_land(ctx, files) -> None:
 def funnel_convert(ctx, file, force) -> None:
     """Convert landing files to Parquet partitioned by year and month, idempotently.
 
+    The columns, types, lengths and checks come from models/staging/funnel/_funnel__sources.yml.
     Writes, in the store, lake/funnel_events/year=<y>/month=<m>/<stem>.parquet (<stem>: the
     file's name without .csv; a re-run replaces its own output), rejects to
-    rejects/funnel/<stem>.csv with line numbers and reasons, and the marker
-    state/funnel/<stem>.json; with DWH_GLUE_DATABASE set, it registers the new partitions in
-    the Glue Data Catalog. A file whose marker shows the same key and size is skipped (see
-    --force). Fails, writing nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01)
-    rejected rows, or for a file that is not a funnel file.
+    rejects/funnel/<stem>.csv with line numbers and reasons (too_long_<column> for a value
+    longer than declared), and the marker state/funnel/<stem>.json (size, SHA-256,
+    converted_at, published_at); with DWH_GLUE_DATABASE set, it registers the new partitions in
+    the Glue Data Catalog. Empty lines are not rows. A file whose marker shows the same key,
+    size and SHA-256 is skipped (see --force); a changed file, even of the same size, is
+    converted again. A file fails, writing nothing to the lake, above
+    DWH_FUNNEL_MAX_REJECT_RATIO (0.01) rejected rows, or if it is not a funnel file; the other
+    files still convert, and the command then exits with status 1.
     """
     pipeline.funnel_convert(_settings(ctx), _reporter(), file, force)
 
@@ -376,6 +398,40 @@ def status(ctx, as_json) -> None:
 
 
 @main.command()
+@click.option("--retry", is_flag=True, help="Load the tables of the listed batches now (dwh load for those tables).")
+@click.pass_context
+def batches(ctx, retry) -> None:
+    """List the batches a load set aside or failed on that are still not loaded.
+
+    \b
+    A batch the warehouse refuses, or whose parts or manifest do not check out, is set aside:
+    nothing of it is loaded, the later batches of its table wait, the other tables go on, and
+    the run history (raw._run_history) keeps the reason. Every `dwh load` and `dwh run` tries
+    it again; --retry does it now, after the cause is fixed. Exit status: 0 none left, 4 some
+    still not loaded (as `dwh status`).
+    """
+    from .setaside import set_aside_batches
+    from .status import EXIT_FAILED, EXIT_OK
+
+    settings = _settings(ctx)
+    found = set_aside_batches(settings)
+    if retry and found:
+        try:
+            pipeline.load(settings, _reporter(), sorted({b.table for b in found}))
+        except USER_ERRORS as exc:  # the summary below says what is still set aside
+            click.echo(f"error: {exc}", err=True)
+        found = set_aside_batches(settings)
+        click.echo("")
+    for b in found:
+        when = b.failed_at.strftime("%Y-%m-%d %H:%M") if b.failed_at else "?"
+        verb = "set aside" if b.status == "set_aside" else "failed"
+        gone = "" if b.published else " (no longer in the store)"
+        click.echo(f"{b.table:<34} batch {b.batch_id}{gone}: {verb} {when} UTC: {b.error or '?'}")
+    click.echo(f"{len(found)} batch(es) set aside, not loaded" if found else "no batch set aside")
+    ctx.exit(EXIT_FAILED if found else EXIT_OK)
+
+
+@main.command()
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -401,8 +457,11 @@ def dashboard(ctx, out) -> None:
 @click.pass_context
 def run(ctx, tables) -> None:
     """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
-    write the dashboard (data/dashboard.html). A table whose extract a schema change stopped
-    (DWH_SCHEMA_CHANGES) does not hold up the others; the run then exits with its line."""
+    write the dashboard (data/dashboard.html).
+
+    A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,
+    the build takes what did load, and the run exits 1 with one line naming every failure.
+    """
     pipeline.run(_settings(ctx), _reporter(), list(tables))
 
 

@@ -13,6 +13,7 @@ from .extract import ExtractError
 from .funnel import CatalogError, FunnelError
 from .load import LoadError
 from .manifest import ManifestError
+from .runs import RunFailed
 from .schema import SchemaChangeError
 from .sources import SourceError
 from .store import StoreError
@@ -27,6 +28,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FunnelError,
     LoadError,
     ManifestError,
+    RunFailed,
     SchemaChangeError,
     SourceError,
     StoreError,

@@ -5,6 +5,8 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -13,18 +15,25 @@ from typing import Literal
 from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
-from .declarations import Table, select_tables
+from .declarations import DeclarationError, Table, select_tables
+from .errors import USER_ERRORS
 from .extract import BatchReport, extract_table, read_watermark
+from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
-from .runs import UnitOutcome
+from .runs import RunFailed, UnitOutcome, first_line
 from .schema import Decision, SchemaChangeError, SchemaPlan
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
-from .store import ObjectStore
+from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
+
+log = logging.getLogger("loaders.pipeline")
+
+FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
+"""What one funnel file's conversion may fail with and still cost only that file."""
 
 ExtractMode = Literal["auto"] | Mode
 """`auto`: historical for a table without a watermark yet, else current."""
@@ -48,9 +57,10 @@ def load_source(
 
             def loaded(report: BulkLoadReport) -> None:
                 task.advance(sizes.get(report.table, 0))
-                rep.bulk_load(report)
 
             reports = load_folder(engine, selected, csv_dir, replace=replace, progress=loaded)
+        for report in reports:  # all or nothing: stored once every table is
+            rep.bulk_load(report)
         unit.rows = sum(r.rows_stored for r in reports)
         unit.bytes = sum(sizes.values())
         return reports
@@ -59,13 +69,18 @@ def load_source(
 def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
-    """`dwh extract`: one batch per table into the object store."""
+    """`dwh extract`: one batch per table into the object store.
+
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed,
+    its watermark stays, the failure is one line and a `failed` unit, and the next tables go
+    on. Raises RunFailed naming every failed table after the last one.
+    """
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     reports = []
+    since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
-        stopped: list[SchemaChangeError] = []
         for table in selected:
             try:
                 with rep.run.unit("extract", table.name) as unit:
@@ -81,19 +96,15 @@ def extract(
                     unit.batch_ids = [report.batch_id] if report.batch_id else []
             except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
                 _schema_changes(rep, exc.plan.decisions if exc.plan else ())
-                stopped.append(exc)
+                unit_failed(rep, table.name, exc)
+                continue
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
                 continue
             _schema_changes(rep, report.schema)
             rep.extract(report)
             reports.append(report)
-    if len(stopped) == 1:
-        raise stopped[0]
-    if stopped:
-        names = ", ".join(e.plan.declared.name for e in stopped if e.plan)
-        raise SchemaChangeError(
-            f"schema changes stopped the extract of {len(stopped)} tables: {names} (one line per change above); "
-            f"the other {len(selected) - len(stopped)} table(s) were extracted"
-        )
+    rep.run.check(since, reports)
     return reports
 
 
@@ -127,9 +138,17 @@ def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = No
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
-    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake."""
+    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
+
+    A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
+    (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
+    reason, the later batches of its table wait (batches load in order), the other tables go
+    on, and the next run tries it again (`dwh batches` lists them). Raises RunFailed naming
+    every set-aside batch after the last table.
+    """
     selected: list[Table] = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_warehouse(settings, store) as wh, recording(rep.run, WarehouseHistory(wh)):
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
@@ -137,26 +156,47 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ingest_records(wh)  # what extract and funnel runs recorded in the store
         reports = []
         for table in selected:
-            with rep.run.unit("load", table.name) as unit:
-                try:
-                    table_reports = load_pending_batches(
-                        wh,
-                        [table],
-                        progress=partial(_count_batch, rep, unit),
-                        declared=[],
-                        in_transaction=partial(_record_batch, wh, unit),
-                    )
-                except Exception:
-                    unit.batch_ids += _first_unloaded(wh, table)  # the run history names the batch
-                    raise
-                loaded_now = [r for r in table_reports if r.status == "loaded"]
-                unit.status = "succeeded" if loaded_now else "skipped"
+            try:
+                with rep.run.unit("load", table.name) as unit:
+                    try:
+                        table_reports = load_pending_batches(
+                            wh,
+                            [table],
+                            progress=partial(_count_batch, rep, unit),
+                            declared=[],
+                            in_transaction=partial(_record_batch, wh, unit),
+                        )
+                    except Exception:
+                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                        unit.batch_ids += unloaded
+                        if unloaded:
+                            unit.status = "set_aside"  # retried by the next run (dwh batches)
+                        raise
+                    loaded_now = [r for r in table_reports if r.status == "loaded"]
+                    unit.status = "succeeded" if loaded_now else "skipped"
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         rep.echo(f"  funnel: {wh.publish_funnel()}")
-        return reports
+    rep.run.check(since, reports)
+    return reports
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+    """After a unit failed and the run goes on: one line naming the unit and the error. The
+    traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
+    that is not a user error (a bug)."""
+    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
+    rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
+    if isinstance(exc, USER_ERRORS):
+        log.debug("%s: %s", name, exc, exc_info=exc)
+    else:
+        log.error("%s: unexpected error", name, exc_info=exc)
 
 
 def _with_batch(unit: UnitOutcome, r: BatchLoadReport) -> UnitOutcome:
@@ -264,8 +304,14 @@ def funnel_land(settings: Settings, rep: Reporter, files: list[Path]) -> list[st
 
 
 def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, force: bool = False):
-    """Convert one named landing file, or every new or changed one; register Glue partitions."""
-    from .funnel import convert_file, landing_files
+    """Convert one named landing file, or every new or changed one; register Glue partitions.
+
+    Each file is its own unit (loaders/runs.py): a file that fails (not a funnel file, too many
+    rejects, the store or Glue refusing) is recorded and named, and the other files go on. Then,
+    if any failed, the error is raised: the one file's own error, or a FunnelError naming them
+    all. Returns the ConvertReports of the files that did not fail.
+    """
+    from .funnel import FunnelError, convert_file, landing_files
 
     store = ObjectStore(settings.store_url, settings)
     register = None
@@ -275,38 +321,52 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
         register = GlueCatalog(settings, store).add_partitions
     rep.stage(f"convert funnel files in {store.uri(layout.LANDING_FUNNEL)} -> {store.uri(layout.FUNNEL_LAKE)}")
     reports = []
+    failed: list[tuple[str, Exception]] = []
     with recording(rep.run, StoreHistory(store)):
         for key in [file] if file else landing_files(store):
             name = key.rstrip("/").rsplit("/", 1)[-1]
-            with rep.run.unit("funnel_convert", name) as unit:
-                size = _size(store, key) if rep.shows_progress else None
-                with rep.task(f"convert {name}", size, "bytes") as task:
-                    report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
-                unit.rows, unit.bytes = report.rows_written, report.bytes_read
-                unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            try:
+                with rep.run.unit("funnel_convert", name) as unit:
+                    size = _size(store, key) if rep.shows_progress else None
+                    with rep.task(f"convert {name}", size, "bytes") as task:
+                        report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
+                    unit.rows, unit.bytes = report.rows_written, report.bytes_read
+                    unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            except FUNNEL_FILE_ERRORS as exc:  # this file only: recorded as failed by its unit
+                failed.append((name, exc))
+                rep.echo(f"  {name:<24} failed: {first_line(exc)}")
+                continue
             reports.append(report)
-    for r in reports:
-        if r.status == "skipped":
-            rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
-            continue
-        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
-        glue = f", Glue {settings.glue_database}.{settings.glue_table}" if register else ""
-        rep.echo(
-            f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
-            f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
-            f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}"
-        )
-    if not reports:
+            _echo_conversion(rep, store, report, settings if register else None)
+    if not reports and not failed:
         rep.echo("  no landing file")
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        raise FunnelError(f"{len(failed)} funnel files failed: {', '.join(n for n, _ in failed)} (see above)")
     return reports
+
+
+def _echo_conversion(rep: Reporter, store: ObjectStore, r, glue: Settings | None) -> None:
+    """One line per converted (or skipped) file."""
+    if r.status == "skipped":
+        rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
+        return
+    rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
+    catalog = f", Glue {glue.glue_database}.{glue.glue_table}" if glue else ""
+    rep.echo(
+        f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
+        f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
+        f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){catalog}"
+    )
 
 
 def _size(store: ObjectStore, key: str) -> int | None:
     """A landing file's size for its progress bar (None when it cannot be known yet)."""
-    from .funnel.convert import _source_key
+    from .funnel import source_key
 
     try:
-        return store.info(_source_key(store, key)).size
+        return store.info(source_key(store, key)).size
     except Exception:
         return None
 
@@ -352,16 +412,39 @@ def _repair_static_docs(page: Path) -> None:
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
     """One scheduled run: convert new funnel files, extract what changed, load it, build, and
-    write the dashboard. A table a schema change stopped (contract 12) does not stop the others:
-    they load and build, and the run then fails with the stopped table's line."""
-    funnel_convert(settings, rep)
-    stopped: SchemaChangeError | None = None
-    try:
-        extract(settings, rep, "auto", tables)
-    except SchemaChangeError as exc:  # those tables stopped (named above); the others load and build
-        stopped = exc
-    load(settings, rep, tables)
-    build(settings, rep)
-    dashboard(settings, rep)
-    if stopped is not None:
-        raise stopped
+    write the dashboard.
+
+    Every stage runs whatever failed before it (contract 13): a funnel file over its reject
+    ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
+    themselves, and the build takes what did load. The run then ends with a summary naming
+    every failed unit (and every stage that could not start) and raises RunFailed (exit
+    status 1).
+    """
+    since = len(rep.run.outcomes)
+    stopped: list[str] = []
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("funnel convert", lambda: funnel_convert(settings, rep)),
+        ("extract", lambda: extract(settings, rep, "auto", tables)),
+        ("load", lambda: load(settings, rep, tables)),
+        ("build", lambda: build(settings, rep)),
+        ("dashboard", lambda: dashboard(settings, rep)),
+    ]
+    for name, stage in stages:
+        before = len(rep.run.failures)
+        try:
+            stage()
+        except RunFailed:
+            pass  # its failed units are in rep.run; the next stage goes on
+        except USER_ERRORS as exc:
+            if len(rep.run.failures) == before:  # not a unit's failure: the stage could not run
+                rep.echo(f"  {name} stopped: {first_line(exc)}")
+                log.debug("%s stopped", name, exc_info=exc)
+                stopped.append(f"{name} stopped: {first_line(exc)}")
+    failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failures or stopped:
+        rep.stage(f"run finished with {len(failures) + len(stopped)} failure(s)")
+        for f in failures:
+            rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
+        for line in stopped:
+            rep.echo(f"  {line}")
+        raise RunFailed(failures, stopped)

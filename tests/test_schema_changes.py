@@ -23,7 +23,8 @@ from loaders.config import ConfigError, Settings
 from loaders.declarations import LogicalType, declared_tables
 from loaders.extract import read_watermark
 from loaders.report import Reporter
-from loaders.schema import SchemaChangeError, compare
+from loaders.runs import RunFailed
+from loaders.schema import compare
 from loaders.schema.inspect import mysql_logical, sqlite_logical
 from loaders.sources import open_source
 from loaders.sources.sqlite import SQLITE_NOW
@@ -230,20 +231,21 @@ def test_breaking_change_stops_that_table_only(baseline, kind):
     before, watermark = batches(s, table), read_watermark(store, declared)
     lines: list[str] = []
     rep = Reporter(echo=lines.append)
-    with pytest.raises(SchemaChangeError) as info:
+    with pytest.raises(RunFailed) as info:  # the stage ends naming every failed unit (contract 13)
         pipeline.extract(s, rep, "auto", TABLES)
-    message = str(info.value)
-    assert "\n" not in message and f"table {table!r}, column {column!r}" in message
+    outcomes = {(o.stage, o.unit): o for o in rep.run.outcomes}
+    message = outcomes[("extract", table)].error
+    assert message is not None and message in str(info.value) and "\n" not in str(info.value)
+    assert message.startswith(f"table {table!r}, column {column!r}")
     assert f"extract of {table!r} stopped" in message
     for w in words:
         assert w in message
     # nothing written for the stopped table: no batch, the watermark where it was
     assert batches(s, table) == before
     assert read_watermark(store, declared) == watermark
-    outcomes = {(o.stage, o.unit): o for o in rep.run.outcomes}
     assert outcomes[("extract", table)].status == "failed"
-    assert outcomes[("extract", table)].error == message
     assert outcomes[("schema", f"{table}.{column}")].status == "failed"
+    assert outcomes[("schema", f"{table}.{column}")].error == message
     # the other tables went on: the seller's change is extracted and loads
     assert outcomes[("extract", "sellers")].status == "succeeded"
     assert outcomes[("extract", "sellers")].rows == 1
@@ -259,13 +261,14 @@ def test_sqlite_rename_is_one_line_without_traceback(settings, olist_csv):
     env = {"DWH_DATA_DIR": str(settings.data_dir)}
     result = CliRunner().invoke(main, ["extract", "--table", "sellers"], env=env)
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == [
-        "error: table 'sellers', column 'seller_city' (varchar(64)): declared but missing in the source "
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: 2 unit(s) failed: extract sellers failed: ")
+    assert (
+        "table 'sellers', column 'seller_city' (varchar(64)): declared but missing in the source "
         "(dropped, or renamed to 'city': a rename shows as a drop plus a new column): extract of 'sellers' "
         "stopped; restore the column in the source, or remove it from models/staging/olist/_olist__sources.yml "
         "and stg_olist__sellers.sql (raw keeps it, NULL from then on)"
-    ]
+    ) in error
     assert "Traceback" not in result.output
 
 
@@ -283,7 +286,7 @@ def test_freeze_stops_even_an_addition_or_a_widening(baseline, kind):
             retype(db, table, column, new_type)
         update(db, table, column, value, first_keys(db, table))
     before = batches(s, table)
-    with pytest.raises(SchemaChangeError, match=rf"column '{column}'.*DWH_SCHEMA_CHANGES=freeze"):
+    with pytest.raises(RunFailed, match=rf"column '{column}'.*DWH_SCHEMA_CHANGES=freeze"):
         pipeline.extract(s, quiet(), "auto", [table, "sellers"])
     assert batches(s, table) == before
 
@@ -387,7 +390,7 @@ def test_scheduled_run_loads_the_other_tables_then_fails(settings, olist_csv, mo
     monkeypatch.setattr(pipeline, "funnel_convert", lambda *a, **k: done.append("funnel"))
     monkeypatch.setattr(pipeline, "build", lambda *a, **k: done.append("build"))
     monkeypatch.setattr(pipeline, "dashboard", lambda *a, **k: done.append("dashboard"))
-    with pytest.raises(SchemaChangeError, match="'products', column 'product_photos_qty'"):
+    with pytest.raises(RunFailed, match="'products', column 'product_photos_qty'"):
         pipeline.run(s, quiet(), ["sellers", "products"])
     assert done == ["funnel", "build", "dashboard"]
     assert raw_latest(s, "sellers", "seller_city")[seller[0]] == "nova cidade"
