@@ -209,9 +209,15 @@ def extract(ctx, mode, tables) -> None:
     to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
     incremental batches keep DWH_PART_ROWS.
 
+    Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
+    evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
+    shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
+    changed; freeze stops a table for any change. A stopped table writes nothing.
+
     A table whose extract fails (a value a later stage cannot hold, named by table, column, key
-    and value; a watermark later than the source clock; a damaged state file) keeps its
-    watermark while the other tables go on; the command then exits 1 naming every failure.
+    and value; a watermark later than the source clock; a damaged state file; a schema change
+    the policy stops) keeps its watermark while the other tables go on; the command then exits 1
+    naming every failure.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -222,7 +228,9 @@ def extract(ctx, mode, tables) -> None:
 def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
-    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
+    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). A batch
+    loads by its manifest's columns: raw columns it lacks stay NULL, and columns raw lacks (a
+    new source column, a newly declared one) are added, narrower raw columns widened. Each
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
@@ -237,6 +245,31 @@ def load(ctx, tables) -> None:
     command exits 1 naming it, and every later load tries it again (see `dwh batches`).
     """
     pipeline.load(_settings(ctx), _reporter(), list(tables))
+
+
+@main.group()
+def schema() -> None:
+    """Source schema drift: what changed in the source against the declarations."""
+
+
+@schema.command("diff")
+@TABLES
+@click.pass_context
+def schema_diff(ctx, tables) -> None:
+    """Compare each source table's columns with models/staging/olist/_olist__sources.yml.
+
+    \b
+    One line per change (+ added, - missing, ~ widened, ! narrowed or changed) with what an
+    extract does with it under DWH_SCHEMA_CHANGES:
+      evolve (default)  new columns are extracted into raw (nullable) and widened types widen
+                        the raw column; a missing (dropped or renamed), narrowed or changed
+                        column stops that table's extract, the other tables go on
+      freeze            any change stops that table's extract
+    For a new or widened column it prints the YAML line that declares it, the staging line
+    that exposes it and the dbt commands that rebuild staging: nothing reaches staging or the
+    marts until a person declares it. Reads the source's catalog only; changes nothing.
+    """
+    pipeline.schema_diff(_settings(ctx), _reporter(), list(tables))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -26,6 +26,10 @@ RedshiftServerless = Literal["auto", "true", "false"]
 LogFormat = Literal["text", "json"]
 """How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
 Insights (loaders/console.py)."""
+SchemaChanges = Literal["evolve", "freeze"]
+"""What an extract does when the source table differs from its declaration (loaders/schema/):
+`evolve` takes new columns and widened types into the raw tables and stops a table only for a
+dropped, renamed, narrowed or changed column; `freeze` stops a table for any difference."""
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -91,6 +95,8 @@ class Settings:
     page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: Compression = "snappy"
+    # Source schema drift: "evolve" (new columns and widenings reach raw) or "freeze" (stop)
+    schema_changes: SchemaChanges = "evolve"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -123,6 +129,7 @@ class Settings:
             ("build_scope", BuildScope),
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
+            ("schema_changes", SchemaChanges),
             ("redshift_serverless", RedshiftServerless),
         ):
             allowed = get_args(kind)

@@ -24,6 +24,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
+from .schema import Decision, SchemaChangeError, SchemaPlan
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
@@ -93,13 +94,47 @@ def extract(
                         )
                     unit.rows, unit.bytes = report.rows, report.bytes
                     unit.batch_ids = [report.batch_id] if report.batch_id else []
+            except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
+                _schema_changes(rep, exc.plan.decisions if exc.plan else ())
+                unit_failed(rep, table.name, exc)
+                continue
             except Exception as exc:
                 unit_failed(rep, table.name, exc)
                 continue
+            _schema_changes(rep, report.schema)
             rep.extract(report)
             reports.append(report)
     rep.run.check(since, reports)
     return reports
+
+
+def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
+    """One line per schema change in the output, and one `schema` unit per change in the run
+    history (its message is the line; `failed` when the change stopped the table)."""
+    for d in decisions:
+        rep.echo(f"  schema: {d.line}")
+        with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
+            unit.error = d.line
+            unit.status = "failed" if d.action == "stop" else "succeeded"
+
+
+def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[SchemaPlan]:
+    """`dwh schema diff`: each table's source schema against its declaration, what the policy
+    does with each change, and the lines that declare and expose new or widened columns."""
+    from .schema import check_source_schema
+    from .schema.advice import diff_lines
+    from .schema.policy import SOURCES_YAML
+
+    selected = select_tables(settings.project_dir, tables)
+    plans = []
+    with open_source(settings.source_url) as engine:
+        rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
+        for table in selected:
+            plan = check_source_schema(engine, table, settings.schema_changes)
+            for line in diff_lines(plan):
+                rep.echo(line)
+            plans.append(plan)
+    return plans
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:

@@ -24,6 +24,7 @@ from ..config import Settings
 from ..declarations import Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
+from ..schema import Decision, SchemaChangeError, check_source_schema
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .diagnose import panics_silenced
@@ -48,6 +49,7 @@ class BatchReport:
     upper: datetime | None = None
     seconds: float = 0.0
     manifest: str | None = None
+    schema: tuple[Decision, ...] = ()  # the source's schema changes and what was done (loaders/schema/)
 
 
 def new_batch_id() -> str:
@@ -65,13 +67,23 @@ def extract_table(
 ) -> BatchReport:
     """Extract one table as one batch; return what was written.
 
-    Raises ExtractError (unknown mode, no watermark for a current extract, a value that does
-    not fit its declared type) and SourceError (the source refused the read); in both cases
-    the unfinished batch folder is removed and the watermark stays where it was.
+    The source table's columns are first compared with the declaration (loaders/schema/):
+    under DWH_SCHEMA_CHANGES=evolve new columns are extracted after the declared ones and
+    widened columns with their source type; the manifest lists the columns as extracted.
+
+    Raises SchemaChangeError (a change the policy stops: nothing read, nothing written),
+    ExtractError (unknown mode, no watermark for a current extract, a value that does not fit
+    its declared type) and SourceError (the source refused the read); in every case the
+    unfinished batch folder is removed and the watermark stays where it was.
     """
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     started = time.perf_counter()
+    plan = check_source_schema(engine, table, settings.schema_changes)
+    stop = plan.stop_message()
+    if stop:
+        raise SchemaChangeError(stop, plan)
+    table = plan.table  # declared columns (widened where the source widened them), then new ones
     upper = engine.now()
     lower = None
     if mode == "current":
@@ -108,7 +120,7 @@ def extract_table(
         writer.abort()
         _discard_batch(store, folder)
         raise
-    report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper, schema=plan.decisions)
     if rows:
         manifest = {
             "version": MANIFEST_VERSION,
