@@ -5,6 +5,8 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -14,6 +16,7 @@ from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
 from .declarations import DeclarationError, Table, select_tables
+from .errors import USER_ERRORS
 from .extract import BatchReport, extract_table, read_watermark
 from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
@@ -21,10 +24,13 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
+from .schema import Decision, SchemaChangeError, SchemaPlan
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
+
+log = logging.getLogger("loaders.pipeline")
 
 FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
 """What one funnel file's conversion may fail with and still cost only that file."""
@@ -51,9 +57,10 @@ def load_source(
 
             def loaded(report: BulkLoadReport) -> None:
                 task.advance(sizes.get(report.table, 0))
-                rep.bulk_load(report)
 
             reports = load_folder(engine, selected, csv_dir, replace=replace, progress=loaded)
+        for report in reports:  # all or nothing: stored once every table is
+            rep.bulk_load(report)
         unit.rows = sum(r.rows_stored for r in reports)
         unit.bytes = sum(sizes.values())
         return reports
@@ -62,33 +69,86 @@ def load_source(
 def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
-    """`dwh extract`: one batch per table into the object store."""
+    """`dwh extract`: one batch per table into the object store.
+
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed,
+    its watermark stays, the failure is one line and a `failed` unit, and the next tables go
+    on. Raises RunFailed naming every failed table after the last one.
+    """
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     reports = []
+    since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         for table in selected:
-            with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = (
-                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                )
-                total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                with rep.task(f"extract {table.name}", total) as task:
-                    report = extract_table(
-                        settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+            try:
+                with rep.run.unit("extract", table.name) as unit:
+                    table_mode: Mode = (
+                        ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
                     )
-                unit.rows, unit.bytes = report.rows, report.bytes
-                unit.batch_ids = [report.batch_id] if report.batch_id else []
+                    total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
+                    with rep.task(f"extract {table.name}", total) as task:
+                        report = extract_table(
+                            settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                        )
+                    unit.rows, unit.bytes = report.rows, report.bytes
+                    unit.batch_ids = [report.batch_id] if report.batch_id else []
+            except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
+                _schema_changes(rep, exc.plan.decisions if exc.plan else ())
+                unit_failed(rep, table.name, exc)
+                continue
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
+            _schema_changes(rep, report.schema)
             rep.extract(report)
             reports.append(report)
+    rep.run.check(since, reports)
     return reports
 
 
+def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
+    """One line per schema change in the output, and one `schema` unit per change in the run
+    history (its message is the line; `failed` when the change stopped the table)."""
+    for d in decisions:
+        rep.echo(f"  schema: {d.line}")
+        with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
+            unit.error = d.line
+            unit.status = "failed" if d.action == "stop" else "succeeded"
+
+
+def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[SchemaPlan]:
+    """`dwh schema diff`: each table's source schema against its declaration, what the policy
+    does with each change, and the lines that declare and expose new or widened columns."""
+    from .schema import check_source_schema
+    from .schema.advice import diff_lines
+    from .schema.policy import SOURCES_YAML
+
+    selected = select_tables(settings.project_dir, tables)
+    plans = []
+    with open_source(settings.source_url) as engine:
+        rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
+        for table in selected:
+            plan = check_source_schema(engine, table, settings.schema_changes)
+            for line in diff_lines(plan):
+                rep.echo(line)
+            plans.append(plan)
+    return plans
+
+
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
-    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake."""
+    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
+
+    A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
+    (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
+    reason, the later batches of its table wait (batches load in order), the other tables go
+    on, and the next run tries it again (`dwh batches` lists them). Raises RunFailed naming
+    every set-aside batch after the last table.
+    """
     selected: list[Table] = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_warehouse(settings, store) as wh, recording(rep.run, WarehouseHistory(wh)):
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
@@ -96,26 +156,47 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ingest_records(wh)  # what extract and funnel runs recorded in the store
         reports = []
         for table in selected:
-            with rep.run.unit("load", table.name) as unit:
-                try:
-                    table_reports = load_pending_batches(
-                        wh,
-                        [table],
-                        progress=partial(_count_batch, rep, unit),
-                        declared=[],
-                        in_transaction=partial(_record_batch, wh, unit),
-                    )
-                except Exception:
-                    unit.batch_ids += _first_unloaded(wh, table)  # the run history names the batch
-                    raise
-                loaded_now = [r for r in table_reports if r.status == "loaded"]
-                unit.status = "succeeded" if loaded_now else "skipped"
+            try:
+                with rep.run.unit("load", table.name) as unit:
+                    try:
+                        table_reports = load_pending_batches(
+                            wh,
+                            [table],
+                            progress=partial(_count_batch, rep, unit),
+                            declared=[],
+                            in_transaction=partial(_record_batch, wh, unit),
+                        )
+                    except Exception:
+                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                        unit.batch_ids += unloaded
+                        if unloaded:
+                            unit.status = "set_aside"  # retried by the next run (dwh batches)
+                        raise
+                    loaded_now = [r for r in table_reports if r.status == "loaded"]
+                    unit.status = "succeeded" if loaded_now else "skipped"
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         rep.echo(f"  funnel: {wh.publish_funnel()}")
-        return reports
+    rep.run.check(since, reports)
+    return reports
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+    """After a unit failed and the run goes on: one line naming the unit and the error. The
+    traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
+    that is not a user error (a bug)."""
+    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
+    rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
+    if isinstance(exc, USER_ERRORS):
+        log.debug("%s: %s", name, exc, exc_info=exc)
+    else:
+        log.error("%s: unexpected error", name, exc_info=exc)
 
 
 def _with_batch(unit: UnitOutcome, r: BatchLoadReport) -> UnitOutcome:
@@ -333,22 +414,37 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
     """One scheduled run: convert new funnel files, extract what changed, load it, build, and
     write the dashboard.
 
-    A funnel file that fails costs only itself (issue 17): the Olist stages go on. The run then
-    ends with a summary naming every failed unit and raises RunFailed (exit status 1).
+    Every stage runs whatever failed before it (contract 13): a funnel file over its reject
+    ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
+    themselves, and the build takes what did load. The run then ends with a summary naming
+    every failed unit (and every stage that could not start) and raises RunFailed (exit
+    status 1).
     """
-    try:
-        funnel_convert(settings, rep)
-    except FUNNEL_FILE_ERRORS:
-        pass  # recorded in rep.run by its unit, named in the summary below
-    extract(settings, rep, "auto", tables)
-    load(settings, rep, tables)
-    build(settings, rep)
-    dashboard(settings, rep)
-    failures = rep.run.failures
-    if failures:
-        rep.stage(f"run finished with {len(failures)} failure(s)")
+    since = len(rep.run.outcomes)
+    stopped: list[str] = []
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("funnel convert", lambda: funnel_convert(settings, rep)),
+        ("extract", lambda: extract(settings, rep, "auto", tables)),
+        ("load", lambda: load(settings, rep, tables)),
+        ("build", lambda: build(settings, rep)),
+        ("dashboard", lambda: dashboard(settings, rep)),
+    ]
+    for name, stage in stages:
+        before = len(rep.run.failures)
+        try:
+            stage()
+        except RunFailed:
+            pass  # its failed units are in rep.run; the next stage goes on
+        except USER_ERRORS as exc:
+            if len(rep.run.failures) == before:  # not a unit's failure: the stage could not run
+                rep.echo(f"  {name} stopped: {first_line(exc)}")
+                log.debug("%s stopped", name, exc_info=exc)
+                stopped.append(f"{name} stopped: {first_line(exc)}")
+    failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failures or stopped:
+        rep.stage(f"run finished with {len(failures) + len(stopped)} failure(s)")
         for f in failures:
             rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
-        raise RunFailed(
-            f"{len(failures)} unit(s) failed: " + ", ".join(f"{f.stage} {f.unit}" for f in failures) + " (see above)"
-        )
+        for line in stopped:
+            rep.echo(f"  {line}")
+        raise RunFailed(failures, stopped)

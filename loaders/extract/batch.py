@@ -24,8 +24,10 @@ from ..config import Settings
 from ..declarations import Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
+from ..schema import Decision, SchemaChangeError, check_source_schema
 from ..sources import SourceEngine
 from ..store import ObjectStore
+from .diagnose import panics_silenced
 from .parts import ExtractError, PartWriter
 from .readers import read_rows
 from .watermark import read_watermark, write_watermark
@@ -47,6 +49,7 @@ class BatchReport:
     upper: datetime | None = None
     seconds: float = 0.0
     manifest: str | None = None
+    schema: tuple[Decision, ...] = ()  # the source's schema changes and what was done (loaders/schema/)
 
 
 def new_batch_id() -> str:
@@ -64,40 +67,60 @@ def extract_table(
 ) -> BatchReport:
     """Extract one table as one batch; return what was written.
 
-    Raises ExtractError (unknown mode, no watermark for a current extract, a value that does
-    not fit its declared type) and SourceError (the source refused the read); in both cases
-    the unfinished batch folder is removed and the watermark stays where it was.
+    The source table's columns are first compared with the declaration (loaders/schema/):
+    under DWH_SCHEMA_CHANGES=evolve new columns are extracted after the declared ones and
+    widened columns with their source type; the manifest lists the columns as extracted.
+
+    Raises SchemaChangeError (a change the policy stops: nothing read, nothing written),
+    ExtractError (unknown mode, no watermark for a current extract, a value that does not fit
+    its declared type) and SourceError (the source refused the read); in every case the
+    unfinished batch folder is removed and the watermark stays where it was.
     """
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     started = time.perf_counter()
+    plan = check_source_schema(engine, table, settings.schema_changes)
+    stop = plan.stop_message()
+    if stop:
+        raise SchemaChangeError(stop, plan)
+    table = plan.table  # declared columns (widened where the source widened them), then new ones
     upper = engine.now()
     lower = None
     if mode == "current":
         watermark = read_watermark(store, table)
         if watermark is None:
             raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
+        if watermark > upper:  # a restored or edited state: every window would be empty
+            raise ExtractError(
+                f"table {table.name!r}: the watermark {watermark.isoformat()} "
+                f"({store.uri(layout.state_path(table.name))}) is later than the source's clock "
+                f"{upper.isoformat()}; nothing was extracted. Fix the state file, or re-extract the table "
+                f"(dwh extract --mode historical --table {table.name})"
+            )
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
-    writer = PartWriter(store, folder, table, settings)
+    # a historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set
+    expected = engine.row_count(table) if mode == "historical" and settings.redshift_slices else None
+    writer = PartWriter(store, folder, table, settings, expected)
     rows = 0
     max_cursor = None
     try:
-        for batch in read_rows(engine, table, lower, upper, settings):
-            batch_max = pc.max(batch.column(table.cursor)).as_py()
-            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                max_cursor = batch_max
-            writer.write(batch)
-            rows += batch.num_rows
-            if progress:
-                progress(table.name, rows)
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for batch in read_rows(engine, table, lower, upper, settings):
+                batch_max = pc.max(batch.column(table.cursor)).as_py()
+                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                    max_cursor = batch_max
+                writer.write(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()
         _discard_batch(store, folder)
         raise
-    report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper, schema=plan.decisions)
     if rows:
         manifest = {
             "version": MANIFEST_VERSION,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..declarations import Table
-from ..manifest import ManifestError, read_manifest
+from ..manifest import ManifestError, batch_table, read_manifest
+from ..schema.raw import RawSchemaError, evolve_raw
 from ..warehouses import LOAD_LOG, Warehouse, literal
 from .batches import LoadError, list_batches, verify_parts
 from .statements import batch_statements
@@ -36,6 +37,7 @@ class BatchLoadReport:
     rows_in_batch: int = 0
     rows_inserted: int = 0
     seconds: float = 0.0
+    raw_changes: list[str] = field(default_factory=list)  # columns added or widened in raw for it
 
 
 InTransaction = Callable[["BatchLoadReport"], None]
@@ -47,7 +49,9 @@ def load_batch(
     wh: Warehouse, table: Table, folder: str, in_transaction: InTransaction | None = None
 ) -> BatchLoadReport:
     """Load one batch exactly once. Raises LoadError (a part missing, corrupted or refused by the
-    warehouse: nothing was loaded) or ManifestError. `in_transaction` runs inside the batch's
+    warehouse, a column raw cannot take: nothing was loaded) or ManifestError. The batch's
+    columns are the manifest's: columns raw lacks are added, narrower raw columns widened, and
+    raw columns the batch lacks stay NULL. `in_transaction` runs inside the batch's
     transaction once the batch is inserted and logged."""
     started = time.perf_counter()
     try:
@@ -57,7 +61,17 @@ def load_batch(
     batch_id = manifest["batch_id"]
     if wh.execute(f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"):
         return BatchLoadReport(table.name, batch_id, manifest["mode"], "skipped", manifest["row_count"])
+    # After the load-log check: a batch already loaded is skipped whatever its columns.
+    try:
+        extracted = batch_table(wh.store, table, folder, manifest)
+    except ManifestError as exc:
+        raise LoadError(str(exc)) from None
     verify_parts(wh.store, folder, manifest, checksums=wh.verifies_part_checksums)
+    try:  # raw takes the batch's columns: new ones added, widened ones widened (loaders/schema/raw.py)
+        raw_changes = evolve_raw(wh, table, extracted.columns)
+    except RawSchemaError as exc:
+        raise LoadError(f"batch {batch_id} of {table.name!r}: {exc}") from None
+    table = extracted  # staged and inserted by name: raw columns the batch lacks stay NULL
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     steps = batch_statements(wh, table, manifest, folder, loaded_at)
     with wh.transaction():
@@ -88,6 +102,7 @@ def load_batch(
             manifest["row_count"],
             int(inserted),
             time.perf_counter() - started,
+            raw_changes,
         )
         if in_transaction:
             in_transaction(report)
@@ -100,10 +115,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def ensure_raw_tables(wh: Warehouse, tables: list[Table]) -> None:
-    """Create every raw table (and the load log) that does not exist yet."""
+    """Create every raw table (and the load log) that does not exist yet, and add (or widen)
+    the declared columns an existing raw table lacks: declaring a column never strands a batch.
+    Raises LoadError naming table, column and types for a declared type raw cannot take."""
     for table in tables:
         for sql in wh.create_statements(table):
             wh.execute(sql)
+        try:
+            evolve_raw(wh, table, table.columns)
+        except RawSchemaError as exc:
+            raise LoadError(f"{exc} (declared in the sources YAML)") from None
 
 
 def load_pending_batches(
