@@ -6,7 +6,16 @@
 
 from .olist import (
     BATCH_ID_COLUMN,
+    CHANGE_COLUMNS,
+    CHANGE_SEQ_COLUMN,
     LOADED_AT_COLUMN,
+    LOADER_COLUMNS,
+    OP_COLUMN,
+    OP_DELETE,
+    OP_INSERT,
+    OP_SNAPSHOT,
+    OP_UPDATE,
+    ROW_HASH_COLUMN,
     Column,
     DeclarationError,
     Freshness,
@@ -19,7 +28,16 @@ from .types import Engine, Kind, LogicalType, TypeDeclarationError
 
 __all__ = [
     "BATCH_ID_COLUMN",
+    "CHANGE_COLUMNS",
+    "CHANGE_SEQ_COLUMN",
     "LOADED_AT_COLUMN",
+    "LOADER_COLUMNS",
+    "OP_COLUMN",
+    "OP_DELETE",
+    "OP_INSERT",
+    "OP_SNAPSHOT",
+    "OP_UPDATE",
+    "ROW_HASH_COLUMN",
     "Column",
     "DeclarationError",
     "Engine",
