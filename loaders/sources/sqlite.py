@@ -30,6 +30,9 @@ class SQLiteSource(SourceEngine):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
+        from ..verify.checksum import register_sqlite
+
+        register_sqlite(conn)  # md5() and hex_int() for `dwh verify` (SQLite has no MD5)
         return conn
 
     def connectorx_url(self) -> str:
