@@ -200,7 +200,10 @@ def extract(ctx, mode, tables) -> None:
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
-    leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). For Redshift,
+    DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
+    to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
+    incremental batches keep DWH_PART_ROWS.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -215,7 +218,9 @@ def load(ctx, tables) -> None:
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
-    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE; a failed COPY names file, line, column and
+    reason from stl_load_errors, or sys_load_error_detail on Serverless
+    (DWH_REDSHIFT_SERVERLESS: auto, true, false). Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
     """
@@ -314,13 +319,17 @@ def funnel_land(ctx, files) -> None:
 def funnel_convert(ctx, file, force) -> None:
     """Convert landing files to Parquet partitioned by year and month, idempotently.
 
+    The columns, types, lengths and checks come from models/staging/funnel/_funnel__sources.yml.
     Writes, in the store, lake/funnel_events/year=<y>/month=<m>/<stem>.parquet (<stem>: the
     file's name without .csv; a re-run replaces its own output), rejects to
-    rejects/funnel/<stem>.csv with line numbers and reasons, and the marker
-    state/funnel/<stem>.json; with DWH_GLUE_DATABASE set, it registers the new partitions in
-    the Glue Data Catalog. A file whose marker shows the same key and size is skipped (see
-    --force). Fails, writing nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01)
-    rejected rows, or for a file that is not a funnel file.
+    rejects/funnel/<stem>.csv with line numbers and reasons (too_long_<column> for a value
+    longer than declared), and the marker state/funnel/<stem>.json (size, SHA-256,
+    converted_at, published_at); with DWH_GLUE_DATABASE set, it registers the new partitions in
+    the Glue Data Catalog. Empty lines are not rows. A file whose marker shows the same key,
+    size and SHA-256 is skipped (see --force); a changed file, even of the same size, is
+    converted again. A file fails, writing nothing to the lake, above
+    DWH_FUNNEL_MAX_REJECT_RATIO (0.01) rejected rows, or if it is not a funnel file; the other
+    files still convert, and the command then exits with status 1.
     """
     pipeline.funnel_convert(_settings(ctx), _reporter(), file, force)
 
@@ -390,8 +399,15 @@ def dashboard(ctx, out) -> None:
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
-    write the dashboard (data/dashboard.html)."""
+    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, a
+    verify-and-repair when due, and write the dashboard (data/dashboard.html).
+
+    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    when the last verify is older than that, and after a historical extract; its cost (time,
+    bytes read from the source) is printed.
+
+    A funnel file that fails does not stop the run: the other stages go on, then the run ends
+    with a summary naming every failed unit and exit status 1."""
     pipeline.run(_settings(ctx), _reporter(), list(tables))
 
 

@@ -80,7 +80,9 @@ def extract_table(
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
-    writer = PartWriter(store, folder, table, settings)
+    # a historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set
+    expected = engine.row_count(table) if mode == "historical" and settings.redshift_slices else None
+    writer = PartWriter(store, folder, table, settings, expected)
     rows = 0
     max_cursor = None
     try:
