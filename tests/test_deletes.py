@@ -101,3 +101,35 @@ def test_a_change_under_an_unchanged_cursor_is_a_new_version(settings, olist_csv
     before = warehouse_rows(s, "SELECT count(*) FROM raw.orders")
     extract_and_load(s, "historical", ["orders"])
     assert warehouse_rows(s, "SELECT count(*) FROM raw.orders") == before
+
+
+def test_prune_value_moving_later_or_earlier_leaves_one_row(settings, olist_csv):
+    """prune-bound-duplicate: delete_insert_pruned deletes the old row wherever the prune
+    column (purchased_at) moved: later (alone in its run, so every new value is newer than the
+    old one) and earlier."""
+    s = settings
+    fill_source(s, olist_csv)
+    extract_and_load(s)
+    build(s, *NO_LOOKBACK)
+    with open_source(s.source_url) as db:
+        later, earlier = (
+            r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_purchase_timestamp LIMIT 2")
+        )
+    for oid, shift in ((later, "+1 day"), (earlier, "-400 days")):
+        with open_source(s.source_url) as db:
+            db.execute(
+                "UPDATE orders SET order_purchase_timestamp = datetime(order_purchase_timestamp, ?) WHERE order_id = ?",
+                (shift, oid),
+            )
+            (expected,) = db.execute("SELECT order_purchase_timestamp FROM orders WHERE order_id = ?", (oid,))[0]
+        extract_and_load(s)
+        build(s, *NO_LOOKBACK)
+        rows = warehouse_rows(
+            s, f"SELECT CAST(purchased_at AS VARCHAR) FROM marts.fact_orders WHERE order_id = '{oid}'"
+        )
+        assert rows == [(expected,)], shift
+        items = warehouse_rows(
+            s, f"SELECT count(DISTINCT purchased_at) FROM marts.fact_order_items WHERE order_id = '{oid}'"
+        )
+        assert items in ([(1,)], [(0,)])
+    assert warehouse_rows(s, "SELECT count(*) - count(DISTINCT order_id) FROM marts.fact_orders") == [(0,)]
