@@ -79,6 +79,8 @@ def test_verify_finds_and_names_each_kind_of_difference(settings, olist_csv):
         ("different",),
         ("different",),
     ]
+    status = CliRunner().invoke(main, ["status"], env=env)
+    assert "different" in status.output, status.output
 
 
 @pytest.mark.slow
