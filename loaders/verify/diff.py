@@ -6,7 +6,7 @@ row hash computed by the warehouse from the declared columns (loaders/verify/che
 first primary-key column is cut into ranges at quantiles of the warehouse's keys; for each
 range both sides return a row count and the sum of the hash prefixes (one index range scan on
 the source). Equal ranges are done; a differing range is cut again (16 ways) until it holds at
-most `fetch_rows` rows, whose keys and hashes are then fetched from both sides and compared.
+most `fetch_rows` (256) rows, whose keys and hashes are then fetched from both sides and compared.
 Rows whose source cursor is at or after the last extract's upper bound are in flight: counted
 apart, not differences. Memory holds one range's keys at most.
 """
@@ -73,8 +73,8 @@ def _prepare_warehouse(wh: Warehouse, table: Table) -> None:
     wh.execute(
         f"CREATE TEMPORARY TABLE {quote(LATEST)} AS SELECT {keys}, {quote(table.cursor)} AS _cursor, "
         f"{row_hash_sql(wh.name, table.columns, 'l')} AS _hash FROM ({latest_versions_sql(wh, table, cols)}) AS l "
-        f"WHERE COALESCE(l.{quote(OP_COLUMN)}, 'r') <> {literal(OP_DELETE)}"
-    )
+        f"WHERE COALESCE(l.{quote(OP_COLUMN)}, 'r') <> {literal(OP_DELETE)} ORDER BY {keys}"
+    )  # in key order: each range query then reads only the blocks of its range (zone maps)
 
 
 def _where(first: str, lo: object, hi: object, lit: Callable[[object], str]) -> str:
@@ -159,7 +159,7 @@ def _normal(key: tuple) -> tuple:
 
 
 def verify_table(
-    engine: SourceEngine, wh: Warehouse, table: Table, upper: datetime | None, fetch_rows: int = 2000
+    engine: SourceEngine, wh: Warehouse, table: Table, upper: datetime | None, fetch_rows: int = 256
 ) -> TableDiff:
     """Compare one table; `upper` is the last extract's upper bound (rows whose source cursor is
     at or after it are in flight). Returns the differences with every differing key."""
