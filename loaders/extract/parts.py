@@ -22,8 +22,11 @@ class ExtractError(RuntimeError):
 def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.RecordBatch:
     """Cast a batch as the driver typed it to the declared schema, refusing any data loss.
 
-    Raises ExtractError naming the table and column when a value does not fit.
+    Raises ExtractError naming the table, column, key and value when a value does not fit
+    (loaders/extract/values.py: also NUL characters and strings over their declared length).
     """
+    from .values import check_strings, first_uncastable, key_of, refuse
+
     arrays = []
     for target in schema:
         column = batch.column(target.name)
@@ -33,12 +36,19 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
             if not column.type.equals(target.type):
                 column = column.cast(target.type, safe=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ExtractError(
-                f"table {table.name!r}, column {target.name!r}: cannot store {column.type} values "
-                f"as {target.type}: {exc}"
+            i = first_uncastable(column, target.type)
+            if i is None:
+                raise ExtractError(
+                    f"table {table.name!r}, column {target.name!r}: cannot store {column.type} values "
+                    f"as {target.type}: {exc}"
+                ) from None
+            raise refuse(
+                table, target.name, key_of(batch, table, i), column[i].as_py(), f"does not fit {target.type}"
             ) from None
         arrays.append(column)
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    conformed = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    check_strings(conformed, table)
+    return conformed
 
 
 def with_change_columns(batch: pa.RecordBatch, table: Table, op: str, first_seq: int) -> pa.RecordBatch:
