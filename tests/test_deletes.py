@@ -157,9 +157,10 @@ def _random_edits(db, rng: random.Random) -> None:
     db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = ?", (rng.choice(orders[:-1]),))
     db.execute(trigger)
     item = db.execute("SELECT order_id, order_item_id FROM order_items ORDER BY random() LIMIT 1")[0]
-    db.execute(  # a commit whose cursor is two hours old: outside the lookback
+    db.execute(  # a late commit: its cursor is just after the old one, behind the watermark (no lookback)
         "UPDATE order_items SET price = printf('%.2f', CAST(price AS REAL) + 0.5), "
-        "updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 hours') WHERE order_id = ? AND order_item_id = ?",
+        "updated_at = strftime('%Y-%m-%d %H:%M:%f', updated_at, '+0.001 seconds') "
+        "WHERE order_id = ? AND order_item_id = ?",
         item,
     )
 
@@ -168,7 +169,7 @@ def test_randomized_hours_converge_after_verify_and_repair(settings, olist_csv):
     """Several simulated hours of inserts, updates, deletes, unbumped updates and late commits
     with runs in between; after a final `dwh run` that verifies and repairs, staging equals the
     source row for row (compared here, not with dwh verify) and the facts equal a full refresh."""
-    s = settings.with_(verify_every="0")
+    s = settings.with_(verify_every="0", lookback_seconds=0)  # a late commit is then missed until verified
     fill_source(s, olist_csv)
     extract_and_load(s)
     build(s)

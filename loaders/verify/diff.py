@@ -6,7 +6,7 @@ row hash computed by the warehouse from the declared columns (loaders/verify/che
 first primary-key column is cut into ranges at quantiles of the warehouse's keys; for each
 range both sides return a row count and the sum of the hash prefixes (one index range scan on
 the source). Equal ranges are done; a differing range is cut again (16 ways) until it holds at
-most `fetch_rows` (256) rows, whose keys and hashes are then fetched from both sides and compared.
+most `fetch_rows` (2,000) rows, whose keys and hashes are then fetched from both sides and compared.
 Rows whose source cursor is at or after the last extract's upper bound are in flight: counted
 apart, not differences. Memory holds one range's keys at most.
 """
@@ -159,7 +159,7 @@ def _normal(key: tuple) -> tuple:
 
 
 def verify_table(
-    engine: SourceEngine, wh: Warehouse, table: Table, upper: datetime | None, fetch_rows: int = 256
+    engine: SourceEngine, wh: Warehouse, table: Table, upper: datetime | None, fetch_rows: int = 2000
 ) -> TableDiff:
     """Compare one table; `upper` is the last extract's upper bound (rows whose source cursor is
     at or after it are in flight). Returns the differences with every differing key."""
