@@ -272,6 +272,28 @@ def schema_diff(ctx, tables) -> None:
     pipeline.schema_diff(_settings(ctx), _reporter(), list(tables))
 
 
+@main.command()
+@TABLES
+@click.option("--repair", is_flag=True, help="Write a repair batch for every difference, load, build, verify again.")
+@click.option("--examples", type=int, default=5, show_default=True, help="Example keys shown per kind of difference.")
+@click.pass_context
+def verify(ctx, tables, repair, examples) -> None:
+    """Compare each table between the source and the warehouse's latest versions (a data diff).
+
+    Key ranges on both sides, a row count and an order-independent checksum of the declared
+    columns per range (the same MD5-based row hash on every engine), ranges that differ are cut
+    again and compared key by key once small (docs/verify.md). Prints per table the rows in the
+    source and the warehouse, missing (in the source only), extra (deleted in the source) and
+    changed keys with examples, the time and the bytes read; rows changed after the last
+    extract's upper bound are in flight, not differences. Results go to raw._verify_log (shown
+    by `dwh status`) and the run history. --repair writes the current source rows of missing and
+    changed keys and tombstones for extra keys as a repair batch, loads and builds it, and
+    verifies again. Exit status 0 when every table is equal, 1 otherwise.
+    """
+    diffs = pipeline.verify(_settings(ctx), _reporter(), list(tables), repair, examples)
+    ctx.exit(0 if all(d.equal for d in diffs) else 1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
@@ -456,8 +478,12 @@ def dashboard(ctx, out) -> None:
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
-    write the dashboard (data/dashboard.html).
+    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, a
+    verify-and-repair when due, and write the dashboard (data/dashboard.html).
+
+    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    when the last verify is older than that, and after a historical extract; its cost (time,
+    bytes read from the source) is printed.
 
     A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,
     the build takes what did load, and the run exits 1 with one line naming every failure.

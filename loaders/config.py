@@ -97,6 +97,9 @@ class Settings:
     parquet_compression: Compression = "snappy"
     # Source schema drift: "evolve" (new columns and widenings reach raw) or "freeze" (stop)
     schema_changes: SchemaChanges = "evolve"
+    # `dwh run` verifies and repairs every table this often (`24h`, `30m`, `3600s`, `0` = never),
+    # and after a historical extract (loaders/pipeline.py, verify_due)
+    verify_every: str = "0"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -146,6 +149,7 @@ class Settings:
         ):
             if getattr(self, name) < (0 if name in ("lookback_seconds", "redshift_slices") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        self.verify_every_seconds  # noqa: B018 - raises ConfigError on a bad value
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
 
@@ -164,6 +168,16 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # callers pass field values
+
+    @property
+    def verify_every_seconds(self) -> int:
+        """DWH_VERIFY_EVERY in seconds (0: never). Accepts `<n>` (seconds), `<n>s`, `<n>m`, `<n>h`, `<n>d`."""
+        text = str(self.verify_every).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+        if not number.isdigit():
+            raise ConfigError(f"DWH_VERIFY_EVERY={self.verify_every!r}: use e.g. 24h, 30m, 3600 or 0 (never)")
+        return int(number) * unit
 
     @property
     def is_redshift_serverless(self) -> bool:
