@@ -21,6 +21,10 @@ Compression = Literal["snappy", "zstd", "gzip", "none"]
 """Parquet codecs a batch's parts may use."""
 BuildScope = Literal["changed", "all"]
 """What `dwh build` builds by default: what new data reaches, or the whole project."""
+Capture = Literal["cursor", "binlog"]
+"""How incremental extracts find changes: `cursor` polls each table's cursor column with a
+lookback (any source); `binlog` reads MySQL/MariaDB row events from a stored binary-log position
+(loaders/extract/binlog.py, docs/architecture.md contract 11)."""
 LogFormat = Literal["text", "json"]
 """How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
 Insights (loaders/console.py)."""
@@ -74,6 +78,7 @@ class Settings:
     redshift_database: str = "dev"
     redshift_iam_role: str = ""  # ARN of the role COPY and Spectrum assume
     # Extraction
+    capture: Capture = "cursor"
     lookback_seconds: int = 900
     part_rows: int = 500_000
     batch_rows: int = 16_384  # Arrow batch and Parquet row group size while streaming
@@ -112,6 +117,7 @@ class Settings:
             ("build_scope", BuildScope),
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
+            ("capture", Capture),
         ):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:

@@ -1,29 +1,42 @@
-"""A table's watermark (docs/architecture.md, contract 3).
+"""A table's watermark (docs/architecture.md, contract 3) and, in binlog capture, its position.
 
 The cursor up to which every row has been extracted. Stored at `olist/<table>/_state.json`;
-advanced only after a batch's manifest is written.
+advanced only after a batch's manifest is written. With DWH_CAPTURE=binlog the same file also
+holds `binlog`: the binary-log position up to which every change of the table is in a
+published batch (loaders/extract/binlog.py), advanced the same way.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from .. import layout
 from ..declarations import Table
 from ..store import ObjectStore
 
 
-def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
-    """The table's watermark, or None before its first extract."""
+def read_state(store: ObjectStore, table: Table) -> dict[str, Any] | None:
+    """The table's whole state document, or None before its first extract."""
     path = layout.state_path(table.name)
     if not store.exists(path):
         return None
-    state = store.read_json(path)
-    return datetime.fromisoformat(state["watermark"])
+    return dict(store.read_json(path))
 
 
-def write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id: str | None) -> None:
-    store.write_json(
-        layout.state_path(table.name),
-        {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id},
-    )
+def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
+    """The table's watermark, or None before its first extract."""
+    state = read_state(store, table)
+    return None if state is None else datetime.fromisoformat(state["watermark"])
+
+
+def write_watermark(
+    store: ObjectStore, table: Table, upper: datetime, batch_id: str | None, binlog: dict[str, Any] | None = None
+) -> None:
+    """Write the table's state: watermark `upper`, the last batch id and (binlog capture) the
+    binary-log position as `{"file", "pos", "gtid"}`; without `binlog` the state has none, so a
+    later binlog run starts with a historical extract."""
+    doc: dict[str, Any] = {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id}
+    if binlog is not None:
+        doc["binlog"] = binlog
+    store.write_json(layout.state_path(table.name), doc)
