@@ -201,6 +201,15 @@ def extract(ctx, mode, tables) -> None:
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
     leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+
+    DWH_CAPTURE (cursor): `binlog` reads MySQL/MariaDB row events instead of polling the cursor.
+    A historical extract then reads each table in one consistent snapshot and stores its
+    binary-log position beside the watermark; auto/current read each table's inserts, updates
+    and deletes (tombstones) from that position up to the log's end at the run's start, in commit
+    order. A schema change of a table in the log stops that table (one line naming the
+    statement) until it is re-extracted with --mode historical; a position the server has purged
+    falls back to a historical extract (one line). The source needs binlog_format=ROW,
+    binlog_row_image=FULL, binlog_row_metadata=FULL (docs/deploy.md).
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
