@@ -296,7 +296,7 @@ def read_changes(
             "host": p.hostname or "127.0.0.1",
             "port": p.port or 3306,
             "user": unquote(p.username or ""),
-            "passwd": unquote(p.password or ""),
+            "password": unquote(p.password or ""),
             "charset": "utf8mb4",
         },
         server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),  # unique among the server's replicas
