@@ -305,7 +305,8 @@ def read_changes(
         resume_stream=True,
         blocking=False,
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
-        only_schemas=None,
+        only_tables=[table.name],  # other tables' row events are skipped unparsed
+        only_schemas=[database],
         enable_logging=False,
     )
     names = list(table.column_names)
