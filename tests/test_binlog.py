@@ -458,3 +458,30 @@ def test_positions_order_by_file_number_then_offset():
     assert Position.from_json(Position("binlog.000001", 42, "0-1-7").to_json()) == Position(
         "binlog.000001", 42, "0-1-7"
     )
+
+
+def test_reverted_content_and_reinserted_rows_win_in_commit_order(binlog_settings):
+    """A table whose cursor never moves: a value changed and changed back, and a row deleted and
+    inserted again with the same content, each in its own run. Every change is a new version
+    (a binlog batch is exactly-once by its log range, so its rows are not deduplicated against
+    older versions with the same content), and staging shows the source."""
+    s = binlog_settings
+    _run(s, ["sellers"])
+    seller, city = _sql(s, "SELECT seller_id, seller_city FROM sellers ORDER BY seller_id LIMIT 1")[0]
+    _sql(s, "UPDATE sellers SET seller_city = 'elsewhere' WHERE seller_id = %s", (seller,))
+    _run(s, ["sellers"])
+    _assert_staging_equals_source(s, ["sellers"])
+    _sql(s, "UPDATE sellers SET seller_city = %s WHERE seller_id = %s", (city, seller))
+    _run(s, ["sellers"])
+    _assert_staging_equals_source(s, ["sellers"])
+    row = _sql(s, "SELECT * FROM sellers WHERE seller_id = %s", (seller,))[0]
+    _sql(s, "DELETE FROM sellers WHERE seller_id = %s", (seller,))
+    _run(s, ["sellers"])
+    assert warehouse_rows(s, f"SELECT count(*) FROM staging.stg_olist__sellers WHERE seller_id = '{seller}'") == [(0,)]
+    _sql(s, "INSERT INTO sellers VALUES (%s, %s, %s, %s, %s)", tuple(row))
+    _run(s, ["sellers"])
+    _assert_staging_equals_source(s, ["sellers"])
+    ops = [
+        r[0] for r in warehouse_rows(s, f"SELECT _op FROM raw.sellers WHERE seller_id = '{seller}' ORDER BY _batch_id")
+    ]
+    assert ops == ["r", "u", "u", "d", "c"]

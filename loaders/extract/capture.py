@@ -116,6 +116,7 @@ def capture_table(
             ],
             "change_columns": ["_op", "_row_hash", "_change_seq"],
             "snapshot": False,
+            "dedupe": False,  # exactly-once by its log range: every change is a version
             "row_count": rows,
             "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],
         }
