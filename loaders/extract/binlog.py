@@ -15,7 +15,8 @@ position of that snapshot (`snapshot_rows`):
 The snapshot is read on that one connection (streamed, `batch_rows` rows at a time), not on the
 parallel key-range connections of the cursor mode's historical extract, which would each see
 another moment. The GTID set (`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL) is
-recorded beside the position for people and tools; capture resumes by file and position.
+recorded beside the position for people and tools (only when it is certainly the snapshot's:
+nothing committed between the snapshot and reading it); capture resumes by file and position.
 
 Each later run (`capture_table`) reads the row events of the table from the stored position up
 to the end position read once at the run's start (`SHOW MASTER STATUS`, always a transaction
@@ -200,9 +201,13 @@ def snapshot_rows(
                 cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
                 status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+                file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
+                # the GTID set is recorded only when nothing committed since the snapshot began
                 cur.execute("SELECT @@gtid_binlog_pos")
-                gtid = str(cur.fetchall()[0][0] or "")  # may run ahead of the snapshot: informational
-                position = Position(status["binlog_snapshot_file"], int(status["binlog_snapshot_position"]), gtid)
+                gtid = str(cur.fetchall()[0][0] or "")
+                cur.execute("SHOW MASTER STATUS")
+                still = cur.fetchall()
+                position = Position(file, pos, gtid if still and tuple(still[0][:2]) == (file, pos) else "")
             else:
                 cur.execute("FLUSH TABLES WITH READ LOCK")
                 try:
