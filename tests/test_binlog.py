@@ -7,8 +7,12 @@ staging models built by dbt, every declared column compared row for row.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from datetime import datetime
@@ -490,3 +494,36 @@ def test_reverted_content_and_reinserted_rows_win_in_commit_order(binlog_setting
         r[0] for r in warehouse_rows(s, f"SELECT _op FROM raw.sellers WHERE seller_id = '{seller}' ORDER BY _batch_id")
     ]
     assert ops == ["r", "u", "u", "d", "c"]
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "import loaders.extract.capture as c; c._with_ops = die",  # mid-batch, parts being written
+        "import loaders.extract.capture as c; c.write_watermark = die",  # manifest written, position not
+    ],
+    ids=["mid_batch", "before_position"],
+)
+def test_sigkill_of_a_binlog_extract_then_rerun(binlog_settings, patch):
+    """A `dwh extract` process SIGKILLed inside a binlog run, then a normal run: staging equals
+    the source and no change is in raw twice."""
+    s = binlog_settings
+    _run(s, build=False)
+    shop = Shop(s, seed=5)
+    for _ in range(20):
+        shop.step()
+    before = _raw_change_count(s)
+    code = textwrap.dedent(f"""
+        import os, signal
+        def die(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        {patch}
+        from loaders.cli import main
+        main({["--data-dir", str(s.data_dir), "extract", *sum((["--table", t] for t in TABLES), [])]!r})
+    """)
+    env = {**os.environ, "DWH_SOURCE_URL": s.source_url, "DWH_CAPTURE": "binlog"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -9, result.stderr[-2000:]
+    _run(s)
+    _assert_staging_equals_source(s)
+    assert _raw_change_count(s) - before == _published_binlog_rows(s)
