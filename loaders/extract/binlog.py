@@ -219,7 +219,22 @@ def snapshot_rows(
                 finally:
                     cur.execute("UNLOCK TABLES")
             found.append(position)
-            columns = ", ".join(engine.select_expression(table, c) for c in table.column_names)
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+                "AND table_name = %s AND column_name = %s",
+                (table.name, table.cursor),
+            )
+            if cur.fetchall():
+                columns = ", ".join(engine.select_expression(table, c) for c in table.column_names)
+            else:  # no cursor column in the source: the snapshot's time, to the second (UTC)
+                cur.execute("SELECT CAST(UTC_TIMESTAMP() AS CHAR)")
+                taken = str(cur.fetchall()[0][0])
+                columns = ", ".join(
+                    f"CAST('{taken}' AS DATETIME(6)) AS {engine.quote(c)}"
+                    if c == table.cursor
+                    else engine.select_expression(table, c)
+                    for c in table.column_names
+                )
             cur.execute(f"SELECT {columns} FROM {engine.quote(table.name)}")
             while True:
                 rows = cur.fetchmany(settings.batch_rows)
@@ -349,6 +364,7 @@ def read_changes(
                     f"table {table.name!r}: the binary log's row events carry no column names "
                     "(the server needs binlog_row_metadata=FULL)"
                 )
+            committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
             for row in event.rows:
                 if isinstance(event, UpdateRowsEvent):
                     values, op = row["after_values"], OP_UPDATE
@@ -357,7 +373,9 @@ def read_changes(
                 else:
                     before = row["values"]
                     keep = {*table.primary_key, table.cursor}
-                    values, op = {n: before.get(n) if n in keep else None for n in names}, OP_DELETE
+                    values, op = {n: before.get(n) if n in keep else None for n in before}, OP_DELETE
+                if table.cursor not in values:  # no cursor column in the source: the event's time
+                    values = {**values, table.cursor: committed}
                 rows.append([values.get(n) for n in names])
                 ops.append(op)
                 if len(rows) >= batch_rows:
@@ -381,9 +399,11 @@ def read_changes(
 
 
 def _has_names(event: Any, names: list[str]) -> bool:
+    """Whether the row event names its columns (binlog_row_metadata=FULL): the declared ones
+    are there, perhaps without the cursor (a source table without one)."""
     row = event.rows[0] if event.rows else {}
     values = row.get("values") or row.get("after_values") or {}
-    return all(n in values for n in names)
+    return not values or sum(n in values for n in names) >= len(names) - 1
 
 
 def adopt_published(store: ObjectStore, table: Table, start: Position) -> Position | None:
