@@ -1,1 +1,0 @@
-"""dwh verify: the warehouse compared with the source (docs/verify.md)."""
