@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..config import Settings
-from ..declarations import Table
+from ..declarations import CHANGE_COLUMNS, OP_SNAPSHOT, OP_UPDATE, Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
-from .parts import ExtractError, PartWriter
+from .parts import ExtractError, PartWriter, with_change_columns
 from .readers import read_rows
 from .watermark import read_watermark, write_watermark
 
@@ -97,7 +97,7 @@ def extract_table(
             batch_max = pc.max(batch.column(table.cursor)).as_py()
             if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
                 max_cursor = batch_max
-            writer.write(batch)
+            writer.write(with_change_columns(batch, table, OP_SNAPSHOT if mode == "historical" else OP_UPDATE, rows))
             rows += batch.num_rows
             if progress:
                 progress(table.name, rows)
@@ -128,6 +128,8 @@ def extract_table(
             "columns": [
                 {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
             ],
+            "change_columns": list(CHANGE_COLUMNS),
+            "snapshot": mode == "historical",
             "row_count": rows,
             "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],
         }

@@ -5,10 +5,13 @@ verify the parts against the manifest, then in ONE transaction: stage the parts,
 rows into the raw table with the batch id and load time, and record the batch in the load log.
 A crash anywhere before COMMIT leaves nothing; a batch already in the log is skipped.
 
-Rows are versions: a row whose (primary key, cursor) is already in the raw table is not
-inserted again. That is what makes the extract's lookback window and a repeated historical
-extract harmless: re-running extract and load with no source change adds no row. dbt's
-staging models pick the latest version per key (contract 5).
+Rows are versions: a row whose primary key already has a version with the same `_row_hash`
+(the hash of its declared columns, set at extract) is not inserted again. That is what makes the
+extract's lookback window and a repeated historical extract harmless: re-running extract and
+load with no source change adds no row, while a row changed under an unchanged cursor is a new
+version. A historical batch is a snapshot: every key the raw table holds (latest version not a
+tombstone) that the snapshot lacks gets a tombstone in the same transaction. dbt's staging
+models pick the latest version per key and drop tombstones (contracts 5 and 8).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def load_batch(
                 f"batch {batch_id} of {table.name!r} ({wh.store.uri(folder)}) could not be staged: "
                 f"{detail or _first_line(exc)}; nothing was loaded"
             ) from None
-        for sql in steps["insert"] + steps["log"] + steps["end"]:
+        for sql in steps["after_stage"] + steps["insert"] + steps["log"] + steps["end"]:
             wh.execute(sql)
         inserted = wh.execute(
             f"SELECT rows_inserted FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"
@@ -100,8 +103,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def ensure_raw_tables(wh: Warehouse, tables: list[Table]) -> None:
-    """Create every raw table (and the load log) that does not exist yet."""
+    """Create every raw table (and the load log) that does not exist yet; add the change
+    columns of contract 8 to a raw table made before them (`Warehouse.migrate_statements`)."""
     for table in tables:
+        migrate = wh.migrate_statements(table)
+        if migrate:
+            with wh.transaction():
+                for sql in migrate:
+                    wh.execute(sql)
         for sql in wh.create_statements(table):
             wh.execute(sql)
 
