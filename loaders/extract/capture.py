@@ -23,10 +23,9 @@ from ..declarations import Table
 from ..manifest import MANIFEST_VERSION, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
-from ._contract12 import with_change_columns
 from .batch import BatchReport, _discard_batch, new_batch_id
 from .binlog import Position, SchemaChangeError, _to_batch, adopt_published, read_changes
-from .parts import ExtractError, PartWriter, conform
+from .parts import ExtractError, PartWriter, conform, with_change_columns
 from .watermark import read_state, write_watermark
 
 log = logging.getLogger("loaders.extract")
