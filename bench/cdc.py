@@ -233,6 +233,7 @@ def main() -> int:
                     "rows": rows,
                     "rows_per_second": rows / seconds if seconds else 0.0,
                     "peak_rss_mb": stats["peak_rss_mb"],
+                    "cpu_seconds": stats["cpu_s"],
                     "load_seconds": load_s,
                     "build_seconds": build_s,
                     "commit_to_staging_seconds": run_s,
@@ -246,12 +247,12 @@ def main() -> int:
         "\n| changes | mode | extract s | rows | rows/s | peak RSS MB | load s | build s | commit-to-staging s | "
         "staging keys differing |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in results["rounds"]:
         for name, m in row["modes"].items():
             diff = sum(m["staging_differences"].values())
             print(
-                f"| {row['changes']:,} | {name} | {m['extract_seconds']:.1f} | {m['rows']:,} | "
+                f"| {row['changes']:,} | {name} | {m['extract_seconds']:.1f} | {m['cpu_seconds']:.1f} | {m['rows']:,} | "
                 f"{m['rows_per_second']:,.0f} | {m['peak_rss_mb']:.0f} | {m['load_seconds']:.1f} | "
                 f"{m['build_seconds']:.1f} | {m['commit_to_staging_seconds']:.1f} | {diff:,} |"
             )
