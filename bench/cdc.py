@@ -252,7 +252,8 @@ def main() -> int:
         for name, m in row["modes"].items():
             diff = sum(m["staging_differences"].values())
             print(
-                f"| {row['changes']:,} | {name} | {m['extract_seconds']:.1f} | {m['cpu_seconds']:.1f} | {m['rows']:,} | "
+                f"| {row['changes']:,} | {name} | {m['extract_seconds']:.1f} | {m['cpu_seconds']:.1f} | "
+                f"{m['rows']:,} | "
                 f"{m['rows_per_second']:,.0f} | {m['peak_rss_mb']:.0f} | {m['load_seconds']:.1f} | "
                 f"{m['build_seconds']:.1f} | {m['commit_to_staging_seconds']:.1f} | {diff:,} |"
             )
