@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel bench-parts clean lock
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ bench-extract: install
 
 bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
+
+## COPY parts of a historical order_items batch for 2, 4 and 16 Redshift slices
+bench-parts: install
+	$(BIN)/python bench/parts.py --scales 1 10 --slices 2 4 16
 
 ## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
 bench-funnel: install

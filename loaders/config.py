@@ -25,6 +25,8 @@ Capture = Literal["cursor", "binlog"]
 """How incremental extracts find changes: `cursor` polls each table's cursor column with a
 lookback (any source); `binlog` reads MySQL/MariaDB row events from a stored binary-log position
 (loaders/extract/binlog.py, docs/architecture.md contract 11)."""
+RedshiftServerless = Literal["auto", "true", "false"]
+"""Redshift Serverless or a provisioned cluster (they keep COPY errors in different system views)."""
 LogFormat = Literal["text", "json"]
 """How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
 Insights (loaders/console.py)."""
@@ -77,6 +79,15 @@ class Settings:
     redshift_password: str = _secret()
     redshift_database: str = "dev"
     redshift_iam_role: str = ""  # ARN of the role COPY and Spectrum assume
+    # Where COPY failures are described: "auto" (Serverless when the host is a
+    # *.redshift-serverless.amazonaws.com workgroup endpoint), "true" (sys_load_error_detail) or
+    # "false" (provisioned cluster: stl_load_errors)
+    redshift_serverless: RedshiftServerless = "auto"
+    # Slices of the cluster COPY spreads a batch over (0: parts sized by DWH_PART_ROWS alone).
+    # A historical batch then writes a multiple of this many parts of at most copy_part_bytes
+    # (loaders/extract/parts.py, plan_parts)
+    redshift_slices: int = 0
+    copy_part_bytes: int = 256 * 1024 * 1024  # compressed bytes a historical part aims to stay under
     # Extraction
     capture: Capture = "cursor"
     lookback_seconds: int = 900
@@ -85,6 +96,9 @@ class Settings:
     page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: Compression = "snappy"
+    # `dwh run` verifies and repairs every table this often (`24h`, `30m`, `3600s`, `0` = never),
+    # and after a historical extract (loaders/pipeline.py, verify_due)
+    verify_every: str = "0"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -118,13 +132,23 @@ class Settings:
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
             ("capture", Capture),
+            ("redshift_serverless", RedshiftServerless),
         ):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)!r}: use {' or '.join(allowed)}")
-        for name in ("lookback_seconds", "part_rows", "batch_rows", "page_rows", "extract_streams"):
-            if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
+        for name in (
+            "lookback_seconds",
+            "part_rows",
+            "batch_rows",
+            "page_rows",
+            "extract_streams",
+            "redshift_slices",
+            "copy_part_bytes",
+        ):
+            if getattr(self, name) < (0 if name in ("lookback_seconds", "redshift_slices") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        self.verify_every_seconds  # noqa: B018 - raises ConfigError on a bad value
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
 
@@ -143,6 +167,24 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # callers pass field values
+
+    @property
+    def verify_every_seconds(self) -> int:
+        """DWH_VERIFY_EVERY in seconds (0: never). Accepts `<n>` (seconds), `<n>s`, `<n>m`, `<n>h`, `<n>d`."""
+        text = str(self.verify_every).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+        if not number.isdigit():
+            raise ConfigError(f"DWH_VERIFY_EVERY={self.verify_every!r}: use e.g. 24h, 30m, 3600 or 0 (never)")
+        return int(number) * unit
+
+    @property
+    def is_redshift_serverless(self) -> bool:
+        """Redshift Serverless (a workgroup) rather than a provisioned cluster: DWH_REDSHIFT_SERVERLESS,
+        or with "auto" the host name (workgroup endpoints end in .redshift-serverless.amazonaws.com)."""
+        if self.redshift_serverless != "auto":
+            return self.redshift_serverless == "true"
+        return self.redshift_host.lower().rstrip(".").endswith(".redshift-serverless.amazonaws.com")
 
     def describe(self) -> dict[str, str]:
         """Settings as strings for display, secrets hidden."""

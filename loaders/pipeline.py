@@ -5,16 +5,19 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
 from .declarations import DeclarationError, Table, select_tables
+from .errors import USER_ERRORS
 from .extract import BatchReport, ExtractError, extract_table, read_watermark
 from .extract.binlog import Position
 from .funnel import CatalogError, FunnelError
@@ -27,6 +30,8 @@ from .sources import SourceEngine, open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
+
+log = logging.getLogger("loaders.pipeline")
 
 FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
 """What one funnel file's conversion may fail with and still cost only that file."""
@@ -53,9 +58,10 @@ def load_source(
 
             def loaded(report: BulkLoadReport) -> None:
                 task.advance(sizes.get(report.table, 0))
-                rep.bulk_load(report)
 
             reports = load_folder(engine, selected, csv_dir, replace=replace, progress=loaded)
+        for report in reports:  # all or nothing: stored once every table is
+            rep.bulk_load(report)
         unit.rows = sum(r.rows_stored for r in reports)
         unit.bytes = sum(sizes.values())
         return reports
@@ -66,14 +72,20 @@ def extract(
 ) -> list[BatchReport]:
     """`dwh extract`: one batch per table into the object store.
 
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed,
+    its watermark stays, the failure is one line and a `failed` unit, and the next tables go
+    on. Raises RunFailed naming every failed table after the last one.
+
     With DWH_CAPTURE=binlog, `auto` and `current` read each table's row events from its stored
     binary-log position up to the log's end at the run's start (loaders/extract/capture.py); a
     table without a position, or whose position the server purged, gets a historical extract
-    (a consistent snapshot that records its position) instead, announced in one line.
+    (a consistent snapshot that records its position) instead, announced in one line; a schema
+    change stops only its table.
     """
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     reports = []
+    since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(
             f"extract ({mode}{', binlog capture' if settings.capture == 'binlog' else ''}) "
@@ -87,22 +99,29 @@ def extract(
             upper = engine.now()
             end = current_position(engine)  # fixed for the whole run: the changes up to here
         for table in selected:
-            with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = (
-                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                )
-                if end is not None and upper is not None:
-                    report = _capture(settings, rep, engine, store, table, mode, end, upper)
-                else:
-                    total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                    with rep.task(f"extract {table.name}", total) as task:
-                        report = extract_table(
-                            settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+            try:
+                with rep.run.unit("extract", table.name) as unit:
+                    table_mode: Mode = (
+                        ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
+                    )
+                    if end is not None and upper is not None:
+                        report = _capture(settings, rep, engine, store, table, mode, end, upper)
+                    else:
+                        total = (
+                            engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
                         )
-                unit.rows, unit.bytes = report.rows, report.bytes
-                unit.batch_ids = [report.batch_id] if report.batch_id else []
+                        with rep.task(f"extract {table.name}", total) as task:
+                            report = extract_table(
+                                settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                            )
+                    unit.rows, unit.bytes = report.rows, report.bytes
+                    unit.batch_ids = [report.batch_id] if report.batch_id else []
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             rep.extract(report)
             reports.append(report)
+    rep.run.check(since, reports)
     return reports
 
 
@@ -135,9 +154,17 @@ def _capture(
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
-    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake."""
+    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
+
+    A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
+    (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
+    reason, the later batches of its table wait (batches load in order), the other tables go
+    on, and the next run tries it again (`dwh batches` lists them). Raises RunFailed naming
+    every set-aside batch after the last table.
+    """
     selected: list[Table] = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_warehouse(settings, store) as wh, recording(rep.run, WarehouseHistory(wh)):
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
@@ -145,26 +172,47 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ingest_records(wh)  # what extract and funnel runs recorded in the store
         reports = []
         for table in selected:
-            with rep.run.unit("load", table.name) as unit:
-                try:
-                    table_reports = load_pending_batches(
-                        wh,
-                        [table],
-                        progress=partial(_count_batch, rep, unit),
-                        declared=[],
-                        in_transaction=partial(_record_batch, wh, unit),
-                    )
-                except Exception:
-                    unit.batch_ids += _first_unloaded(wh, table)  # the run history names the batch
-                    raise
-                loaded_now = [r for r in table_reports if r.status == "loaded"]
-                unit.status = "succeeded" if loaded_now else "skipped"
+            try:
+                with rep.run.unit("load", table.name) as unit:
+                    try:
+                        table_reports = load_pending_batches(
+                            wh,
+                            [table],
+                            progress=partial(_count_batch, rep, unit),
+                            declared=[],
+                            in_transaction=partial(_record_batch, wh, unit),
+                        )
+                    except Exception:
+                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                        unit.batch_ids += unloaded
+                        if unloaded:
+                            unit.status = "set_aside"  # retried by the next run (dwh batches)
+                        raise
+                    loaded_now = [r for r in table_reports if r.status == "loaded"]
+                    unit.status = "succeeded" if loaded_now else "skipped"
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         rep.echo(f"  funnel: {wh.publish_funnel()}")
-        return reports
+    rep.run.check(since, reports)
+    return reports
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+    """After a unit failed and the run goes on: one line naming the unit and the error. The
+    traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
+    that is not a user error (a bug)."""
+    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
+    rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
+    if isinstance(exc, USER_ERRORS):
+        log.debug("%s: %s", name, exc, exc_info=exc)
+    else:
+        log.error("%s: unexpected error", name, exc_info=exc)
 
 
 def _with_batch(unit: UnitOutcome, r: BatchLoadReport) -> UnitOutcome:
@@ -382,22 +430,164 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
     """One scheduled run: convert new funnel files, extract what changed, load it, build, and
     write the dashboard.
 
-    A funnel file that fails costs only itself (issue 17): the Olist stages go on. The run then
-    ends with a summary naming every failed unit and raises RunFailed (exit status 1).
+    Every stage runs whatever failed before it (contract 13): a funnel file over its reject
+    ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
+    themselves, and the build takes what did load. The run then ends with a summary naming
+    every failed unit (and every stage that could not start) and raises RunFailed (exit
+    status 1).
     """
-    try:
-        funnel_convert(settings, rep)
-    except FUNNEL_FILE_ERRORS:
-        pass  # recorded in rep.run by its unit, named in the summary below
-    extract(settings, rep, "auto", tables)
-    load(settings, rep, tables)
-    build(settings, rep)
-    dashboard(settings, rep)
-    failures = rep.run.failures
-    if failures:
-        rep.stage(f"run finished with {len(failures)} failure(s)")
+    since = len(rep.run.outcomes)
+    stopped: list[str] = []
+    extracted: list[BatchReport] = []
+
+    def verify_stage() -> None:  # DWH_VERIFY_EVERY, and after a historical extract (docs/verify.md)
+        if verify_due(settings, any(r.mode == "historical" and r.batch_id for r in extracted)):
+            diffs = verify(settings, rep, tables, repair=True)
+            seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
+            rep.echo(f"  verify-and-repair cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
+
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("funnel convert", lambda: funnel_convert(settings, rep)),
+        ("extract", lambda: extracted.extend(extract(settings, rep, "auto", tables))),
+        ("load", lambda: load(settings, rep, tables)),
+        ("build", lambda: build(settings, rep)),
+        ("verify", verify_stage),
+        ("dashboard", lambda: dashboard(settings, rep)),
+    ]
+    for name, stage in stages:
+        before = len(rep.run.failures)
+        try:
+            stage()
+        except RunFailed:
+            pass  # its failed units are in rep.run; the next stage goes on
+        except USER_ERRORS as exc:
+            if len(rep.run.failures) == before:  # not a unit's failure: the stage could not run
+                rep.echo(f"  {name} stopped: {first_line(exc)}")
+                log.debug("%s stopped", name, exc_info=exc)
+                stopped.append(f"{name} stopped: {first_line(exc)}")
+    failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failures or stopped:
+        rep.stage(f"run finished with {len(failures) + len(stopped)} failure(s)")
         for f in failures:
             rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
-        raise RunFailed(
-            f"{len(failures)} unit(s) failed: " + ", ".join(f"{f.stage} {f.unit}" for f in failures) + " (see above)"
+        for line in stopped:
+            rep.echo(f"  {line}")
+        raise RunFailed(failures, stopped)
+
+
+def verify_due(settings: Settings, after_historical: bool) -> bool:
+    """Whether `dwh run` verifies and repairs now: DWH_VERIFY_EVERY is set and either a
+    historical extract ran in this run or the oldest latest verify in raw._verify_log is older
+    than DWH_VERIFY_EVERY (or there is none)."""
+    every = settings.verify_every_seconds
+    if not every:
+        return False
+    if after_historical:
+        return True
+    from .status import VERIFY_LOG
+
+    store = ObjectStore(settings.store_url, settings)
+    with open_warehouse(settings, store) as wh:
+        if not wh.has_table(VERIFY_LOG):
+            return True
+        rows = wh.execute(
+            f"SELECT min(at) FROM (SELECT table_name, max(verified_at) AS at FROM {wh.raw_name(VERIFY_LOG)} "
+            "GROUP BY table_name) AS latest"
         )
+    last = rows[0][0] if rows else None
+    return last is None or (datetime.now(UTC).replace(tzinfo=None) - last).total_seconds() >= every
+
+
+def verify(
+    settings: Settings, rep: Reporter, tables: list[str] | None = None, repair: bool = False, examples: int = 5
+) -> list:
+    """`dwh verify [--repair]`: compare each table between the source and the warehouse's latest
+    versions (loaders/verify/diff.py); log each result in raw._verify_log (read by `dwh status`)
+    and the run history. With `repair`, write a repair batch per differing table
+    (loaders/verify/repair.py), load and build it, and verify again. Returns the last TableDiff
+    of each table."""
+    from .verify.diff import verify_table
+    from .verify.repair import write_repair_batch
+
+    selected = select_tables(settings.project_dir, tables)
+    store = ObjectStore(settings.store_url, settings)
+
+    def check(label: str, final: bool) -> list:
+        found = []
+        with open_source(settings.source_url) as engine, open_warehouse(settings, store) as wh:
+            ensure_raw_tables(wh, select_tables(settings.project_dir, None))
+            ensure_verify_log(wh)
+            rep.stage(f"verify{label}: {engine.name} source against {settings.warehouse} ({settings.raw_schema}.*)")
+            ensure_history(wh)
+            with recording(rep.run, WarehouseHistory(wh)):
+                for table in selected:
+                    with rep.run.unit("verify", table.name) as unit:
+                        diff = verify_table(engine, wh, table, read_watermark(store, table))
+                        unit.rows, unit.bytes = diff.source_rows, diff.source_bytes
+                        if not diff.equal:
+                            # a difference that --repair is about to fix is not a failure of the run
+                            unit.status = "failed" if final else "succeeded"
+                            unit.error = (
+                                f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.changed)} changed"
+                            )
+                    write_verify_log(wh, diff, examples)
+                    rep.echo("  " + diff.summary(examples))
+                    found.append(diff)
+        return found
+
+    diffs = check("", final=not repair)
+    if repair and any(not d.equal for d in diffs):
+        with open_source(settings.source_url) as engine:
+            tables_by_name = {t.name: t for t in selected}
+            for d in diffs:
+                batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                if batch_id:
+                    rep.echo(f"  {d.table}: repair batch {batch_id} written")
+        load(settings, rep, [d.table for d in diffs if not d.equal])
+        build(settings, rep, check_freshness=False)
+        diffs = check(" (after repair)", final=True)
+    return diffs
+
+
+VERIFY_LOG_COLUMNS = (
+    "table_name VARCHAR(128) NOT NULL, verified_at TIMESTAMP NOT NULL, status VARCHAR(16) NOT NULL, "
+    "source_rows BIGINT, warehouse_rows BIGINT, missing BIGINT, extra BIGINT, changed BIGINT, in_flight BIGINT, "
+    "ranges BIGINT, source_bytes BIGINT, seconds DOUBLE PRECISION, examples VARCHAR(1024)"
+)
+
+
+def ensure_verify_log(wh: Warehouse) -> None:
+    """raw._verify_log: one row per table verified (contract 10; `dwh status` reads the latest)."""
+    from .status import VERIFY_LOG
+
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.raw_name(VERIFY_LOG)} ({VERIFY_LOG_COLUMNS})")
+
+
+def write_verify_log(wh: Warehouse, diff: Any, examples: int) -> None:
+    """One row of raw._verify_log for a TableDiff."""
+    from .status import VERIFY_LOG
+    from .warehouses import literal
+
+    keys = [*diff.missing[:examples], *diff.extra[:examples], *diff.changed[:examples]]
+    shown = ", ".join("/".join(str(v) for v in k) for k in keys)[:1000]
+    values = [
+        literal(diff.table),
+        f"CAST({literal(datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)",
+        literal("equal" if diff.equal else "different"),
+        *(
+            str(int(v))
+            for v in (
+                diff.source_rows,
+                diff.warehouse_rows,
+                len(diff.missing),
+                len(diff.extra),
+                len(diff.changed),
+                diff.in_flight,
+                diff.ranges,
+                diff.source_bytes,
+            )
+        ),
+        repr(round(diff.seconds, 3)),
+        literal(shown),
+    ]
+    wh.execute(f"INSERT INTO {wh.raw_name(VERIFY_LOG)} VALUES ({', '.join(values)})")

@@ -3,11 +3,14 @@ versions by content, and the incremental path equals a full refresh."""
 
 from __future__ import annotations
 
+import random
+
 import duckdb
 import pytest
 
 from loaders import pipeline
 from loaders.sources import open_source
+from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
 
@@ -101,3 +104,101 @@ def test_a_change_under_an_unchanged_cursor_is_a_new_version(settings, olist_csv
     before = warehouse_rows(s, "SELECT count(*) FROM raw.orders")
     extract_and_load(s, "historical", ["orders"])
     assert warehouse_rows(s, "SELECT count(*) FROM raw.orders") == before
+
+
+def test_prune_value_moving_later_or_earlier_leaves_one_row(settings, olist_csv):
+    """prune-bound-duplicate: delete_insert_pruned deletes the old row wherever the prune
+    column (purchased_at) moved: later (alone in its run, so every new value is newer than the
+    old one) and earlier."""
+    s = settings
+    fill_source(s, olist_csv)
+    extract_and_load(s)
+    build(s, *NO_LOOKBACK)
+    with open_source(s.source_url) as db:
+        later, earlier = (
+            r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_purchase_timestamp LIMIT 2")
+        )
+    for oid, shift in ((later, "+1 day"), (earlier, "-400 days")):
+        with open_source(s.source_url) as db:
+            db.execute(
+                "UPDATE orders SET order_purchase_timestamp = datetime(order_purchase_timestamp, ?) WHERE order_id = ?",
+                (shift, oid),
+            )
+            (expected,) = db.execute("SELECT order_purchase_timestamp FROM orders WHERE order_id = ?", (oid,))[0]
+        extract_and_load(s)
+        build(s, *NO_LOOKBACK)
+        rows = warehouse_rows(
+            s, f"SELECT CAST(purchased_at AS VARCHAR) FROM marts.fact_orders WHERE order_id = '{oid}'"
+        )
+        assert rows == [(expected,)], shift
+        items = warehouse_rows(
+            s, f"SELECT count(DISTINCT purchased_at) FROM marts.fact_order_items WHERE order_id = '{oid}'"
+        )
+        assert items in ([(1,)], [(0,)])
+    assert warehouse_rows(s, "SELECT count(*) - count(DISTINCT order_id) FROM marts.fact_orders") == [(0,)]
+
+
+def _random_edits(db, rng: random.Random) -> None:
+    """Deletes, an update that leaves the cursor alone and a commit older than the lookback."""
+    orders = [r[0] for r in db.execute("SELECT order_id FROM orders ORDER BY order_id")]
+    gone = rng.choice(orders)
+    for t in ("order_items", "order_payments", "order_reviews", "orders"):
+        db.execute(f"DELETE FROM {t} WHERE order_id = ?", (gone,))
+    multi = [r[0] for r in db.execute("SELECT order_id FROM order_items GROUP BY order_id HAVING count(*) > 1")]
+    if multi:
+        oid = rng.choice(multi)
+        db.execute(
+            "DELETE FROM order_items WHERE order_id = ? AND order_item_id = "
+            "(SELECT max(order_item_id) FROM order_items WHERE order_id = ?)",
+            (oid, oid),
+        )
+    (trigger,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'orders__touch'")[0]
+    db.execute('DROP TRIGGER "orders__touch"')  # an ORM writes the cursor back unchanged
+    db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = ?", (rng.choice(orders[:-1]),))
+    db.execute(trigger)
+    item = db.execute("SELECT order_id, order_item_id FROM order_items ORDER BY random() LIMIT 1")[0]
+    db.execute(  # a late commit: its cursor is just after the old one, behind the watermark (no lookback)
+        "UPDATE order_items SET price = printf('%.2f', CAST(price AS REAL) + 0.5), "
+        "updated_at = strftime('%Y-%m-%d %H:%M:%f', updated_at, '+0.001 seconds') "
+        "WHERE order_id = ? AND order_item_id = ?",
+        item,
+    )
+
+
+def test_randomized_hours_converge_after_verify_and_repair(settings, olist_csv):
+    """Several simulated hours of inserts, updates, deletes, unbumped updates and late commits
+    with runs in between; after a final `dwh run` that verifies and repairs, staging equals the
+    source row for row (compared here, not with dwh verify) and the facts equal a full refresh."""
+    s = settings.with_(verify_every="0", lookback_seconds=0)  # a late commit is then missed until verified
+    fill_source(s, olist_csv)
+    extract_and_load(s)
+    build(s)
+    rng = random.Random(12)
+    for _ in range(3):
+        with open_source(s.source_url) as db:
+            simulate_hour(db, rng, orders_per_hour=6, progress_per_hour=15)
+            _random_edits(db, rng)
+        pipeline.run(s, quiet())
+    pipeline.run(s.with_(verify_every="24h"), quiet())  # never verified: due now
+    with open_source(s.source_url) as db:
+        source_orders = sorted(
+            (r[0], r[1], str(r[2]))
+            for r in db.execute("SELECT order_id, order_status, order_purchase_timestamp FROM orders")
+        )
+        source_items = sorted(
+            (r[0], int(r[1]), f"{float(r[2]):.2f}")
+            for r in db.execute("SELECT order_id, order_item_id, price FROM order_items")
+        )
+    staged_orders = sorted(
+        (r[0], r[1], str(r[2]))
+        for r in warehouse_rows(s, "SELECT order_id, order_status, purchased_at FROM staging.stg_olist__orders")
+    )
+    staged_items = sorted(
+        (r[0], int(r[1]), f"{r[2]:.2f}")
+        for r in warehouse_rows(s, "SELECT order_id, order_item_id, price FROM staging.stg_olist__order_items")
+    )
+    assert staged_orders == source_orders
+    assert staged_items == source_items
+    incremental = snapshot(s, FACTS)
+    build(s, "--full-refresh")
+    assert snapshot(s, FACTS) == incremental

@@ -44,6 +44,7 @@ from ..config import ConfigError, Settings, _coerce
 from ..console import configure_logging
 from ..errors import USER_ERRORS
 from ..report import Reporter, console_reporter
+from ..runs import RunFailed
 from .clients import RETRIES
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
@@ -169,17 +170,33 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     build = args.get("build") or "when-loaded"
     if build not in ("when-loaded", "always"):
         raise ConfigError(f"--build={build!r}: use when-loaded or always")
+    since = len(rep.run.outcomes)
+    historical = False
     try:
         for round_ in range(1, rounds + 1):
-            reports = pipeline.load(settings, rep, _tables(args))
+            try:
+                reports = pipeline.load(settings, rep, _tables(args))
+            except RunFailed as exc:  # a batch set aside: what did load is still built
+                reports = exc.reports
             loaded = sum(r.status == "loaded" for r in reports)
+            historical = historical or any(r.status == "loaded" and r.mode == "historical" for r in reports)
             if not loaded and not (round_ == 1 and build == "always"):
                 rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
-                return
+                break
             pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
-        rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+        else:
+            rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+        # DWH_VERIFY_EVERY / --verify_every: a verify-and-repair when due (docs/verify.md); a table
+        # still differing after the repair is a failed unit, which rep.run.check below raises
+        if pipeline.verify_due(settings, historical):
+            diffs = pipeline.verify(settings, rep, _tables(args), repair=True)
+            rep.echo(
+                f"  verify-and-repair cost: {sum(d.seconds for d in diffs):.1f}s, "
+                f"~{sum(d.source_bytes for d in diffs) / 1e6:.1f} MB read from the source"
+            )
     finally:  # also after a failure: the freshness alarm reads it
         _publish_freshness(settings, rep)
+    rep.run.check(since)  # the job fails naming every batch set aside
 
 
 def _publish_freshness(settings: Settings, rep: Reporter) -> None:

@@ -27,6 +27,7 @@ from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
+from .diagnose import panics_silenced
 from .parts import ExtractError, PartWriter, with_change_columns
 from .readers import read_rows
 from .watermark import read_watermark, write_watermark
@@ -78,10 +79,19 @@ def extract_table(
         watermark = read_watermark(store, table)
         if watermark is None:
             raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
+        if watermark > upper:  # a restored or edited state: every window would be empty
+            raise ExtractError(
+                f"table {table.name!r}: the watermark {watermark.isoformat()} "
+                f"({store.uri(layout.state_path(table.name))}) is later than the source's clock "
+                f"{upper.isoformat()}; nothing was extracted. Fix the state file, or re-extract the table "
+                f"(dwh extract --mode historical --table {table.name})"
+            )
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
-    writer = PartWriter(store, folder, table, settings)
+    # a historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set
+    expected = engine.row_count(table) if mode == "historical" and settings.redshift_slices else None
+    writer = PartWriter(store, folder, table, settings, expected)
     rows = 0
     max_cursor = None
     snapshot: list[Any] = []  # binlog capture: the position of the historical extract's snapshot
@@ -93,14 +103,16 @@ def extract_table(
     else:
         source = read_rows(engine, table, lower, upper, settings)
     try:
-        for batch in source:
-            batch_max = pc.max(batch.column(table.cursor)).as_py()
-            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                max_cursor = batch_max
-            writer.write(with_change_columns(batch, table, OP_SNAPSHOT if mode == "historical" else OP_UPDATE, rows))
-            rows += batch.num_rows
-            if progress:
-                progress(table.name, rows)
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for batch in source:
+                batch_max = pc.max(batch.column(table.cursor)).as_py()
+                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
+                    max_cursor = batch_max
+                op = OP_SNAPSHOT if mode == "historical" else OP_UPDATE
+                writer.write(with_change_columns(batch, table, op, rows))
+                rows += batch.num_rows
+                if progress:
+                    progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()

@@ -14,20 +14,44 @@ from typing import Any
 from .. import layout
 from ..declarations import Table
 from ..store import ObjectStore
+from .parts import ExtractError
 
 
 def read_state(store: ObjectStore, table: Table) -> dict[str, Any] | None:
-    """The table's whole state document, or None before its first extract."""
+    """The table's whole state document, or None before its first extract.
+
+    Raises ExtractError naming the state file when it is not a JSON object (StoreError when it
+    is not JSON at all)."""
     path = layout.state_path(table.name)
     if not store.exists(path):
         return None
-    return dict(store.read_json(path))
+    state = store.read_json(path)
+    if not isinstance(state, dict):
+        where = f"table {table.name!r}: state file {store.uri(path)}"
+        raise ExtractError(f"{where} has no 'watermark'; delete it to extract the table again from scratch")
+    return state
 
 
 def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
-    """The table's watermark, or None before its first extract."""
+    """The table's watermark, or None before its first extract.
+
+    Checked, not trusted (contract 13): ExtractError names the state file when it is not a
+    JSON object, has no `watermark`, or its value is not an ISO timestamp (StoreError when it
+    is not JSON at all)."""
     state = read_state(store, table)
-    return None if state is None else datetime.fromisoformat(state["watermark"])
+    if state is None:
+        return None
+    where = f"table {table.name!r}: state file {store.uri(layout.state_path(table.name))}"
+    if "watermark" not in state:
+        raise ExtractError(f"{where} has no 'watermark'; delete it to extract the table again from scratch")
+    value = state["watermark"]
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ExtractError(
+            f"{where}: 'watermark' is {value!r}, not a timestamp like 2026-11-30T08:00:00; "
+            "fix it, or delete the file to extract the table again from scratch"
+        ) from None
 
 
 def write_watermark(

@@ -8,7 +8,8 @@ U+001F (unit separator). Canonical texts per logical type:
 - integer, bigint: decimal digits, `-` for negatives;
 - decimal(p,s): the exact value with exactly `s` digits after the point (`99.90`, `-0.50`);
 - timestamp: `YYYY-MM-DD HH:MM:SS.ffffff` (always six fraction digits; MySQL zero dates are NULL);
-- double: rounded to 10 digits after the point, written like a decimal(38,10).
+- double: rounded to 6 digits after the point, written like a decimal(38,6) (at 10 digits, SQLite
+  and DuckDB rounded 1 value in 10,000 differently: the binary value sits on the boundary).
 
 `_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). It is
 computed at extract over each Arrow page (DuckDB, `arrow_row_hashes`), and the same expression
@@ -37,7 +38,7 @@ DIALECTS: tuple[Dialect, ...] = ("sqlite", "mysql", "duckdb", "postgres", "redsh
 SEPARATOR = "\x1f"
 NULL_MARK = "n"
 VALUE_MARK = ":"
-DOUBLE_SCALE = 10
+DOUBLE_SCALE = 6  # 10 digits: 1 value in 10,000 rounded differently by SQLite printf and DuckDB
 HASH_PREFIX_DIGITS = 8
 
 
@@ -196,7 +197,7 @@ def arrow_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Arr
     con = _duck()
     try:
         con.register("page", pa.Table.from_batches([batch]))
-        result = con.execute(f"SELECT {row_hash_sql('duckdb', columns)} AS h FROM page").to_arrow_table()
+        result = con.sql(f"SELECT {row_hash_sql('duckdb', columns)} AS h FROM page").to_arrow_table()
     finally:
         con.close()  # a cursor of its own: closing it drops the registration
     return result.column("h").combine_chunks().cast(pa.string())
