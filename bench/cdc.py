@@ -41,8 +41,7 @@ RESULTS = PROJECT_DIR / "bench" / "results"
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.gnu_time import run_timed  # noqa: E402
-
+from gnu_time import run_timed  # noqa: E402  (bench/ is the script's own folder)
 from loaders import pipeline  # noqa: E402
 from loaders.config import Capture, Settings  # noqa: E402
 from loaders.declarations import select_tables  # noqa: E402
