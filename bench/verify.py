@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR) not in sys.path:
@@ -120,7 +121,7 @@ def bench_scale(scale: float, host: str, port: int) -> list[dict]:
     return results
 
 
-def _touch(table) -> str:  # table: a loaders.declarations.Table
+def _touch(table: Any) -> str:  # a loaders.declarations.Table
     """A content change of one non-key column: a status letter, or a price cent."""
     if table.name == "orders":
         return "`order_status` = CONCAT(`order_status`, 'x')"
