@@ -218,6 +218,15 @@ def extract(ctx, mode, tables) -> None:
     and value; a watermark later than the source clock; a damaged state file; a schema change
     the policy stops) keeps its watermark while the other tables go on; the command then exits 1
     naming every failure.
+
+    DWH_CAPTURE (cursor): `binlog` reads MySQL/MariaDB row events instead of polling the cursor.
+    A historical extract then reads each table in one consistent snapshot and stores its
+    binary-log position beside the watermark; auto/current read each table's inserts, updates
+    and deletes (tombstones) from that position up to the log's end at the run's start, in commit
+    order. A schema change of a table in the log stops that table (one line naming the
+    statement) until it is re-extracted with --mode historical; a position the server has purged
+    falls back to a historical extract (one line). The source needs binlog_format=ROW,
+    binlog_row_image=FULL, binlog_row_metadata=FULL (docs/deploy.md).
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 

@@ -21,6 +21,10 @@ Compression = Literal["snappy", "zstd", "gzip", "none"]
 """Parquet codecs a batch's parts may use."""
 BuildScope = Literal["changed", "all"]
 """What `dwh build` builds by default: what new data reaches, or the whole project."""
+Capture = Literal["cursor", "binlog"]
+"""How incremental extracts find changes: `cursor` polls each table's cursor column with a
+lookback (any source); `binlog` reads MySQL/MariaDB row events from a stored binary-log position
+(loaders/extract/binlog.py, docs/architecture.md contract 11)."""
 RedshiftServerless = Literal["auto", "true", "false"]
 """Redshift Serverless or a provisioned cluster (they keep COPY errors in different system views)."""
 LogFormat = Literal["text", "json"]
@@ -89,6 +93,7 @@ class Settings:
     redshift_slices: int = 0
     copy_part_bytes: int = 256 * 1024 * 1024  # compressed bytes a historical part aims to stay under
     # Extraction
+    capture: Capture = "cursor"
     lookback_seconds: int = 900
     part_rows: int = 500_000
     batch_rows: int = 16_384  # Arrow batch and Parquet row group size while streaming
@@ -133,6 +138,7 @@ class Settings:
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
             ("schema_changes", SchemaChanges),
+            ("capture", Capture),
             ("redshift_serverless", RedshiftServerless),
         ):
             allowed = get_args(kind)

@@ -7,7 +7,7 @@ separators. The default store of the embedded pipeline is `data/store/`:
         part-00000.parquet ...                      the rows
         _copy.manifest                              Redshift's COPY manifest
         _manifest.json                              written last: its presence publishes the batch
-    olist/<table>/_state.json                       the table's watermark
+    olist/<table>/_state.json                       the table's watermark (and binlog position)
     landing/funnel/<file>.csv                       funnel files as the vendor drops them
     lake/funnel_events/year=<y>/month=<m>/<stem>.parquet
                                                     the converted funnel lake (Glue/Spectrum table)

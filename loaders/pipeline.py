@@ -18,7 +18,8 @@ from .build import DbtReport, run_dbt
 from .config import Settings
 from .declarations import DeclarationError, Table, select_tables
 from .errors import USER_ERRORS
-from .extract import BatchReport, extract_table, read_watermark
+from .extract import BatchReport, ExtractError, extract_table, read_watermark
+from .extract.binlog import Position
 from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
@@ -26,7 +27,7 @@ from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
 from .schema import Decision, SchemaChangeError, SchemaPlan
-from .sources import open_source
+from .sources import SourceEngine, open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
@@ -75,24 +76,45 @@ def extract(
     A table whose extract fails costs only itself (contract 13): its batch folder is removed,
     its watermark stays, the failure is one line and a `failed` unit, and the next tables go
     on. Raises RunFailed naming every failed table after the last one.
+
+    With DWH_CAPTURE=binlog, `auto` and `current` read each table's row events from its stored
+    binary-log position up to the log's end at the run's start (loaders/extract/capture.py); a
+    table without a position, or whose position the server purged, gets a historical extract
+    (a consistent snapshot that records its position) instead, announced in one line; a schema
+    change stops only its table.
     """
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     reports = []
     since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
-        rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
+        rep.stage(
+            f"extract ({mode}{', binlog capture' if settings.capture == 'binlog' else ''}) "
+            f"from {engine.name} -> {store.url}"
+        )
+        end = upper = None
+        if settings.capture == "binlog" and mode != "historical":
+            from .extract.binlog import current_position, require_mysql
+
+            require_mysql(engine)
+            upper = engine.now()
+            end = current_position(engine)  # fixed for the whole run: the changes up to here
         for table in selected:
             try:
                 with rep.run.unit("extract", table.name) as unit:
                     table_mode: Mode = (
                         ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
                     )
-                    total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                    with rep.task(f"extract {table.name}", total) as task:
-                        report = extract_table(
-                            settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                    if end is not None and upper is not None:
+                        report = _capture(settings, rep, engine, store, table, mode, end, upper)
+                    else:
+                        total = (
+                            engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
                         )
+                        with rep.task(f"extract {table.name}", total) as task:
+                            report = extract_table(
+                                settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                            )
                     unit.rows, unit.bytes = report.rows, report.bytes
                     unit.batch_ids = [report.batch_id] if report.batch_id else []
             except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
@@ -136,6 +158,34 @@ def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = No
                 rep.echo(line)
             plans.append(plan)
     return plans
+
+
+def _capture(
+    settings: Settings,
+    rep: Reporter,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    mode: ExtractMode,
+    end: Position,
+    upper: datetime,
+) -> BatchReport:
+    """One table's binlog capture run; a historical extract when it has no position (mode
+    `auto`) or its position was purged from the server."""
+    from .extract.binlog import PositionLostError
+    from .extract.capture import capture_table, stored_position
+
+    if stored_position(store, table) is None:
+        if mode == "current":
+            raise ExtractError(
+                f"table {table.name!r} has no binary-log position in {store.url}: run a historical extract first"
+            )
+        return extract_table(settings, engine, store, table, "historical")
+    try:
+        return capture_table(settings, engine, store, table, end, upper)
+    except PositionLostError as exc:
+        rep.echo(f"  {exc}: taking a historical extract of {table.name} instead")
+        return extract_table(settings, engine, store, table, "historical")
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:

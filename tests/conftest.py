@@ -113,3 +113,32 @@ def s3_bucket(s3_endpoint: str) -> str:
 @pytest.fixture
 def project_dir() -> Path:
     return PROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def binlog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A second MariaDB with a row-based binary log (olist_demo/mariadb_server.py), started for
+    the session on a free loopback port and stopped at its end. Missing binaries or a failed
+    start skip its tests outside CI and fail them in CI."""
+    from olist_demo.mariadb_server import BinlogServer, ServerError
+
+    server = BinlogServer(tmp_path_factory.mktemp("binlog_server"))
+    try:
+        server.start()
+    except ServerError as exc:
+        _unavailable(f"cannot start the binlog MariaDB: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def binlog_url(binlog_server) -> Iterator[str]:
+    """A fresh database on the binlog server for this test, as a source URL; dropped afterwards."""
+    name = f"dwh_binlog_{secrets.token_hex(4)}"
+    url = binlog_server.create_database(name)
+    try:
+        yield url
+    finally:
+        binlog_server.execute(f"DROP DATABASE IF EXISTS `{name}`")

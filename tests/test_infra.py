@@ -6,6 +6,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
@@ -241,3 +242,14 @@ def test_dwh_package_builds_reproducible_artifacts_and_a_light_trigger(tmp_path)
         text=True,
     )
     assert check.returncode == 0 and check.stdout.strip() == "handler", check.stderr
+
+
+def test_the_capture_mode_reaches_the_extract_job():
+    """CaptureMode (cursor | binlog, the settings' choices) is the extract job's --capture."""
+    from loaders.config import Capture
+
+    template = load_template()
+    parameter = template["Parameters"]["CaptureMode"]
+    assert parameter["Default"] == "cursor" and tuple(parameter["AllowedValues"]) == get_args(Capture)
+    extract = resources("AWS::Glue::Job")["ExtractJob"]["Properties"]["DefaultArguments"]
+    assert extract["--capture"] == {"Ref": "CaptureMode"}

@@ -34,6 +34,7 @@ GLUE_PACKAGES = (
     "pyarrow",
     "connectorx",
     "pymysql",
+    "mysql-replication",  # DWH_CAPTURE=binlog (loaders/extract/binlog.py)
     "s3fs",
     "click",
     "pyyaml",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow.compute as pc
 
@@ -105,9 +106,17 @@ def extract_table(
     writer = PartWriter(store, folder, table, settings, expected)
     rows = 0
     max_cursor = None
+    snapshot: list[Any] = []  # binlog capture: the position of the historical extract's snapshot
+    if settings.capture == "binlog" and mode == "historical":
+        from .binlog import require_mysql, snapshot_rows
+
+        require_mysql(engine)
+        source = snapshot_rows(engine, table, settings, snapshot)
+    else:
+        source = read_rows(engine, table, lower, upper, settings)
     try:
         with panics_silenced():  # a driver's panic output becomes a debug log record
-            for batch in read_rows(engine, table, lower, upper, settings):
+            for batch in source:
                 batch_max = pc.max(batch.column(table.cursor)).as_py()
                 if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
                     max_cursor = batch_max
@@ -138,6 +147,7 @@ def extract_table(
                 "upper": upper.isoformat(),
                 "max": max_cursor.isoformat() if max_cursor else None,
             },
+            **({"capture": "binlog", "binlog": {"snapshot": snapshot[0].to_json()}} if snapshot else {}),
             "primary_key": list(table.primary_key),
             "columns": [
                 {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
@@ -151,7 +161,7 @@ def extract_table(
         report.batch_id, report.rows, report.parts = batch_id, rows, parts
         report.bytes = sum(p.bytes for p in parts)
         report.manifest = store.uri(layout.batch_manifest(folder))
-    write_watermark(store, table, upper, report.batch_id)
+    write_watermark(store, table, upper, report.batch_id, snapshot[0].to_json() if snapshot else None)
     report.seconds = time.perf_counter() - started
     log.info("extracted %s (%s): %d rows in %d parts, %.1fs", table.name, mode, rows, len(report.parts), report.seconds)
     return report

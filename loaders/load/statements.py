@@ -24,18 +24,21 @@ def _stamp(loaded_at: datetime) -> str:
     return f"CAST({literal(loaded_at.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"
 
 
-def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime) -> str:
+def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime, dedupe: bool = True) -> str:
     """New row versions only: a staged row whose key already has a version with the same
     `_row_hash` in the raw table is not inserted (contract 8: versions by content, so a
-    changed row under an unchanged cursor is new and an identical re-read adds nothing)."""
+    changed row under an unchanged cursor is new and an identical re-read adds nothing).
+    `dedupe=False` (a binlog capture batch, exactly-once by its log range: contract 11) inserts
+    every row: a value changed back, or a row deleted and inserted again with the same content,
+    is a new version that must win in commit order."""
     cols = [quote(c) for c in (*table.column_names, *CHANGE_COLUMNS)]
     match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, ROW_HASH_COLUMN))
     extra = f"{quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}"
     return (
         f"INSERT INTO {wh.raw_name(table.name)} ({', '.join(cols)}, {extra})\n"
         f"SELECT {', '.join('s.' + c for c in cols)}, {literal(batch_id)}, {_stamp(loaded_at)}\n"
-        f"FROM {wh.stage_name(table)} AS s\n"
-        f"WHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match})"
+        f"FROM {wh.stage_name(table)} AS s"
+        + (f"\nWHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match})" if dedupe else "")
     )
 
 
@@ -134,7 +137,7 @@ def batch_statements(
         "stage": [wh.create_stage_statement(table), *wh.fill_stage_statements(table, manifest, folder)],
         "after_stage": [] if manifest.get("change_columns") else [legacy_stage_statement(wh, table)],
         "insert": [
-            insert_statement(wh, table, batch_id, loaded_at),
+            insert_statement(wh, table, batch_id, loaded_at, dedupe=manifest.get("dedupe", True)),
             *snapshot,
         ],
         "log": [log_statement(wh, manifest, wh.store.uri(layout.batch_manifest(folder)), inserted, loaded_at)],

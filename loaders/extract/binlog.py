@@ -1,0 +1,428 @@
+"""Binary-log capture (DWH_CAPTURE=binlog): MySQL/MariaDB row events as batches (contract 11).
+
+A table captured from the binary log has a stored position (`olist/<table>/_state.json`, key
+`binlog`: file, position and, where the server has them, its GTID set). It is set by the table's
+historical extract, which reads the table inside a consistent snapshot and records the binary-log
+position of that snapshot (`snapshot_rows`):
+
+- MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then `SHOW STATUS LIKE
+  'binlog_snapshot_%'` inside it. MariaDB keeps `binlog_snapshot_file`/`_position` consistent
+  with the snapshot without blocking writers: every transaction committed before that position
+  is in the snapshot, none after it.
+- MySQL: `FLUSH TABLES WITH READ LOCK`, the snapshot, `SHOW MASTER STATUS`, `UNLOCK TABLES`
+  (writes wait for the few milliseconds between the first and the last statement).
+
+The snapshot is read on that one connection (streamed, `batch_rows` rows at a time), not on the
+parallel key-range connections of the cursor mode's historical extract, which would each see
+another moment. The GTID set (`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL) is
+recorded beside the position for people and tools (only when it is certainly the snapshot's:
+nothing committed between the snapshot and reading it); capture resumes by file and position.
+
+Each later run (`capture_table`) reads the row events of the table from the stored position up
+to the end position read once at the run's start (`SHOW MASTER STATUS`, always a transaction
+boundary), with the `mysql-replication` package over a replication connection. Inserts become
+versions with `_op` 'c', updates 'u' (the after image), deletes 'd' tombstones (primary key,
+cursor as in the before image, the other declared columns NULL); `_change_seq` numbers the
+changes in commit order (the order of the log), so several changes of one key in one batch keep
+their order and staging takes the last. The batch's manifest records both positions; the stored
+position advances to the end position only after the manifest is written. A run that stopped
+between the two finds the published batch that starts at the stored position and adopts its end
+position instead of reading the range again (`_adopt_published`), so no change is written twice.
+
+A schema change of a captured table (ALTER, DROP, RENAME, TRUNCATE) in the log stops that
+table's capture: the changes before it are published, the position stays at the start of the
+statement's transaction, and `SchemaChangeError` names the table and the statement; every run
+stops there again until the table is re-extracted (`dwh extract --mode historical`).
+
+When the server no longer has the stored position's file (binary-log retention shorter than the
+outage), `PositionLostError` says so; the pipeline then takes a new historical extract of that
+table (loaders/pipeline.py), whose snapshot batch also tombstones keys deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+
+from .. import layout
+from ..config import Settings
+from ..declarations import Table
+from ..sources import SourceEngine, SourceError, scrub
+from ..store import ObjectStore
+from .parts import ExtractError, conform
+
+log = logging.getLogger("loaders.extract")
+
+OP_INSERT, OP_UPDATE, OP_DELETE = "c", "u", "d"
+SCHEMA_STATEMENT = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE\s+OR\s+REPLACE)\b", re.IGNORECASE)
+COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*|#[^\n]*", re.DOTALL)
+
+
+class PositionLostError(ExtractError):
+    """The server no longer has the binary log at a table's stored position."""
+
+
+class SchemaChangeError(ExtractError):
+    """A schema change of a captured table in the binary log stops its capture."""
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A binary-log position: file and byte offset (ordered by file sequence number, then offset),
+    and the server's GTID set at that point where it has one."""
+
+    file: str
+    pos: int
+    gtid: str = ""
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(file sequence number, offset): binary-log files are named `<base>.<number>`."""
+        return (int(self.file.rsplit(".", 1)[-1]), self.pos)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.pos}" + (f" (GTID {self.gtid})" if self.gtid else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "pos": self.pos, "gtid": self.gtid}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Position:
+        return cls(str(value["file"]), int(value["pos"]), str(value.get("gtid") or ""))
+
+
+def require_mysql(engine: SourceEngine) -> None:
+    """Raise ExtractError unless the source is MySQL/MariaDB with a row-based binary log that
+    carries full row images (and, where the server has the setting, full row metadata)."""
+    if engine.name != "mysql":
+        raise ExtractError(f"DWH_CAPTURE=binlog needs a MySQL/MariaDB source; the source is {engine.name}")
+    settings = dict(
+        engine.execute(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+            "('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')"
+        )
+    )
+    need = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
+    for name, value in need.items():
+        have = str(settings.get(name, value if name == "binlog_row_metadata" else "")).upper()
+        if have != value:
+            raise ExtractError(
+                f"DWH_CAPTURE=binlog needs the source server's {name}={value} (it is {have or 'unset'}): "
+                "see docs/deploy.md"
+            )
+
+
+def _gtid(engine: SourceEngine) -> str:
+    for sql in ("SELECT @@gtid_binlog_pos", "SELECT @@gtid_executed"):
+        try:
+            return str(engine.execute(sql)[0][0] or "")
+        except Exception:
+            continue
+    return ""
+
+
+def _master_status(engine: SourceEngine) -> tuple[str, int]:
+    for sql in ("SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"):
+        try:
+            rows = engine.execute(sql)
+        except Exception:
+            continue
+        if rows:
+            return str(rows[0][0]), int(rows[0][1])
+    raise ExtractError("the source server has no binary log (SHOW MASTER STATUS is empty): see docs/deploy.md")
+
+
+def current_position(engine: SourceEngine) -> Position:
+    """The end of the binary log now (a transaction boundary), with the GTID set."""
+    gtid = _gtid(engine)
+    file, pos = _master_status(engine)
+    return Position(file, pos, gtid)
+
+
+def server_logs(engine: SourceEngine) -> list[str]:
+    """The binary-log files the server still has (SHOW BINARY LOGS), oldest first."""
+    return [str(r[0]) for r in engine.execute("SHOW BINARY LOGS")]
+
+
+def check_position(engine: SourceEngine, table: Table, start: Position) -> None:
+    """Raise PositionLostError when the server has purged the log file of `start`."""
+    logs = server_logs(engine)
+    if start.file not in logs:
+        oldest = logs[0] if logs else "none"
+        raise PositionLostError(
+            f"table {table.name!r}: the binary log at the stored position {start} is gone from the "
+            f"server (oldest log {oldest}; retention shorter than the time since the last run)"
+        )
+
+
+# -- the historical extract's consistent snapshot ----------------------------------------------
+
+
+def snapshot_rows(
+    engine: SourceEngine, table: Table, settings: Settings, found: list[Position]
+) -> Iterator[pa.RecordBatch]:
+    """Every row of `table` read inside one consistent snapshot, conformed to the declared
+    schema; appends the binary-log position of the snapshot to `found` before the first row.
+
+    Raises SourceError naming the table when the read fails."""
+    import pymysql
+    import pymysql.cursors
+
+    p = engine._parts
+    try:
+        conn = pymysql.connect(
+            host=p.hostname or "127.0.0.1",
+            port=p.port or 3306,
+            user=unquote(p.username or ""),
+            password=unquote(p.password or ""),
+            database=unquote(p.path.lstrip("/")) or None,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=10,
+            cursorclass=pymysql.cursors.SSCursor,
+        )
+    except pymysql.MySQLError as exc:
+        raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), engine.url)}") from None
+    schema = table.arrow_schema()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            mariadb = bool(cur.fetchall())
+            if mariadb:
+                cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+                file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
+                # the GTID set is recorded only when nothing committed since the snapshot began
+                cur.execute("SELECT @@gtid_binlog_pos")
+                gtid = str(cur.fetchall()[0][0] or "")
+                cur.execute("SHOW MASTER STATUS")
+                still = cur.fetchall()
+                position = Position(file, pos, gtid if still and tuple(still[0][:2]) == (file, pos) else "")
+            else:
+                cur.execute("FLUSH TABLES WITH READ LOCK")
+                try:
+                    cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                    cur.execute("SHOW MASTER STATUS")
+                    file, pos = cur.fetchall()[0][:2]
+                    cur.execute("SELECT @@gtid_executed")
+                    position = Position(str(file), int(pos), str(cur.fetchall()[0][0] or ""))
+                finally:
+                    cur.execute("UNLOCK TABLES")
+            found.append(position)
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+                "AND table_name = %s AND column_name = %s",
+                (table.name, table.cursor),
+            )
+            if cur.fetchall():
+                columns = ", ".join(engine.select_expression(table, c) for c in table.column_names)
+            else:  # no cursor column in the source: the snapshot's time, to the second (UTC)
+                cur.execute("SELECT CAST(UTC_TIMESTAMP() AS CHAR)")
+                taken = str(cur.fetchall()[0][0])
+                columns = ", ".join(
+                    f"CAST('{taken}' AS DATETIME(6)) AS {engine.quote(c)}"
+                    if c == table.cursor
+                    else engine.select_expression(table, c)
+                    for c in table.column_names
+                )
+            cur.execute(f"SELECT {columns} FROM {engine.quote(table.name)}")
+            while True:
+                rows = cur.fetchmany(settings.batch_rows)
+                if not rows:
+                    break
+                yield conform(_to_batch(table, rows), schema, table)
+            cur.execute("COMMIT")
+    except pymysql.MySQLError as exc:
+        raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), engine.url)}") from None
+    finally:
+        conn.close()
+
+
+def _to_batch(table: Table, rows: list[tuple] | list[list]) -> pa.RecordBatch:
+    """Rows (tuples in declaration order) as a record batch typed to the declaration."""
+    arrays = []
+    for i, c in enumerate(table.columns):
+        values = [r[i] for r in rows]
+        try:
+            arrays.append(pa.array(values, type=c.type.arrow()))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            arrays.append(pa.array(values))  # conform() then casts, or names the column
+    return pa.RecordBatch.from_arrays(arrays, names=list(table.column_names))
+
+
+# -- reading row events ------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """Row versions read from the log for one table, in commit order, with the position up to
+    which they are complete."""
+
+    rows: list[list[Any]]
+    ops: list[str]
+
+
+def _schema_change(query: str, database: str, schema: str, table: Table) -> bool:
+    """Whether the statement (from a QueryEvent on `schema`) changes the schema of `table`."""
+    text = COMMENT.sub(" ", query)
+    if not SCHEMA_STATEMENT.match(text):
+        return False
+    names = {table.name.lower(), f"{database}.{table.name}".lower()}
+    tokens = {t.replace("`", "").lower() for t in re.findall(r"`[^`]+`(?:\.`[^`]+`)?|[\w$.]+", text)}
+    if schema and schema.lower() != database.lower():
+        return f"{database}.{table.name}".lower() in tokens
+    return bool(names & tokens)
+
+
+def read_changes(
+    engine: SourceEngine,
+    table: Table,
+    start: Position,
+    end: Position,
+    batch_rows: int,
+) -> Iterator[tuple[list[list[Any]], list[str], Position | None]]:
+    """The changes of `table` between `start` and `end`, in commit order, as chunks of at most
+    `batch_rows` (rows in declaration order, their `_op`s, None); the last item of a capture
+    stopped by a schema change carries the position before it instead of None.
+
+    Raises PositionLostError (the start's file is gone) and SourceError (the replication
+    connection failed, or the log lacks column names: binlog_row_metadata)."""
+    # mysql-replication ships no type information (no py.typed): its classes are Any here
+    from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
+    from pymysqlreplication.event import QueryEvent, XidEvent  # type: ignore[import-untyped]  # no py.typed
+    from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
+        DeleteRowsEvent,
+        UpdateRowsEvent,
+        WriteRowsEvent,
+    )
+
+    if start.key >= end.key:
+        return
+    check_position(engine, table, start)
+    p = engine._parts
+    database = unquote(p.path.lstrip("/"))
+    stream = BinLogStreamReader(
+        connection_settings={
+            "host": p.hostname or "127.0.0.1",
+            "port": p.port or 3306,
+            "user": unquote(p.username or ""),
+            "password": unquote(p.password or ""),
+            "charset": "utf8mb4",
+        },
+        server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),  # unique among the server's replicas
+        log_file=start.file,
+        log_pos=start.pos,
+        resume_stream=True,
+        blocking=False,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
+        only_tables=[table.name],  # other tables' row events are skipped unparsed
+        only_schemas=[database],
+        # a table map already seen is not parsed again (the library's default re-parses one per
+        # row event: 80% of the time); safe because a schema change of the table stops the capture
+        freeze_schema=True,
+        enable_logging=False,
+    )
+    names = list(table.column_names)
+    rows: list[list[Any]] = []
+    ops: list[str] = []
+    boundary = start  # the last transaction boundary read: where a stopped capture resumes
+    try:
+        for event in stream:
+            here = Position(stream.log_file, int(event.packet.log_pos))
+            if here.key > end.key:
+                break
+            if isinstance(event, XidEvent):
+                boundary = here
+                continue
+            if isinstance(event, QueryEvent):
+                query = event.query.decode("utf-8", "replace") if isinstance(event.query, bytes) else event.query
+                schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
+                if _schema_change(query, database, schema, table):
+                    # the statement's transaction starts at the boundary before it
+                    if rows:
+                        yield rows, ops, None
+                    yield [], [], boundary
+                    raise SchemaChangeError(
+                        f"table {table.name!r}: binlog capture stopped at {boundary} by a schema change: "
+                        f"{' '.join(query.split())[:200]}; re-extract the table (dwh extract --mode historical "
+                        f"--tables {table.name}) once its declaration matches"
+                    )
+                if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
+                    boundary = here
+                continue
+            if event.schema != database or event.table != table.name:
+                continue
+            if not _has_names(event, names):
+                raise SourceError(
+                    f"table {table.name!r}: the binary log's row events carry no column names "
+                    "(the server needs binlog_row_metadata=FULL)"
+                )
+            committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
+            for row in event.rows:
+                if isinstance(event, UpdateRowsEvent):
+                    values, op = row["after_values"], OP_UPDATE
+                elif isinstance(event, WriteRowsEvent):
+                    values, op = row["values"], OP_INSERT
+                else:
+                    before = row["values"]
+                    keep = {*table.primary_key, table.cursor}
+                    values, op = {n: before.get(n) if n in keep else None for n in before}, OP_DELETE
+                if table.cursor not in values:  # no cursor column in the source: the event's time
+                    values = {**values, table.cursor: committed}
+                rows.append([values.get(n) for n in names])
+                ops.append(op)
+                if len(rows) >= batch_rows:
+                    yield rows, ops, None
+                    rows, ops = [], []
+        if rows:
+            yield rows, ops, None
+    except (SchemaChangeError, PositionLostError):
+        raise
+    except ExtractError:
+        raise
+    except Exception as exc:
+        if "Could not find first log file" in str(exc) or "1236" in str(exc):
+            raise PositionLostError(
+                f"table {table.name!r}: the binary log at the stored position {start} is gone from the server"
+            ) from None
+        detail = scrub(str(exc), engine.url)
+        raise SourceError(f"reading the binary log for table {table.name!r} failed: {detail}") from None
+    finally:
+        stream.close()
+
+
+def _has_names(event: Any, names: list[str]) -> bool:
+    """Whether the row event names its columns (binlog_row_metadata=FULL): the declared ones
+    are there, perhaps without the cursor (a source table without one)."""
+    row = event.rows[0] if event.rows else {}
+    values = row.get("values") or row.get("after_values") or {}
+    return not values or sum(n in values for n in names) >= len(names) - 1
+
+
+def adopt_published(store: ObjectStore, table: Table, start: Position) -> Position | None:
+    """The end position of the table's newest published batch when it is a binlog batch that
+    starts at `start` (a run stopped after its manifest, before the stored position advanced),
+    else None. Only the newest batch can be that one: every later run adopts it first."""
+    keys = store.glob(layout.manifest_glob(table.name))
+    if not keys:
+        return None
+    newest = max(keys, key=lambda k: k.rsplit("batch=", 1)[-1])
+    manifest = store.read_json(newest)
+    span = manifest.get("binlog") or {}
+    if manifest.get("capture") == "binlog" and "start" in span and Position.from_json(span["start"]).key == start.key:
+        return Position.from_json(span["end"])
+    return None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
