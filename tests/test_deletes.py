@@ -104,6 +104,19 @@ def test_a_change_under_an_unchanged_cursor_is_a_new_version(settings, olist_csv
     before = warehouse_rows(s, "SELECT count(*) FROM raw.orders")
     extract_and_load(s, "historical", ["orders"])
     assert warehouse_rows(s, "SELECT count(*) FROM raw.orders") == before
+    # changed back to the old content under the same cursor: a new version that wins again,
+    # although raw already holds a version with that row hash (A, B, A)
+    with open_source(s.source_url) as db:
+        db.execute("UPDATE orders SET order_status = 'delivered' WHERE order_id = ?", (oid,))
+    extract_and_load(s, "historical", ["orders"])
+    rows = warehouse_rows(s, f"SELECT order_status FROM raw.orders WHERE order_id = '{oid}' ORDER BY _batch_id")
+    assert rows == [("delivered",), ("canceled",), ("delivered",)]
+    latest = warehouse_rows(
+        s,
+        "SELECT order_status FROM raw.orders WHERE order_id = "
+        f"'{oid}' ORDER BY updated_at DESC, _batch_id DESC, _change_seq DESC LIMIT 1",
+    )
+    assert latest == [("delivered",)]
 
 
 def test_prune_value_moving_later_or_earlier_leaves_one_row(settings, olist_csv):

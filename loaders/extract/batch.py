@@ -80,7 +80,7 @@ def extract_table(
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     started = time.perf_counter()
-    plan = check_source_schema(engine, table, settings.schema_changes)
+    plan = check_source_schema(engine, table, settings.schema_changes, cursor_optional=settings.capture == "binlog")
     stop = plan.stop_message()
     if stop:
         raise SchemaChangeError(stop, plan)

@@ -25,20 +25,39 @@ def _stamp(loaded_at: datetime) -> str:
 
 
 def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime, dedupe: bool = True) -> str:
-    """New row versions only: a staged row whose key already has a version with the same
-    `_row_hash` in the raw table is not inserted (contract 8: versions by content, so a
-    changed row under an unchanged cursor is new and an identical re-read adds nothing).
+    """New row versions only: a staged row is not inserted when its key's latest version in the
+    raw table has the same `_row_hash` (contract 9: versions by content, so a changed row under
+    an unchanged cursor is new and an identical re-read adds nothing). "Latest" is the staging
+    order (cursor, `_batch_id`, `_change_seq`, all descending; macros/latest_version.sql): a
+    raw version with the staged hash counts only if no later version of the key has another
+    hash, so a value changed back (A, B, A under one cursor) or a deleted row inserted again
+    with its old content is a new version, not a duplicate.
     `dedupe=False` (a binlog capture batch, exactly-once by its log range: contract 11) inserts
     every row: a value changed back, or a row deleted and inserted again with the same content,
     is a new version that must win in commit order."""
     cols = [quote(c) for c in (*table.column_names, *CHANGE_COLUMNS)]
     match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, ROW_HASH_COLUMN))
+    same_key = " AND ".join(f"n.{quote(k)} = r.{quote(k)}" for k in table.primary_key)
+    cur, bid, seq = quote(table.cursor), quote(BATCH_ID_COLUMN), quote(CHANGE_SEQ_COLUMN)
+    later = (
+        f"(n.{cur} > r.{cur} OR (n.{cur} = r.{cur} AND (n.{bid} > r.{bid} "
+        f"OR (n.{bid} = r.{bid} AND n.{seq} > r.{seq}))))"
+    )
+    superseded = (
+        f"SELECT 1 FROM {wh.raw_name(table.name)} AS n WHERE {same_key} "
+        f"AND n.{quote(ROW_HASH_COLUMN)} <> r.{quote(ROW_HASH_COLUMN)} AND {later}"
+    )
     extra = f"{quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}"
     return (
         f"INSERT INTO {wh.raw_name(table.name)} ({', '.join(cols)}, {extra})\n"
         f"SELECT {', '.join('s.' + c for c in cols)}, {literal(batch_id)}, {_stamp(loaded_at)}\n"
         f"FROM {wh.stage_name(table)} AS s"
-        + (f"\nWHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match})" if dedupe else "")
+        + (
+            f"\nWHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match}"
+            f"\n  AND NOT EXISTS ({superseded}))"
+            if dedupe
+            else ""
+        )
     )
 
 

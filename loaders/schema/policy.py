@@ -130,9 +130,15 @@ def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Dec
     )
 
 
-def plan_table(engine_name: str, table: Table, source: list, policy: SchemaChanges) -> SchemaPlan:
-    """The decisions for `table` given its `source` columns (inspect.SourceColumn)."""
+def plan_table(
+    engine_name: str, table: Table, source: list, policy: SchemaChanges, cursor_optional: bool = False
+) -> SchemaPlan:
+    """The decisions for `table` given its `source` columns (inspect.SourceColumn).
+    `cursor_optional` (binlog capture, contract 11): a source table without the declared cursor
+    column is not a change; the capture fills the cursor with the snapshot's or the commit's time."""
     changes = diff_table(engine_name, table, source)
+    if cursor_optional:
+        changes = [c for c in changes if not (c.kind == "missing" and c.column == table.cursor)]
     decisions = tuple(_decide(c, changes, policy) for c in changes)
     if any(d.action == "stop" for d in decisions):  # nothing of this table is extracted this time
         decisions = tuple(
@@ -148,7 +154,10 @@ def plan_table(engine_name: str, table: Table, source: list, policy: SchemaChang
     return SchemaPlan(table, effective, decisions)
 
 
-def check_source_schema(engine: SourceEngine, table: Table, policy: SchemaChanges) -> SchemaPlan:
-    """Read the source table's columns and plan its extract. Raises SourceError when the table is
-    not in the source; the caller raises SchemaChangeError when `plan.stops`."""
-    return plan_table(engine.name, table, source_columns(engine, table), policy)
+def check_source_schema(
+    engine: SourceEngine, table: Table, policy: SchemaChanges, cursor_optional: bool = False
+) -> SchemaPlan:
+    """Read the source table's columns and plan its extract (`cursor_optional`: see plan_table).
+    Raises SourceError when the table is not in the source; the caller raises SchemaChangeError
+    when `plan.stops`."""
+    return plan_table(engine.name, table, source_columns(engine, table), policy, cursor_optional)
