@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast, get_args
 
@@ -39,6 +40,18 @@ def _progress(message: str) -> None:
 
 def _settings(ctx: click.Context, **overrides: object) -> Settings:
     return Settings.from_env(**{**ctx.obj["overrides"], **overrides})
+
+
+def _exclusive(settings: Settings, work: Callable[[], object]) -> None:
+    """Run `work` holding the warehouse's run lock (loaders/runlock.py); when another run still
+    holds it after DWH_LOCK_WAIT_SECONDS, print one line and return (exit status 0)."""
+    from .runlock import SKIPPED, run_lock
+
+    with run_lock(settings) as held:
+        if not held:
+            click.echo(SKIPPED)
+            return
+        work()
 
 
 def _log_format() -> LogFormat:
@@ -218,8 +231,11 @@ def load(ctx, tables) -> None:
     PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
+    One load, build or run at a time per warehouse: another one waits up to
+    DWH_LOCK_WAIT_SECONDS (60), then prints "another run holds the warehouse; skipped" and exits 0.
     """
-    pipeline.load(_settings(ctx), _reporter(), list(tables))
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.load(settings, _reporter(), list(tables)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -234,8 +250,10 @@ def build(ctx, dbt_args) -> None:
     Extra arguments go to dbt build, e.g. `--select staging` or `--full-refresh`. A stale raw
     table (no orders loaded for 12 hours), a failing test or a broken contract stops the build;
     everything downstream of a failing gate is skipped, so the BI views keep their last good state.
+    Waits for (or skips on) another load, build or run like `dwh load`.
     """
-    pipeline.build(_settings(ctx), _reporter(), list(dbt_args))
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.build(settings, _reporter(), list(dbt_args)))
 
 
 @main.group()
@@ -368,9 +386,18 @@ def dashboard(ctx, out) -> None:
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, and
-    write the dashboard (data/dashboard.html)."""
-    pipeline.run(_settings(ctx), _reporter(), list(tables))
+    """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
+    dbt build, and write the dashboard (data/dashboard.html).
+
+    \b
+    Overlap: a run waits up to DWH_LOCK_WAIT_SECONDS (60) for another load, build or run on the
+    same warehouse, then prints "another run holds the warehouse; skipped" and exits 0.
+    Litter: unpublished batch folders and funnel temporary files older than
+    DWH_LITTER_AGE_HOURS (6) that killed runs left are removed and counted; a batch being written
+    or resumed is never touched.
+    """
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.run(settings, _reporter(), list(tables)))
 
 
 @main.command()

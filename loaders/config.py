@@ -80,6 +80,13 @@ class Settings:
     page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: Compression = "snappy"
+    # Tables extracted at once are as many as fit this budget (loaders/extract/parallel.py)
+    max_memory_mb: int = 1024
+    # Overlapping runs (loaders/runlock.py): wait this long for the warehouse, then skip
+    lock_wait_seconds: int = 60
+    # A later run removes unpublished batch folders and funnel temporary files older than this
+    # (loaders/litter.py); a batch being written or resumed is never touched
+    litter_age_hours: float = 6.0
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -116,9 +123,19 @@ class Settings:
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)!r}: use {' or '.join(allowed)}")
-        for name in ("lookback_seconds", "part_rows", "batch_rows", "page_rows", "extract_streams"):
-            if getattr(self, name) < (0 if name == "lookback_seconds" else 1):
+        for name in (
+            "lookback_seconds",
+            "part_rows",
+            "batch_rows",
+            "page_rows",
+            "extract_streams",
+            "max_memory_mb",
+            "lock_wait_seconds",
+        ):
+            if getattr(self, name) < (0 if name in ("lookback_seconds", "lock_wait_seconds") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        if self.litter_age_hours < 1:
+            raise ConfigError(f"DWH_LITTER_AGE_HOURS={self.litter_age_hours} is below 1: an extract may still write it")
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
 

@@ -66,9 +66,7 @@ def extract(
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         for table in selected:
             with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = (
-                    ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                )
+                table_mode: Mode = auto_mode(store, table) if mode == "auto" else mode
                 total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
                 with rep.task(f"extract {table.name}", total) as task:
                     report = extract_table(
@@ -79,6 +77,14 @@ def extract(
             rep.extract(report)
             reports.append(report)
     return reports
+
+
+def auto_mode(store: ObjectStore, table: Table) -> Mode:
+    """`historical` for a table with no watermark yet or with a historical extract to resume
+    (loaders/extract/resume.py), else `current`."""
+    from .extract.resume import has_checkpoint
+
+    return "current" if read_watermark(store, table) and not has_checkpoint(store, table) else "historical"
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
@@ -305,9 +311,19 @@ def _repair_static_docs(page: Path) -> None:
     page.write_text(text, encoding="utf-8")
 
 
+def sweep_litter(settings: Settings, rep: Reporter) -> None:
+    """Remove what killed runs left in the store, once older than DWH_LITTER_AGE_HOURS
+    (loaders/litter.py), and say how much."""
+    from .litter import sweep
+
+    store = ObjectStore(settings.store_url, settings)
+    rep.echo(sweep(store, settings.litter_age_hours).describe())
+
+
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
-    """One scheduled run: convert new funnel files, extract what changed, load it, build, and
-    write the dashboard."""
+    """One scheduled run: remove old litter, convert new funnel files, extract what changed, load
+    it, build, and write the dashboard."""
+    sweep_litter(settings, rep)
     funnel_convert(settings, rep)
     extract(settings, rep, "auto", tables)
     load(settings, rep, tables)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import layout
@@ -27,7 +28,9 @@ from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .parts import ExtractError, PartWriter
-from .readers import read_rows
+from .queries import KeyRange
+from .readers import plan_ranges, read_ranges, read_rows
+from .resume import Checkpoint, has_checkpoint, read_checkpoint, storable, tidy_folder, write_checkpoint
 from .watermark import read_watermark, write_watermark
 
 log = logging.getLogger("loaders.extract")
@@ -47,6 +50,7 @@ class BatchReport:
     upper: datetime | None = None
     seconds: float = 0.0
     manifest: str | None = None
+    resumed: bool = False  # a historical extract that went on from a killed run's checkpoint
 
 
 def new_batch_id() -> str:
@@ -66,18 +70,20 @@ def extract_table(
 
     Raises ExtractError (unknown mode, no watermark for a current extract, a value that does
     not fit its declared type) and SourceError (the source refused the read); in both cases
-    the unfinished batch folder is removed and the watermark stays where it was.
+    the watermark stays where it was, and the unfinished batch folder is removed, except the
+    parts of a historical extract that a checkpoint records: the next historical (or auto)
+    extract resumes from them (loaders/extract/resume.py).
     """
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     started = time.perf_counter()
+    if mode == "historical":
+        return _historical(settings, engine, store, table, progress, started)
     upper = engine.now()
-    lower = None
-    if mode == "current":
-        watermark = read_watermark(store, table)
-        if watermark is None:
-            raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
-        lower = watermark - timedelta(seconds=settings.lookback_seconds)
+    watermark = read_watermark(store, table)
+    if watermark is None:
+        raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
+    lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
     writer = PartWriter(store, folder, table, settings)
@@ -85,9 +91,7 @@ def extract_table(
     max_cursor = None
     try:
         for batch in read_rows(engine, table, lower, upper, settings):
-            batch_max = pc.max(batch.column(table.cursor)).as_py()
-            if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                max_cursor = batch_max
+            max_cursor = _max_cursor(table, batch, max_cursor)
             writer.write(batch)
             rows += batch.num_rows
             if progress:
@@ -97,6 +101,111 @@ def extract_table(
         writer.abort()
         _discard_batch(store, folder)
         raise
+    return _publish(settings, engine, store, table, mode, batch_id, folder, parts, lower, upper, max_cursor, started)
+
+
+def _max_cursor(table: Table, batch: pa.RecordBatch, current: datetime | None) -> datetime | None:
+    batch_max = pc.max(batch.column(table.cursor)).as_py()
+    if batch_max is not None and (current is None or batch_max > current):
+        return batch_max
+    return current
+
+
+def _historical(
+    settings: Settings,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    progress: Callable[[str, int], None] | None,
+    started: float,
+) -> BatchReport:
+    """Every row before the run's upper bound, key ranges in parallel, checkpointed at each part
+    (loaders/extract/resume.py): resumed from the table's checkpoint when there is one."""
+    cp = read_checkpoint(store, table)
+    if cp is not None and store.exists(layout.batch_manifest(cp.folder)):
+        # killed between publishing the batch and the watermark: only the watermark is missing
+        manifest = store.read_json(layout.batch_manifest(cp.folder))
+        write_watermark(store, table, cp.upper, cp.batch_id)
+        report = BatchReport(table.name, "historical", cp.batch_id, manifest["row_count"], upper=cp.upper)
+        report.manifest = store.uri(layout.batch_manifest(cp.folder))
+        return report
+    if cp is not None:
+        tidy_folder(store, cp)
+        log.info(
+            "table %s: resuming the historical extract of batch %s after %d rows in %d parts",
+            table.name,
+            cp.batch_id,
+            cp.rows,
+            len(cp.parts),
+        )
+    else:
+        batch_id = new_batch_id()
+        cp = Checkpoint(
+            batch_id,
+            layout.batch_dir(table.name, "historical", batch_id),
+            engine.now(),
+            plan_ranges(engine, table, settings),
+            [],
+            None,
+            list(table.column_names),
+        )
+    resumed = bool(cp.parts)
+    writer = PartWriter(store, cp.folder, table, settings, cp.parts)
+    # positions[i]: where range i stands counting every row handed to the writer (durable once
+    # the part that holds them is closed)
+    positions = [KeyRange(r.start, r.end, r.after, r.done) for r in cp.ranges]
+    checkpointing = all(storable([r.start, r.end]) for r in cp.ranges)
+    rows, max_cursor = cp.rows, cp.max_cursor
+    try:
+        for chunk in read_ranges(engine, table, cp.upper, settings, cp.ranges):
+            position = positions[chunk.index]
+            if chunk.batch is None:
+                position.done = True
+                continue
+            offset = 0
+            while offset < chunk.batch.num_rows:
+                piece = chunk.batch.slice(offset, min(writer.room, chunk.batch.num_rows - offset))
+                closed = len(writer.parts)
+                max_cursor = _max_cursor(table, piece, max_cursor)
+                writer.write(piece)
+                offset += piece.num_rows
+                rows += piece.num_rows
+                position.after = chunk.key_at(offset - 1)
+                if len(writer.parts) > closed and checkpointing and storable(position.after):
+                    cp.parts, cp.max_cursor = list(writer.parts), max_cursor
+                    cp.ranges = [KeyRange(p.start, p.end, p.after, p.done) for p in positions]
+                    write_checkpoint(store, table, cp)
+            if progress:
+                progress(table.name, rows)
+        parts = writer.finish()
+    except BaseException:
+        writer.abort()
+        if not checkpointing or not has_checkpoint(store, table):
+            _discard_batch(store, cp.folder)
+        raise
+    report = _publish(
+        settings, engine, store, table, "historical", cp.batch_id, cp.folder, parts, None, cp.upper, max_cursor, started
+    )
+    report.resumed = resumed
+    return report
+
+
+def _publish(
+    settings: Settings,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    mode: Mode,
+    batch_id: str,
+    folder: str,
+    parts: list[Part],
+    lower: datetime | None,
+    upper: datetime,
+    max_cursor: datetime | None,
+    started: float,
+) -> BatchReport:
+    """Write the manifests (publishing the batch, if it has rows), then the watermark."""
+    rows = sum(p.rows for p in parts)
     report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
     if rows:
         manifest = {
@@ -125,6 +234,8 @@ def extract_table(
         report.batch_id, report.rows, report.parts = batch_id, rows, parts
         report.bytes = sum(p.bytes for p in parts)
         report.manifest = store.uri(layout.batch_manifest(folder))
+    else:
+        _discard_batch(store, folder)  # a resumed extract may have left an empty folder
     write_watermark(store, table, upper, report.batch_id)
     report.seconds = time.perf_counter() - started
     log.info("extracted %s (%s): %d rows in %d parts, %.1fs", table.name, mode, rows, len(report.parts), report.seconds)

@@ -52,7 +52,10 @@ def column_codecs(table: Table, codec: str) -> str | dict[str, str]:
 class PartWriter:
     """Writes consecutive Parquet parts of at most `part_rows` rows each into a batch folder."""
 
-    def __init__(self, store: ObjectStore, folder: str, table: Table, settings: Settings):
+    def __init__(
+        self, store: ObjectStore, folder: str, table: Table, settings: Settings, parts: list[Part] | None = None
+    ):
+        """`parts`: parts already written to the folder (a resumed extract); new ones follow."""
         self.store, self.folder, self.settings = store, folder, settings
         self.schema = table.arrow_schema()
         # Dictionary encoding pays for short codes (statuses, states, zips); for unique ids and
@@ -61,11 +64,16 @@ class PartWriter:
             c.name for c in table.columns if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
         ]
         self.compression = column_codecs(table, settings.parquet_compression)
-        self.parts: list[Part] = []
+        self.parts: list[Part] = list(parts or [])
         self._sink: HashingWriter | None = None
         self._writer: pq.ParquetWriter | None = None
         self._path = ""
         self._rows = 0
+
+    @property
+    def room(self) -> int:
+        """Rows the current part takes before it is closed (a new part takes `part_rows`)."""
+        return self.settings.part_rows - self._rows
 
     def write(self, batch: pa.RecordBatch) -> None:
         while batch.num_rows:

@@ -19,10 +19,13 @@ def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
     if not store.exists(path):
         return None
     state = store.read_json(path)
-    return datetime.fromisoformat(state["watermark"])
+    # a first historical extract still running (or killed) has a checkpoint and no watermark yet
+    return datetime.fromisoformat(state["watermark"]) if state.get("watermark") else None
 
 
 def write_watermark(store: ObjectStore, table: Table, upper: datetime, batch_id: str | None) -> None:
+    """Advance the watermark to `upper`; the new state replaces the old one (a resume checkpoint
+    included, loaders/extract/resume.py)."""
     store.write_json(
         layout.state_path(table.name),
         {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id},
