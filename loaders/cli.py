@@ -213,7 +213,9 @@ def extract(ctx, mode, tables) -> None:
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
-    leaves CHAR(32+) id columns uncompressed, zstd compresses every column).
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). Several tables are
+    extracted at once within DWH_MAX_MEMORY_MB (1024), each still one batch. A killed historical
+    extract resumes from its last finished part on the next historical or auto extract.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 

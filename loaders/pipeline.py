@@ -5,6 +5,7 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Literal
 from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
+from .console import NoTask
 from .declarations import Table, select_tables
 from .extract import BatchReport, extract_table, read_watermark
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
@@ -58,25 +60,40 @@ def load_source(
 def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
-    """`dwh extract`: one batch per table into the object store."""
+    """`dwh extract`: one batch per table into the object store, as many tables at once as fit
+    DWH_MAX_MEMORY_MB (loaders/extract/parallel.py); the reports come back in table order."""
+    from .extract.parallel import memory_estimate_mb, run_within_budget
+
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
-    reports = []
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
-        for table in selected:
-            with rep.run.unit("extract", table.name) as unit:
-                table_mode: Mode = auto_mode(store, table) if mode == "auto" else mode
-                total = engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                with rep.task(f"extract {table.name}", total) as task:
-                    report = extract_table(
-                        settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
-                    )
-                unit.rows, unit.bytes = report.rows, report.bytes
-                unit.batch_ids = [report.batch_id] if report.batch_id else []
-            rep.extract(report)
-            reports.append(report)
+        modes: dict[str, Mode] = {t.name: auto_mode(store, t) if mode == "auto" else mode for t in selected}
+        cost = lambda t: memory_estimate_mb(t, modes[t.name], settings)
+        alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > settings.max_memory_mb
+        reports, _ = run_within_budget(
+            selected,
+            cost,
+            settings.max_memory_mb,
+            lambda t: _extract_one(settings, rep, store, t, modes[t.name], progress_bar=alone),
+        )
     return reports
+
+
+def _extract_one(
+    settings: Settings, rep: Reporter, store: ObjectStore, table: Table, mode: Mode, progress_bar: bool
+) -> BatchReport:
+    """One table's extract as one unit of the run, on its own source connection. Progress bars
+    only when the tables run one at a time (a terminal shows one at once)."""
+    with open_source(settings.source_url) as engine, rep.run.unit("extract", table.name) as unit:
+        show = progress_bar and rep.shows_progress
+        total = engine.estimate_rows(table) if show and mode == "historical" else None
+        with rep.task(f"extract {table.name}", total) if show else nullcontext(NoTask()) as task:
+            report = extract_table(settings, engine, store, table, mode, progress=lambda _t, n: task.update(n))
+        unit.rows, unit.bytes = report.rows, report.bytes
+        unit.batch_ids = [report.batch_id] if report.batch_id else []
+    rep.extract(report)
+    return report
 
 
 def auto_mode(store: ObjectStore, table: Table) -> Mode:
