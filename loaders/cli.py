@@ -252,7 +252,10 @@ def build(ctx, dbt_args) -> None:
     Extra arguments go to dbt build, e.g. `--select staging` or `--full-refresh`. A stale raw
     table (no orders loaded for 12 hours), a failing test or a broken contract stops the build;
     everything downstream of a failing gate is skipped, so the BI views keep their last good state.
-    Waits for (or skips on) another load, build or run like `dwh load`.
+    Waits for (or skips on) another load, build or run like `dwh load`. Data tests on incremental
+    models and raw tables read only the rows loaded since the last build (minus lookback_hours);
+    every test reads whole tables on a whole build: the first, --full-refresh, DWH_BUILD_SCOPE=all,
+    an explicit selection, and at least every DWH_FULL_TESTS_HOURS (24).
     """
     settings = _settings(ctx)
     _exclusive(settings, lambda: pipeline.build(settings, _reporter(), list(dbt_args)))

@@ -96,6 +96,9 @@ class Settings:
     # dbt: "changed" builds only what is downstream of data loaded since the last build
     # (loaders/build/scope.py); "all" builds the whole project every time
     build_scope: BuildScope = "changed"
+    # At least this often `dwh build` builds the whole project and runs every data test over
+    # whole tables; between, tests see only the rows of the run (macros/tests/changed_rows.sql)
+    full_tests_hours: float = 24.0
     # Output: "json" prints every report line, unit outcome and log record as one JSON object
     log_format: LogFormat = "text"
     # CloudWatch namespace of the load job's freshness metric (loaders/aws/metrics.py); empty: none
@@ -134,6 +137,8 @@ class Settings:
         ):
             if getattr(self, name) < (0 if name in ("lookback_seconds", "lock_wait_seconds") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        if self.full_tests_hours < 0:
+            raise ConfigError(f"DWH_FULL_TESTS_HOURS={self.full_tests_hours} is out of range")
         if self.litter_age_hours < 1:
             raise ConfigError(f"DWH_LITTER_AGE_HOURS={self.litter_age_hours} is below 1: an extract may still write it")
         if not 0 <= self.funnel_max_reject_ratio <= 1:

@@ -184,7 +184,7 @@ def build(
     (loaders/build/scope.py); `scope="all"`, DWH_BUILD_SCOPE=all, --full-refresh or an explicit
     selection build the whole project or that selection.
     """
-    from .build.scope import is_partial, now, plan, record_build
+    from .build.scope import FULL_TESTS, is_partial, now, plan, record_build, with_vars
 
     extra = list(extra or [])
     started = now()
@@ -216,8 +216,10 @@ def build(
     for args in preparations:
         rep.dbt(run_dbt(settings, args, quiet=True))
     selecting = ["--select", " ".join(selection)] if selection else []
+    # a partial build tests the rows of this run only; a whole one every row (changed_rows.sql)
+    testing = extra if selection else with_vars(extra, FULL_TESTS)
     with history(), rep.run.unit("build", "dbt build") as unit:
-        report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
+        report = run_dbt(settings, ["build", *testing, *selecting], quiet=True)
         unit.rows = len(report.results)
         with open_warehouse(settings, store) as wh, wh.transaction():
             if not is_partial(extra):  # a complete build: the next one starts from here
