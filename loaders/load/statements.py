@@ -2,17 +2,68 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from .. import layout
 from ..declarations import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
 from ..warehouses import LOAD_LOG, Warehouse, literal, quote
+from ..warehouses.sql import timestamp
 
 
-def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime) -> str:
-    """New row versions only: (primary key, cursor) not yet in the raw table."""
+@dataclass(frozen=True)
+class BatchBounds:
+    """The range a staged batch covers: its first key column and its cursor, as the warehouse
+    orders them (read from the stage, so its own collation decides)."""
+
+    key_min: object
+    key_max: object
+    cursor_min: object | None
+    cursor_max: object | None
+    cursor_nulls: bool = False
+
+
+def bounds_statement(wh: Warehouse, table: Table) -> str:
+    """The bounds of the staged batch: one short scan of the stage table."""
+    key, cursor = quote(table.primary_key[0]), quote(table.cursor)
+    return (
+        f"SELECT min({key}), max({key}), min({cursor}), max({cursor}), count(*) - count({cursor}) "
+        f"FROM {wh.stage_name(table)}"
+    )
+
+
+def stage_bounds(wh: Warehouse, table: Table) -> BatchBounds | None:
+    """The staged batch's bounds, or None for an empty stage."""
+    rows = wh.execute(bounds_statement(wh, table))
+    if not rows or rows[0][0] is None:
+        return None
+    key_min, key_max, cursor_min, cursor_max, nulls = rows[0]
+    return BatchBounds(key_min, key_max, cursor_min, cursor_max, bool(nulls))
+
+
+def bounds_condition(table: Table, bounds: BatchBounds, alias: str = "r") -> str:
+    """The raw rows an existence check needs to see: those whose first key column and cursor lie
+    in the batch's range. Constants, so zone maps (DuckDB, Redshift) and a BRIN index
+    (PostgreSQL) skip the rest of the table; the check's own conditions are unchanged, so it
+    composes with any (a version already there has the key, hence the range)."""
+    key, cursor = f"{alias}.{quote(table.primary_key[0])}", f"{alias}.{quote(table.cursor)}"
+    conditions = [f"{key} BETWEEN {literal(bounds.key_min)} AND {literal(bounds.key_max)}"]
+    if isinstance(bounds.cursor_min, datetime) and isinstance(bounds.cursor_max, datetime):
+        in_range = f"{cursor} BETWEEN {timestamp(bounds.cursor_min)} AND {timestamp(bounds.cursor_max)}"
+        conditions.append(f"({in_range} OR {cursor} IS NULL)" if bounds.cursor_nulls else in_range)
+    return " AND ".join(conditions)
+
+
+def insert_statement(
+    wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime, bounds: BatchBounds | None = None
+) -> str:
+    """New row versions only: (primary key, cursor) not yet in the raw table. With `bounds`, the
+    check reads only the raw rows in the batch's key and cursor range (docs/architecture.md,
+    contract 4): an hourly load then costs the batch, not the table."""
     cols = [quote(c) for c in table.column_names]
     match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, table.cursor))
+    if bounds is not None:
+        match += " AND " + bounds_condition(table, bounds)
     extra = f"{quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}"
     return (
         f"INSERT INTO {wh.raw_name(table.name)} ({', '.join(cols)}, {extra})\n"
@@ -44,9 +95,11 @@ def log_statement(wh: Warehouse, manifest: dict, uri: str, inserted_sql: str, lo
 
 
 def batch_statements(
-    wh: Warehouse, table: Table, manifest: dict, folder: str, loaded_at: datetime
+    wh: Warehouse, table: Table, manifest: dict, folder: str, loaded_at: datetime, bounds: BatchBounds | None = None
 ) -> dict[str, list[str]]:
-    """Every statement of one batch's load, in order, as the warehouse would receive them."""
+    """Every statement of one batch's load, in order, as the warehouse would receive them; the
+    insert is restricted to `bounds` (the loader reads them from the stage with
+    `bounds_statement` once it is filled)."""
     batch_id = manifest["batch_id"]
     inserted = f"(SELECT count(*) FROM {wh.raw_name(table.name)} WHERE {quote(BATCH_ID_COLUMN)} = {literal(batch_id)})"
     lock = wh.lock_statement()
@@ -54,7 +107,8 @@ def batch_statements(
         "begin": [lock] if lock else [],
         "check": [f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"],
         "stage": [wh.create_stage_statement(table), *wh.fill_stage_statements(table, manifest, folder)],
-        "insert": [insert_statement(wh, table, batch_id, loaded_at)],
+        "bounds": [bounds_statement(wh, table)],
+        "insert": [insert_statement(wh, table, batch_id, loaded_at, bounds)],
         "log": [log_statement(wh, manifest, wh.store.uri(layout.batch_manifest(folder)), inserted, loaded_at)],
         "end": [f"DROP TABLE {wh.stage_name(table)}"],
     }
