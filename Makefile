@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-hourly bench-funnel clean lock
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ bench-extract: install
 
 bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
+
+## One hourly run (extract, load, build) at scale 1 and 10, MariaDB -> DuckDB and PostgreSQL
+bench-hourly: install
+	$(BIN)/python bench/hourly.py --scales 1 10 --runs 5
 
 ## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
 bench-funnel: install
