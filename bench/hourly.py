@@ -179,6 +179,8 @@ def main() -> int:
             }
             for w, rs in runs.items()
         }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "hourly.json").write_text(json.dumps(results, indent=2))  # kept if a later scale fails
         if not args.keep:
             database = f"dwh_hourly_s{_tag(scale)}"
             _mysql(args, f"DROP DATABASE IF EXISTS `{database}`")
