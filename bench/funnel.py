@@ -57,7 +57,10 @@ TARGET_SPARK_RATIO = 7.0
 TARGET_DUCKDB_RATIO = 1.0
 TARGET_PEAK_MB = 1000.0
 TARGET_QUERY_RATIO = 50.0
-COLUMNS = ("session_id", "event_timestamp", "event_type", "userid", "product_id", "category_id")
+sys.path.insert(0, str(PROJECT_DIR))
+from loaders.declarations import funnel_declaration  # noqa: E402  (after the project is on the path)
+
+COLUMNS = funnel_declaration(PROJECT_DIR).header  # models/staging/funnel/_funnel__sources.yml
 
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))

@@ -315,13 +315,17 @@ def funnel_land(ctx, files) -> None:
 def funnel_convert(ctx, file, force) -> None:
     """Convert landing files to Parquet partitioned by year and month, idempotently.
 
+    The columns, types, lengths and checks come from models/staging/funnel/_funnel__sources.yml.
     Writes, in the store, lake/funnel_events/year=<y>/month=<m>/<stem>.parquet (<stem>: the
     file's name without .csv; a re-run replaces its own output), rejects to
-    rejects/funnel/<stem>.csv with line numbers and reasons, and the marker
-    state/funnel/<stem>.json; with DWH_GLUE_DATABASE set, it registers the new partitions in
-    the Glue Data Catalog. A file whose marker shows the same key and size is skipped (see
-    --force). Fails, writing nothing to the lake, above DWH_FUNNEL_MAX_REJECT_RATIO (0.01)
-    rejected rows, or for a file that is not a funnel file.
+    rejects/funnel/<stem>.csv with line numbers and reasons (too_long_<column> for a value
+    longer than declared), and the marker state/funnel/<stem>.json (size, SHA-256,
+    converted_at, published_at); with DWH_GLUE_DATABASE set, it registers the new partitions in
+    the Glue Data Catalog. Empty lines are not rows. A file whose marker shows the same key,
+    size and SHA-256 is skipped (see --force); a changed file, even of the same size, is
+    converted again. A file fails, writing nothing to the lake, above
+    DWH_FUNNEL_MAX_REJECT_RATIO (0.01) rejected rows, or if it is not a funnel file; the other
+    files still convert, and the command then exits with status 1.
     """
     pipeline.funnel_convert(_settings(ctx), _reporter(), file, force)
 
@@ -395,6 +399,8 @@ def run(ctx, tables) -> None:
     dbt build, and write the dashboard (data/dashboard.html).
 
     \b
+    A funnel file that fails does not stop the run: the other stages go on, then the run ends
+    with a summary naming every failed unit and exit status 1.
     Overlap: a run waits up to DWH_LOCK_WAIT_SECONDS (60) for another load, build or run on the
     same warehouse, then prints "another run holds the warehouse; skipped" and exits 0.
     Litter: unpublished batch folders and funnel temporary files older than

@@ -13,6 +13,7 @@ from .extract import ExtractError
 from .funnel import CatalogError, FunnelError
 from .load import LoadError
 from .manifest import ManifestError
+from .runs import RunFailed
 from .sources import SourceError
 from .store import StoreError
 from .warehouses import WarehouseError
@@ -26,6 +27,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FunnelError,
     LoadError,
     ManifestError,
+    RunFailed,
     SourceError,
     StoreError,
     TypeDeclarationError,

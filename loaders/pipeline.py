@@ -15,17 +15,21 @@ from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
 from .console import NoTask
-from .declarations import Table, select_tables
+from .declarations import DeclarationError, Table, select_tables
 from .extract import BatchReport, extract_table, read_watermark
+from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
-from .runs import UnitOutcome
+from .runs import RunFailed, UnitOutcome, first_line
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
-from .store import ObjectStore
+from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
+
+FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
+"""What one funnel file's conversion may fail with and still cost only that file."""
 
 ExtractMode = Literal["auto"] | Mode
 """`auto`: historical for a table without a watermark yet, else current."""
@@ -244,8 +248,14 @@ def funnel_land(settings: Settings, rep: Reporter, files: list[Path]) -> list[st
 
 
 def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, force: bool = False):
-    """Convert one named landing file, or every new or changed one; register Glue partitions."""
-    from .funnel import convert_file, landing_files
+    """Convert one named landing file, or every new or changed one; register Glue partitions.
+
+    Each file is its own unit (loaders/runs.py): a file that fails (not a funnel file, too many
+    rejects, the store or Glue refusing) is recorded and named, and the other files go on. Then,
+    if any failed, the error is raised: the one file's own error, or a FunnelError naming them
+    all. Returns the ConvertReports of the files that did not fail.
+    """
+    from .funnel import FunnelError, convert_file, landing_files
 
     store = ObjectStore(settings.store_url, settings)
     register = None
@@ -255,38 +265,52 @@ def funnel_convert(settings: Settings, rep: Reporter, file: str | None = None, f
         register = GlueCatalog(settings, store).add_partitions
     rep.stage(f"convert funnel files in {store.uri(layout.LANDING_FUNNEL)} -> {store.uri(layout.FUNNEL_LAKE)}")
     reports = []
+    failed: list[tuple[str, Exception]] = []
     with recording(rep.run, StoreHistory(store)):
         for key in [file] if file else landing_files(store):
             name = key.rstrip("/").rsplit("/", 1)[-1]
-            with rep.run.unit("funnel_convert", name) as unit:
-                size = _size(store, key) if rep.shows_progress else None
-                with rep.task(f"convert {name}", size, "bytes") as task:
-                    report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
-                unit.rows, unit.bytes = report.rows_written, report.bytes_read
-                unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            try:
+                with rep.run.unit("funnel_convert", name) as unit:
+                    size = _size(store, key) if rep.shows_progress else None
+                    with rep.task(f"convert {name}", size, "bytes") as task:
+                        report = convert_file(settings, store, key, force, lambda _n, _r, b: task.update(b), register)
+                    unit.rows, unit.bytes = report.rows_written, report.bytes_read
+                    unit.status = "skipped" if report.status == "skipped" else "succeeded"
+            except FUNNEL_FILE_ERRORS as exc:  # this file only: recorded as failed by its unit
+                failed.append((name, exc))
+                rep.echo(f"  {name:<24} failed: {first_line(exc)}")
+                continue
             reports.append(report)
-    for r in reports:
-        if r.status == "skipped":
-            rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
-            continue
-        rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
-        glue = f", Glue {settings.glue_database}.{settings.glue_table}" if register else ""
-        rep.echo(
-            f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
-            f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
-            f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){glue}"
-        )
-    if not reports:
+            _echo_conversion(rep, store, report, settings if register else None)
+    if not reports and not failed:
         rep.echo("  no landing file")
+    if len(failed) == 1:
+        raise failed[0][1]
+    if failed:
+        raise FunnelError(f"{len(failed)} funnel files failed: {', '.join(n for n, _ in failed)} (see above)")
     return reports
+
+
+def _echo_conversion(rep: Reporter, store: ObjectStore, r, glue: Settings | None) -> None:
+    """One line per converted (or skipped) file."""
+    if r.status == "skipped":
+        rep.echo(f"  {r.source:<24} already converted (unchanged): skipped")
+        return
+    rejected = f", {r.rows_rejected:,} rejected -> {store.uri(r.rejects_file)}" if r.rejects_file else ""
+    catalog = f", Glue {glue.glue_database}.{glue.glue_table}" if glue else ""
+    rep.echo(
+        f"  {r.source:<24} {r.rows_read:>10,} rows read, {r.rows_written:>10,} written{rejected}; "
+        f"{len(r.partitions)} month(s), {mb(r.bytes_read)} -> {mb(r.bytes_written)}, "
+        f"{r.seconds:.1f}s ({r.bytes_read / 1e6 / max(r.seconds, 1e-9):.0f} MB/s){catalog}"
+    )
 
 
 def _size(store: ObjectStore, key: str) -> int | None:
     """A landing file's size for its progress bar (None when it cannot be known yet)."""
-    from .funnel.convert import _source_key
+    from .funnel import source_key
 
     try:
-        return store.info(_source_key(store, key)).size
+        return store.info(source_key(store, key)).size
     except Exception:
         return None
 
@@ -341,10 +365,25 @@ def sweep_litter(settings: Settings, rep: Reporter) -> None:
 
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
     """One scheduled run: remove old litter, convert new funnel files, extract what changed, load
-    it, build, and write the dashboard."""
+    it, build, and write the dashboard.
+
+    A funnel file that fails costs only itself (issue 17): the Olist stages go on. The run then
+    ends with a summary naming every failed unit and raises RunFailed (exit status 1).
+    """
     sweep_litter(settings, rep)
-    funnel_convert(settings, rep)
+    try:
+        funnel_convert(settings, rep)
+    except FUNNEL_FILE_ERRORS:
+        pass  # recorded in rep.run by its unit, named in the summary below
     extract(settings, rep, "auto", tables)
     load(settings, rep, tables)
     build(settings, rep)
     dashboard(settings, rep)
+    failures = rep.run.failures
+    if failures:
+        rep.stage(f"run finished with {len(failures)} failure(s)")
+        for f in failures:
+            rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
+        raise RunFailed(
+            f"{len(failures)} unit(s) failed: " + ", ".join(f"{f.stage} {f.unit}" for f in failures) + " (see above)"
+        )

@@ -25,6 +25,10 @@ Status = Literal["running", "succeeded", "skipped", "failed", "set_aside"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 
+class RunFailed(RuntimeError):
+    """A run went to its end but some of its units failed; the message names them."""
+
+
 def utcnow() -> datetime:
     """Naive UTC, as every timestamp the loaders write."""
     return datetime.now(UTC).replace(tzinfo=None)

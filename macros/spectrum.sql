@@ -21,18 +21,20 @@ create external database if not exists
 {%- endmacro %}
 
 
+{#- The external table's columns render from the funnel source's declaration
+    (models/staging/funnel/_funnel__sources.yml): the Parquet columns, then the partitions. -#}
 {% macro spectrum_table_sql(location, schema=none, table='funnel_events') -%}
+    {%- set columns = source_columns('funnel', 'funnel_events') -%}
+    {%- set stored = [] -%}
+    {%- set partitions = [] -%}
+    {%- for column in columns -%}
+        {%- set line = column.name ~ ' ' ~ redshift_type(column.data_type) -%}
+        {%- do (partitions if column.meta.get('origin') == 'partition' else stored).append(line) -%}
+    {%- endfor -%}
 create external table {{ adapter.quote(schema or var('spectrum_schema', 'spectrum')) }}.{{ adapter.quote(table) }} (
-    session_id varchar(64),
-    event_timestamp timestamp,
-    event_type varchar(32),
-    userid varchar(64),
-    product_id varchar(64),
-    category_id varchar(256),
-    source_file varchar(256),
-    converted_at timestamp
+    {{ stored | join(',\n    ') }}
 )
-partitioned by (year int, month int)
+partitioned by ({{ partitions | join(', ') }})
 stored as parquet
 location '{{ location }}'
 {%- endmacro %}

@@ -17,7 +17,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from loaders.funnel import EVENT_TYPES, FUNNEL_HEADER
+from loaders.config import PROJECT_DIR
+from loaders.declarations import funnel_declaration
+
+_DECLARATION = funnel_declaration(PROJECT_DIR)  # models/staging/funnel/_funnel__sources.yml
+FUNNEL_HEADER = _DECLARATION.header
+EVENT_TYPES = _DECLARATION.column("event_type").accepted_values
 
 _EVENT_WEIGHTS = (0.62, 0.2, 0.08, 0.1)
 ROWS_PER_FILE_AT_SCALE_1 = 10_000  # the seed design's sample: about 10k rows per yearly file

@@ -13,22 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.config import Settings
+from loaders.config import PROJECT_DIR, Settings
+from loaders.declarations import funnel_declaration
 from loaders.funnel import (
-    FUNNEL_HEADER,
-    SCHEMA,
     FunnelError,
     convert_file,
     convert_pending,
     lake_partitions,
     land_files,
 )
-from loaders.funnel import convert as funnel
+from loaders.funnel import validate as funnel_validate
+from loaders.funnel import writers as funnel_writers
 from loaders.layout import FUNNEL_LAKE
 from loaders.store import ObjectStore
 from olist_demo.funnel_generator import generate_funnel
 
-HEADER = ",".join(FUNNEL_HEADER) + "\r\n"
+DECLARATION = funnel_declaration(PROJECT_DIR)
+SCHEMA = DECLARATION.arrow_schema()
+HEADER = ",".join(DECLARATION.header) + "\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +289,7 @@ def test_lines_longer_than_a_block_and_no_final_line_break(lake, tmp_path):
 def test_a_failure_while_parsing_leaves_the_lake_as_it_was(lake, funnel_files, monkeypatch):
     s, store = lake
     land_files(store, [funnel_files / "2016_funnel.csv"])
-    validate, calls = funnel._validate, []
+    validate, calls = funnel_validate.validate, []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -295,7 +297,7 @@ def test_a_failure_while_parsing_leaves_the_lake_as_it_was(lake, funnel_files, m
             raise RuntimeError("parser broke")
         return validate(*args, **kwargs)
 
-    monkeypatch.setattr(funnel, "_validate", failing)
+    monkeypatch.setattr(funnel_validate, "validate", failing)
     with pytest.raises(RuntimeError, match="parser broke"):
         convert_file(s, store, "2016_funnel.csv")
     assert store.glob(f"{FUNNEL_LAKE}/*") == [] and store.glob("tmp/funnel/*") == []
@@ -312,7 +314,7 @@ def test_a_failing_writer_stops_the_other_threads(lake, funnel_files, monkeypatc
     def failing(self, *args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(funnel._PartitionWriters, step, failing)
+    monkeypatch.setattr(funnel_writers.PartitionWriters, step, failing)
     with pytest.raises(OSError, match="disk full"):
         convert_file(s, store, "2016_funnel.csv")
     assert parse_threads() == []

@@ -48,7 +48,7 @@ def test_schema_table_and_partitions(rendered):
     schema, table, *alters = rendered
     assert schema.startswith('create external schema if not exists "spectrum"')
     assert "database 'olist_lake'" in schema and f"iam_role '{ROLE}'" in schema
-    assert "partitioned by (year int, month int)" in table and f"location '{LOCATION}'" in table
+    assert "partitioned by (year integer, month integer)" in table and f"location '{LOCATION}'" in table
     assert len(alters) == 2  # 150 partitions: at most 100 per ALTER TABLE
     assert alters[0].count("partition (") == 100 and alters[1].count("partition (") == 50
     assert f"partition (year=2016, month=10) location '{LOCATION}year=2016/month=10/'" in alters[0]

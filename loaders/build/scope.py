@@ -120,7 +120,8 @@ def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
     )
     selectors = [f"source:{OLIST_SOURCE}.{name}+" for (name,) in rows]
     for marker in wh.store.glob(layout.funnel_markers_glob()):
-        converted = wh.store.read_json(marker).get("converted_at")
+        doc = wh.store.read_json(marker)
+        converted = doc.get("published_at") or doc.get("converted_at")  # when its files reached the lake
         if converted and datetime.fromisoformat(converted) >= since:
             selectors.append(FUNNEL_SELECTOR)
             break

@@ -1,9 +1,11 @@
 """The datasets, declared once in the dbt sources YAML and read here by every stage.
 
 `declared_tables()` reads the Olist tables of `models/staging/olist/_olist__sources.yml`;
+`funnel_declaration()` reads the funnel events of `models/staging/funnel/_funnel__sources.yml`;
 `LogicalType` maps each declared type to every engine (types.py).
 """
 
+from .funnel import FunnelColumn, FunnelDeclaration, funnel_declaration
 from .olist import (
     BATCH_ID_COLUMN,
     LOADED_AT_COLUMN,
@@ -24,11 +26,14 @@ __all__ = [
     "DeclarationError",
     "Engine",
     "Freshness",
+    "FunnelColumn",
+    "FunnelDeclaration",
     "Kind",
     "LogicalType",
     "Table",
     "TypeDeclarationError",
     "declared_tables",
     "freshness_rules",
+    "funnel_declaration",
     "select_tables",
 ]

@@ -1,9 +1,10 @@
 """Logical column types and how each engine spells them.
 
 The table declarations (models/staging/olist/_olist__sources.yml) use a small vocabulary of
-logical types. This module is the only place that maps them to SQLite, MySQL, Arrow/Parquet,
-DuckDB, PostgreSQL and Redshift, so the source schema, the extracted Parquet parts and the raw
-warehouse tables always agree.
+logical types (so do the funnel events, models/staging/funnel/_funnel__sources.yml). This module
+is the only Python place that maps them to SQLite, MySQL, Arrow/Parquet, Hive (Glue), DuckDB,
+PostgreSQL and Redshift (macros/logical_types.sql spells the Redshift mapping for dbt's macros),
+so the source schema, the extracted Parquet parts and the raw warehouse tables always agree.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ class LogicalType:
             "double": pa.float64(),
             "timestamp": pa.timestamp("us"),
         }.get(self.kind) or pa.decimal128(self.length, self.scale)
+
+    def hive(self) -> str:
+        """The Hive type the Glue Data Catalog declares (Spectrum and Athena read the lake with it)."""
+        k, n, s = self.kind, self.length, self.scale
+        return {
+            "char": f"varchar({n})",
+            "varchar": f"varchar({n})",
+            "text": "string",
+            "integer": "int",
+            "bigint": "bigint",
+            "double": "double",
+            "timestamp": "timestamp",
+            "decimal": f"decimal({n},{s})",
+        }[k]
 
     def sql(self, engine: Engine) -> str:
         k, n, s = self.kind, self.length, self.scale

@@ -1,27 +1,25 @@
 """The funnel lake: the vendor's CSV files -> year/month Parquet (docs/architecture.md, contract 6).
 
-convert.py  one landing file -> its Parquet files, rejects and marker
-glue.py     the Glue Data Catalog table and partitions
+The events' columns are declared once, in models/staging/funnel/_funnel__sources.yml
+(`loaders.declarations.funnel_declaration`). convert.py orchestrates one file's conversion; its
+docstring lists the module of each job (blocks, parse, validate, months, producer, writers,
+rejects, publish, glue).
 """
 
 from .convert import (
-    EVENT_TYPES,
-    FUNNEL_HEADER,
-    SCHEMA,
     ConvertReport,
-    FunnelError,
     convert_file,
     convert_pending,
     lake_partitions,
     land_files,
     landing_files,
+    output_stem,
+    source_key,
 )
 from .glue import CatalogError, GlueCatalog
+from .parse import FunnelError
 
 __all__ = [
-    "EVENT_TYPES",
-    "FUNNEL_HEADER",
-    "SCHEMA",
     "CatalogError",
     "ConvertReport",
     "FunnelError",
@@ -31,4 +29,6 @@ __all__ = [
     "land_files",
     "lake_partitions",
     "landing_files",
+    "output_stem",
+    "source_key",
 ]

@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pyarrow as pa
-
 from .. import layout
 from ..config import ConfigError, Settings
+from ..declarations import funnel_declaration
 from ..store import ObjectStore
-from .convert import SCHEMA
 
 log = logging.getLogger("loaders.funnel")
 PARQUET = {
@@ -30,15 +28,9 @@ class CatalogError(RuntimeError):
     """Glue refused a request; the message names the database, table or partition."""
 
 
-def glue_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_int64(arrow_type):
-        return "bigint"
-    return "string"
-
-
 class GlueCatalog:
+    """The funnel lake's Glue database and table (columns from the funnel's declaration)."""
+
     def __init__(self, settings: Settings, store: ObjectStore):
         if not store.is_s3:
             raise ConfigError("DWH_GLUE_DATABASE is set but DWH_STORE_URL is not s3://: Glue tables live on S3")
@@ -47,12 +39,15 @@ class GlueCatalog:
         self.settings, self.store = settings, store
         self.database, self.table = settings.glue_database, settings.glue_table
         self.location = store.uri(layout.FUNNEL_LAKE) + "/"
+        declaration = funnel_declaration(settings.project_dir)
+        self.columns = [{"Name": n, "Type": t} for n, t in declaration.glue_columns()]
+        self.partition_keys = [{"Name": c.name, "Type": c.type.hive()} for c in declaration.partition_columns]
         self.client = client("glue", region_name=settings.aws_region, endpoint_url=settings.glue_endpoint_url)
 
     def _storage(self, location: str, with_columns: bool = True) -> dict:
         storage: dict[str, Any] = {"Location": location, **PARQUET}
         if with_columns:
-            storage["Columns"] = [{"Name": f.name, "Type": glue_type(f.type)} for f in SCHEMA]
+            storage["Columns"] = self.columns  # models/staging/funnel/_funnel__sources.yml
         return storage
 
     def ensure_table(self) -> None:
@@ -72,7 +67,7 @@ class GlueCatalog:
                     "Name": self.table,
                     "TableType": "EXTERNAL_TABLE",
                     "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-                    "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
+                    "PartitionKeys": self.partition_keys,
                     "StorageDescriptor": self._storage(self.location),
                 },
             )

@@ -146,12 +146,12 @@ class Warehouse:
         raise NotImplementedError
 
     def funnel_column_defs(self) -> list[str]:
-        """The funnel table's columns for this engine, partition columns included."""
-        from ..funnel.convert import SCHEMA
+        """The funnel table's columns for this engine, partition columns included, rendered from
+        the declaration (models/staging/funnel/_funnel__sources.yml)."""
+        from ..declarations import funnel_declaration
 
-        text = "VARCHAR" if self.name == "duckdb" else "VARCHAR(256)"
-        types = {"string": text, "timestamp[us]": "TIMESTAMP"}
-        return [f"{quote(f.name)} {types[str(f.type)]}" for f in SCHEMA] + ['"year" INTEGER', '"month" INTEGER']
+        declaration = funnel_declaration(self.settings.project_dir)
+        return [f"{quote(name)} {sql_type}" for name, sql_type in declaration.sql_columns(self.name)]
 
     def lake_partitions(self) -> list[tuple[int, int]]:
         found = {layout.parse_partition(p) for p in self.store.glob(layout.funnel_lake_glob())}

@@ -1,8 +1,13 @@
 {#-
     Incremental by event month: a run rebuilds every month that has events from a file
-    converted since the newest converted_at already here, plus the months those files held
-    before (a re-converted file may have moved). delete+insert on event_month_number replaces
-    whole months, so re-converting a file never duplicates its events.
+    converted since the newest converted_at already here minus the lookback (var
+    lookback_hours, as the Olist models: macros/incremental_since.sql), plus the months those
+    files held before (a re-converted file may have moved). delete+insert on
+    event_month_number replaces whole months, so re-converting a file never duplicates its
+    events. converted_at is when a file's conversion started, and a file is published when it
+    ends: the lookback lets a conversion that ends after another file's build still reach the
+    fact (tests/test_funnel_cases.py, late conversion), as long as it takes less than
+    lookback_hours.
 -#}
 {{
     config(
@@ -22,16 +27,12 @@ events as (
     {% if is_incremental() %}
         where event_month_number in (
                 select event_month_number from {{ ref('stg_funnel__events') }}
-                where converted_at > (
-                        select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
-                    )
+                where converted_at > {{ incremental_since('converted_at') }}
                 union
                 select event_month_number from {{ this }}
                 where source_file in (
                         select source_file from {{ ref('stg_funnel__events') }}
-                        where converted_at > (
-                                select coalesce(max(converted_at), cast('1900-01-01' as timestamp)) from {{ this }}
-                            )
+                        where converted_at > {{ incremental_since('converted_at') }}
                     )
             )
     {% endif %}
