@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint browser bench-extract bench-incremental bench-hourly bench-funnel clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-hourly bench-funnel bench-parts clean lock
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ bench-incremental: install
 ## One hourly run (extract, load, build) at scale 1 and 10, MariaDB -> DuckDB and PostgreSQL
 bench-hourly: install
 	$(BIN)/python bench/hourly.py --scales 1 10 --runs 5
+
+## COPY parts of a historical order_items batch for 2, 4 and 16 Redshift slices
+bench-parts: install
+	$(BIN)/python bench/parts.py --scales 1 10 --slices 2 4 16
 
 ## Funnel CSV -> Parquet: ours vs PySpark local[2] vs DuckDB (PySpark and Java 17 only for this)
 bench-funnel: install

@@ -176,9 +176,13 @@ def source() -> None:
 def source_load(ctx, csv_dir, replace, tables) -> None:
     """Create the Olist schema and bulk-load the CSV files into it.
 
-    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Empty fields and
-    zero dates become NULL; each table is loaded all or nothing, and rows read and stored are
-    reported per table.
+    MySQL uses LOAD DATA LOCAL INFILE (local_infile must be ON on the server). Every field is
+    checked against its declared type, the same way on SQLite and MySQL: empty fields and MySQL
+    zero dates become NULL, any other text is kept byte for byte, and a value a later stage
+    cannot hold (a zero-in-date, a NUL, a string over its length, a number out of range, a row
+    cut short, a duplicate key) is refused with one line naming file, line, column and value.
+    The folder loads all or nothing: after a refusal the source is as it was and the rerun needs
+    no flag. Rows read and stored are reported per table.
     """
     pipeline.load_source(_settings(ctx), csv_dir, _reporter(), replace=replace, tables=list(tables))
 
@@ -213,9 +217,16 @@ def extract(ctx, mode, tables) -> None:
     extract reads DWH_EXTRACT_STREAMS (2) key ranges in parallel, each in pages of up to
     DWH_PAGE_ROWS (32768) rows. Settings: DWH_LOOKBACK_SECONDS (900), DWH_PART_ROWS (500000),
     DWH_BATCH_ROWS (16384, also the Parquet row group), DWH_PARQUET_COMPRESSION (snappy; it
-    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). Several tables are
-    extracted at once within DWH_MAX_MEMORY_MB (1024), each still one batch. A killed historical
-    extract resumes from its last finished part on the next historical or auto extract.
+    leaves CHAR(32+) id columns uncompressed, zstd compresses every column). For Redshift,
+    DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
+    to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
+    incremental batches keep DWH_PART_ROWS. Several tables are extracted at once within
+    DWH_MAX_MEMORY_MB (1024), each still one batch. A killed historical extract resumes from its
+    last finished part on the next historical or auto extract.
+
+    A table whose extract fails (a value a later stage cannot hold, named by table, column, key
+    and value; a watermark later than the source clock; a damaged state file) keeps its
+    watermark while the other tables go on; the command then exits 1 naming every failure.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -230,9 +241,15 @@ def load(ctx, tables) -> None:
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
-    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE. Then
+    PARQUET MANIFEST with DWH_REDSHIFT_IAM_ROLE; a failed COPY names file, line, column and
+    reason from stl_load_errors, or sys_load_error_detail on Serverless
+    (DWH_REDSHIFT_SERVERLESS: auto, true, false). Then
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
+
+    A batch whose parts or manifest do not check out, or that the warehouse refuses, is set
+    aside: nothing of it is loaded, its table's later batches wait, the other tables load, the
+    command exits 1 naming it, and every later load tries it again (see `dwh batches`).
     One load, build or run at a time per warehouse: another one waits up to
     DWH_LOCK_WAIT_SECONDS (60), then prints "another run holds the warehouse; skipped" and exits 0.
     """
@@ -371,6 +388,40 @@ def status(ctx, as_json) -> None:
 
 
 @main.command()
+@click.option("--retry", is_flag=True, help="Load the tables of the listed batches now (dwh load for those tables).")
+@click.pass_context
+def batches(ctx, retry) -> None:
+    """List the batches a load set aside or failed on that are still not loaded.
+
+    \b
+    A batch the warehouse refuses, or whose parts or manifest do not check out, is set aside:
+    nothing of it is loaded, the later batches of its table wait, the other tables go on, and
+    the run history (raw._run_history) keeps the reason. Every `dwh load` and `dwh run` tries
+    it again; --retry does it now, after the cause is fixed. Exit status: 0 none left, 4 some
+    still not loaded (as `dwh status`).
+    """
+    from .setaside import set_aside_batches
+    from .status import EXIT_FAILED, EXIT_OK
+
+    settings = _settings(ctx)
+    found = set_aside_batches(settings)
+    if retry and found:
+        try:
+            pipeline.load(settings, _reporter(), sorted({b.table for b in found}))
+        except USER_ERRORS as exc:  # the summary below says what is still set aside
+            click.echo(f"error: {exc}", err=True)
+        found = set_aside_batches(settings)
+        click.echo("")
+    for b in found:
+        when = b.failed_at.strftime("%Y-%m-%d %H:%M") if b.failed_at else "?"
+        verb = "set aside" if b.status == "set_aside" else "failed"
+        gone = "" if b.published else " (no longer in the store)"
+        click.echo(f"{b.table:<34} batch {b.batch_id}{gone}: {verb} {when} UTC: {b.error or '?'}")
+    click.echo(f"{len(found)} batch(es) set aside, not loaded" if found else "no batch set aside")
+    ctx.exit(EXIT_FAILED if found else EXIT_OK)
+
+
+@main.command()
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -399,8 +450,8 @@ def run(ctx, tables) -> None:
     dbt build, and write the dashboard (data/dashboard.html).
 
     \b
-    A funnel file that fails does not stop the run: the other stages go on, then the run ends
-    with a summary naming every failed unit and exit status 1.
+    A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,
+    the build takes what did load, and the run exits 1 with one line naming every failure.
     Overlap: a run waits up to DWH_LOCK_WAIT_SECONDS (60) for another load, build or run on the
     same warehouse, then prints "another run holds the warehouse; skipped" and exits 0.
     Litter: unpublished batch folders and funnel temporary files older than

@@ -21,6 +21,8 @@ Compression = Literal["snappy", "zstd", "gzip", "none"]
 """Parquet codecs a batch's parts may use."""
 BuildScope = Literal["changed", "all"]
 """What `dwh build` builds by default: what new data reaches, or the whole project."""
+RedshiftServerless = Literal["auto", "true", "false"]
+"""Redshift Serverless or a provisioned cluster (they keep COPY errors in different system views)."""
 LogFormat = Literal["text", "json"]
 """How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
 Insights (loaders/console.py)."""
@@ -73,6 +75,15 @@ class Settings:
     redshift_password: str = _secret()
     redshift_database: str = "dev"
     redshift_iam_role: str = ""  # ARN of the role COPY and Spectrum assume
+    # Where COPY failures are described: "auto" (Serverless when the host is a
+    # *.redshift-serverless.amazonaws.com workgroup endpoint), "true" (sys_load_error_detail) or
+    # "false" (provisioned cluster: stl_load_errors)
+    redshift_serverless: RedshiftServerless = "auto"
+    # Slices of the cluster COPY spreads a batch over (0: parts sized by DWH_PART_ROWS alone).
+    # A historical batch then writes a multiple of this many parts of at most copy_part_bytes
+    # (loaders/extract/parts.py, plan_parts)
+    redshift_slices: int = 0
+    copy_part_bytes: int = 256 * 1024 * 1024  # compressed bytes a historical part aims to stay under
     # Extraction
     lookback_seconds: int = 900
     part_rows: int = 500_000
@@ -122,6 +133,7 @@ class Settings:
             ("build_scope", BuildScope),
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
+            ("redshift_serverless", RedshiftServerless),
         ):
             allowed = get_args(kind)
             if getattr(self, name) not in allowed:
@@ -134,8 +146,10 @@ class Settings:
             "extract_streams",
             "max_memory_mb",
             "lock_wait_seconds",
+            "redshift_slices",
+            "copy_part_bytes",
         ):
-            if getattr(self, name) < (0 if name in ("lookback_seconds", "lock_wait_seconds") else 1):
+            if getattr(self, name) < (0 if name in ("lookback_seconds", "lock_wait_seconds", "redshift_slices") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
         if self.full_tests_hours < 0:
             raise ConfigError(f"DWH_FULL_TESTS_HOURS={self.full_tests_hours} is out of range")
@@ -159,6 +173,14 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # callers pass field values
+
+    @property
+    def is_redshift_serverless(self) -> bool:
+        """Redshift Serverless (a workgroup) rather than a provisioned cluster: DWH_REDSHIFT_SERVERLESS,
+        or with "auto" the host name (workgroup endpoints end in .redshift-serverless.amazonaws.com)."""
+        if self.redshift_serverless != "auto":
+            return self.redshift_serverless == "true"
+        return self.redshift_host.lower().rstrip(".").endswith(".redshift-serverless.amazonaws.com")
 
     def describe(self) -> dict[str, str]:
         """Settings as strings for display, secrets hidden."""

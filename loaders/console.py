@@ -12,8 +12,10 @@ unit in cron and Glue, JSON lines for CloudWatch Logs Insights.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -65,6 +67,16 @@ class _RichTask:
         self.update(self.completed + amount)
 
 
+@functools.cache
+def _terminal() -> IO[str]:
+    """The terminal behind stderr on a file descriptor of its own: the bars stay visible while
+    the extract keeps a driver's panic output off fd 2 (loaders/extract/diagnose.py)."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", closefd=True)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's stream)
+        return sys.stderr
+
+
 def rich_tasks(stream: IO[str] | None = None) -> TaskFactory:
     """Progress bars drawn by rich on `stream` (stderr), removed when their work ends."""
 
@@ -97,7 +109,7 @@ def rich_tasks(stream: IO[str] | None = None) -> TaskFactory:
         amount, rate = (
             (DownloadColumn(), TransferSpeedColumn()) if measure == "bytes" else (RowsColumn(), RowRateColumn())
         )
-        console = Console(file=stream or sys.stderr)
+        console = Console(file=stream or _terminal())
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), amount, rate, TimeElapsedColumn()]
         if total is not None:
             columns.append(TimeRemainingColumn())

@@ -5,6 +5,8 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
@@ -16,6 +18,7 @@ from .build import DbtReport, run_dbt
 from .config import Settings
 from .console import NoTask
 from .declarations import DeclarationError, Table, select_tables
+from .errors import USER_ERRORS
 from .extract import BatchReport, extract_table, read_watermark
 from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
@@ -27,6 +30,8 @@ from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
 from .warehouses import Warehouse, open_warehouse
+
+log = logging.getLogger("loaders.pipeline")
 
 FUNNEL_FILE_ERRORS: tuple[type[Exception], ...] = (FunnelError, CatalogError, StoreError, DeclarationError)
 """What one funnel file's conversion may fail with and still cost only that file."""
@@ -53,9 +58,10 @@ def load_source(
 
             def loaded(report: BulkLoadReport) -> None:
                 task.advance(sizes.get(report.table, 0))
-                rep.bulk_load(report)
 
             reports = load_folder(engine, selected, csv_dir, replace=replace, progress=loaded)
+        for report in reports:  # all or nothing: stored once every table is
+            rep.bulk_load(report)
         unit.rows = sum(r.rows_stored for r in reports)
         unit.bytes = sum(sizes.values())
         return reports
@@ -65,37 +71,62 @@ def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
     """`dwh extract`: one batch per table into the object store, as many tables at once as fit
-    DWH_MAX_MEMORY_MB (loaders/extract/parallel.py); the reports come back in table order."""
+    DWH_MAX_MEMORY_MB (loaders/extract/parallel.py); the reports come back in table order.
+
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed
+    (a historical extract keeps what its checkpoint records, to resume), its watermark stays,
+    the failure is one line and a `failed` unit, and the other tables go on. Raises RunFailed
+    naming every failed table after the last one.
+    """
     from .extract.parallel import memory_estimate_mb, run_within_budget
 
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
-        modes: dict[str, Mode] = {t.name: auto_mode(store, t) if mode == "auto" else mode for t in selected}
-        cost = lambda t: memory_estimate_mb(t, modes[t.name], settings)
+        cost = lambda t: memory_estimate_mb(t, _mode_guess(store, t, mode), settings)
         alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > settings.max_memory_mb
-        reports, _ = run_within_budget(
+        done, _ = run_within_budget(
             selected,
             cost,
             settings.max_memory_mb,
-            lambda t: _extract_one(settings, rep, store, t, modes[t.name], progress_bar=alone),
+            lambda t: _extract_one(settings, rep, store, t, mode, progress_bar=alone),
         )
+    reports = [r for r in done if r is not None]
+    rep.run.check(since, reports)
     return reports
 
 
+def _mode_guess(store: ObjectStore, table: Table, mode: ExtractMode) -> Mode:
+    """The mode a table's extract will run in, for its memory estimate (historical, the larger,
+    when its state cannot be read: the extract itself then reports why)."""
+    try:
+        return auto_mode(store, table) if mode == "auto" else mode
+    except Exception:
+        return "historical"
+
+
 def _extract_one(
-    settings: Settings, rep: Reporter, store: ObjectStore, table: Table, mode: Mode, progress_bar: bool
-) -> BatchReport:
-    """One table's extract as one unit of the run, on its own source connection. Progress bars
-    only when the tables run one at a time (a terminal shows one at once)."""
-    with open_source(settings.source_url) as engine, rep.run.unit("extract", table.name) as unit:
-        show = progress_bar and rep.shows_progress
-        total = engine.estimate_rows(table) if show and mode == "historical" else None
-        with rep.task(f"extract {table.name}", total) if show else nullcontext(NoTask()) as task:
-            report = extract_table(settings, engine, store, table, mode, progress=lambda _t, n: task.update(n))
-        unit.rows, unit.bytes = report.rows, report.bytes
-        unit.batch_ids = [report.batch_id] if report.batch_id else []
+    settings: Settings, rep: Reporter, store: ObjectStore, table: Table, mode: ExtractMode, progress_bar: bool
+) -> BatchReport | None:
+    """One table's extract as one unit of the run, on its own source connection; None when it
+    failed (one line, a `failed` unit). Progress bars only when the tables run one at a time (a
+    terminal shows one at once)."""
+    try:
+        with rep.run.unit("extract", table.name) as unit, open_source(settings.source_url) as engine:
+            table_mode: Mode = auto_mode(store, table) if mode == "auto" else mode
+            show = progress_bar and rep.shows_progress
+            total = engine.estimate_rows(table) if show and table_mode == "historical" else None
+            with rep.task(f"extract {table.name}", total) if show else nullcontext(NoTask()) as task:
+                report = extract_table(
+                    settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                )
+            unit.rows, unit.bytes = report.rows, report.bytes
+            unit.batch_ids = [report.batch_id] if report.batch_id else []
+    except Exception as exc:
+        unit_failed(rep, table.name, exc)
+        return None
     rep.extract(report)
     return report
 
@@ -109,9 +140,17 @@ def auto_mode(store: ObjectStore, table: Table) -> Mode:
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
-    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake."""
+    """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
+
+    A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
+    (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
+    reason, the later batches of its table wait (batches load in order), the other tables go
+    on, and the next run tries it again (`dwh batches` lists them). Raises RunFailed naming
+    every set-aside batch after the last table.
+    """
     selected: list[Table] = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
+    since = len(rep.run.outcomes)
     with open_warehouse(settings, store) as wh, recording(rep.run, WarehouseHistory(wh)):
         rep.stage(f"load new batches from {store.url} into {settings.warehouse} ({settings.raw_schema}.*)")
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
@@ -119,26 +158,47 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ingest_records(wh)  # what extract and funnel runs recorded in the store
         reports = []
         for table in selected:
-            with rep.run.unit("load", table.name) as unit:
-                try:
-                    table_reports = load_pending_batches(
-                        wh,
-                        [table],
-                        progress=partial(_count_batch, rep, unit),
-                        declared=[],
-                        in_transaction=partial(_record_batch, wh, unit),
-                    )
-                except Exception:
-                    unit.batch_ids += _first_unloaded(wh, table)  # the run history names the batch
-                    raise
-                loaded_now = [r for r in table_reports if r.status == "loaded"]
-                unit.status = "succeeded" if loaded_now else "skipped"
+            try:
+                with rep.run.unit("load", table.name) as unit:
+                    try:
+                        table_reports = load_pending_batches(
+                            wh,
+                            [table],
+                            progress=partial(_count_batch, rep, unit),
+                            declared=[],
+                            in_transaction=partial(_record_batch, wh, unit),
+                        )
+                    except Exception:
+                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                        unit.batch_ids += unloaded
+                        if unloaded:
+                            unit.status = "set_aside"  # retried by the next run (dwh batches)
+                        raise
+                    loaded_now = [r for r in table_reports if r.status == "loaded"]
+                    unit.status = "succeeded" if loaded_now else "skipped"
+            except Exception as exc:
+                unit_failed(rep, table.name, exc)
+                continue
             reports += table_reports
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
         rep.echo(f"  funnel: {wh.publish_funnel()}")
-        return reports
+    rep.run.check(since, reports)
+    return reports
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+    """After a unit failed and the run goes on: one line naming the unit and the error. The
+    traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
+    that is not a user error (a bug)."""
+    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
+    rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
+    if isinstance(exc, USER_ERRORS):
+        log.debug("%s: %s", name, exc, exc_info=exc)
+    else:
+        log.error("%s: unexpected error", name, exc_info=exc)
 
 
 def _with_batch(unit: UnitOutcome, r: BatchLoadReport) -> UnitOutcome:
@@ -367,23 +427,38 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
     """One scheduled run: remove old litter, convert new funnel files, extract what changed, load
     it, build, and write the dashboard.
 
-    A funnel file that fails costs only itself (issue 17): the Olist stages go on. The run then
-    ends with a summary naming every failed unit and raises RunFailed (exit status 1).
+    Every stage runs whatever failed before it (contract 13): a funnel file over its reject
+    ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
+    themselves, and the build takes what did load. The run then ends with a summary naming
+    every failed unit (and every stage that could not start) and raises RunFailed (exit
+    status 1).
     """
-    sweep_litter(settings, rep)
-    try:
-        funnel_convert(settings, rep)
-    except FUNNEL_FILE_ERRORS:
-        pass  # recorded in rep.run by its unit, named in the summary below
-    extract(settings, rep, "auto", tables)
-    load(settings, rep, tables)
-    build(settings, rep)
-    dashboard(settings, rep)
-    failures = rep.run.failures
-    if failures:
-        rep.stage(f"run finished with {len(failures)} failure(s)")
+    since = len(rep.run.outcomes)
+    stopped: list[str] = []
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("litter", lambda: sweep_litter(settings, rep)),
+        ("funnel convert", lambda: funnel_convert(settings, rep)),
+        ("extract", lambda: extract(settings, rep, "auto", tables)),
+        ("load", lambda: load(settings, rep, tables)),
+        ("build", lambda: build(settings, rep)),
+        ("dashboard", lambda: dashboard(settings, rep)),
+    ]
+    for name, stage in stages:
+        before = len(rep.run.failures)
+        try:
+            stage()
+        except RunFailed:
+            pass  # its failed units are in rep.run; the next stage goes on
+        except USER_ERRORS as exc:
+            if len(rep.run.failures) == before:  # not a unit's failure: the stage could not run
+                rep.echo(f"  {name} stopped: {first_line(exc)}")
+                log.debug("%s stopped", name, exc_info=exc)
+                stopped.append(f"{name} stopped: {first_line(exc)}")
+    failures = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failures or stopped:
+        rep.stage(f"run finished with {len(failures) + len(stopped)} failure(s)")
         for f in failures:
             rep.echo(f"  {f.stage} {f.unit}: {f.status}: {f.error}")
-        raise RunFailed(
-            f"{len(failures)} unit(s) failed: " + ", ".join(f"{f.stage} {f.unit}" for f in failures) + " (see above)"
-        )
+        for line in stopped:
+            rep.echo(f"  {line}")
+        raise RunFailed(failures, stopped)

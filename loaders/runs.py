@@ -25,10 +25,6 @@ Status = Literal["running", "succeeded", "skipped", "failed", "set_aside"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 
-class RunFailed(RuntimeError):
-    """A run went to its end but some of its units failed; the message names them."""
-
-
 def utcnow() -> datetime:
     """Naive UTC, as every timestamp the loaders write."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -111,3 +107,29 @@ class Run:
     def failures(self) -> list[UnitOutcome]:
         """Units that failed or were set aside, in order."""
         return [o for o in self.outcomes if o.status in ("failed", "set_aside")]
+
+    def check(self, since: int = 0, reports: list | None = None) -> None:
+        """Raise RunFailed naming every unit that failed or was set aside among the outcomes
+        from position `since` on (a stage passes the count it started with); `reports`, what
+        the stage did all the same, travel with it."""
+        failed = [o for o in self.outcomes[since:] if o.status in ("failed", "set_aside")]
+        if failed:
+            raise RunFailed(failed, reports=reports)
+
+
+class RunFailed(RuntimeError):
+    """Some units of a run failed or were set aside; the others went on (contract 13).
+
+    The message is one line naming each failed unit (stage, unit, what happened, the error's
+    first line); `failures` holds the outcomes. The CLI prints it and exits with status 1.
+    """
+
+    def __init__(self, failures: list[UnitOutcome], extra: list[str] | None = None, reports: list | None = None):
+        self.failures = list(failures)
+        self.extra = list(extra or [])
+        self.reports = list(reports or [])  # what the stage did for its other units
+        parts = [
+            f"{o.stage} {o.unit} {'set aside' if o.status == 'set_aside' else 'failed'}: {o.error or '?'}"
+            for o in self.failures
+        ] + self.extra
+        super().__init__(f"{len(parts)} unit(s) failed: " + "; ".join(parts))

@@ -141,7 +141,11 @@ def collect(settings: Settings, now: datetime | None = None) -> Status:
     rules = _rules(settings)
     for name, table in tables.items():
         t = TableStatus(name)
-        t.watermark = _watermark(store, table)
+        try:
+            t.watermark = _watermark(store, table)
+        except Exception as exc:  # a damaged state file (loaders/extract/watermark.py names it)
+            t.problems.append(f"state {exc}")
+            status.failed = True
         clock = source_clock or now
         t.lag_minutes = round((clock - t.watermark).total_seconds() / 60, 1) if t.watermark else None
         t.last_extract = summary.get(("extract", name), {}).get("success")

@@ -26,6 +26,7 @@ from loaders.config import ConfigError, Settings
         ["build"],
         ["run"],
         ["settings"],
+        ["batches"],
         ["docs"],
         ["funnel"],
         ["funnel", "generate"],

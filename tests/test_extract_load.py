@@ -17,7 +17,8 @@ from loaders.config import Settings
 from loaders.declarations import declared_tables
 from loaders.extract import read_watermark, readers
 from loaders.layout import MANIFEST
-from loaders.load import LoadError, list_batches
+from loaders.load import list_batches
+from loaders.runs import RunFailed
 from loaders.sources import open_source
 from loaders.store import ObjectStore, StoreError
 
@@ -130,10 +131,8 @@ def test_lookback_zero_would_miss_the_late_row(settings, olist_csv):
 
 
 def test_current_extract_without_watermark_is_refused(settings, olist_csv):
-    from loaders.extract import ExtractError
-
     fill_source(settings, olist_csv, ["orders"])
-    with pytest.raises(ExtractError, match="'orders' has no watermark"):
+    with pytest.raises(RunFailed, match="'orders' has no watermark"):
         pipeline.extract(settings, quiet(), "current", ["orders"])
 
 
@@ -216,11 +215,11 @@ def test_corrupted_part_is_refused_and_nothing_is_loaded(settings, olist_csv):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(LoadError, match=r"part-00000\.parquet is corrupted.*nothing was loaded"):
+    with pytest.raises(RunFailed, match=r"part-00000\.parquet is corrupted.*nothing was loaded"):
         pipeline.load(settings, quiet(), ["orders"])
     assert raw_count(settings, "orders") == 0
     path.write_bytes(bytes(data[:100]))  # truncated: the size no longer matches either
-    with pytest.raises(LoadError, match="100 bytes, the manifest says"):
+    with pytest.raises(RunFailed, match="100 bytes, the manifest says"):
         pipeline.load(settings, quiet(), ["orders"])
 
 
@@ -251,7 +250,7 @@ def test_batch_with_other_columns_than_declared_is_refused(settings, olist_csv):
     manifest = store.read_json(path)
     manifest["columns"] = manifest["columns"][1:]
     store.write_json(path, manifest)
-    with pytest.raises(LoadError, match="declares"):
+    with pytest.raises(RunFailed, match="declares"):
         pipeline.load(settings, quiet(), ["sellers"])
 
 

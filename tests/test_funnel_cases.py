@@ -137,7 +137,7 @@ def test_funnel_late_conversion_still_reaches_the_fact(settings, olist_csv, tmp_
     big, small = _late_files(tmp_path / "files", olist_csv, big_rows=20_000)
     pipeline.funnel_land(s, quiet(), [big, small])
 
-    overlapped = []
+    overlapped: list[int] = []
 
     def meanwhile(name: str, rows: int, _bytes: int) -> None:
         """While the large file converts (its converted_at stamped already): the small file

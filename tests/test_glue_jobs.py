@@ -301,3 +301,24 @@ def test_dbt_project_zip_is_fetched_from_s3(tmp_path, s3_bucket, s3_endpoint):
             glue_jobs.settings_from_arguments(
                 "load", glue_jobs.parse_arguments([*common, "--dbt_project_uri", uri]), env={}
             )
+
+
+def test_load_job_builds_what_loaded_when_a_batch_is_set_aside_and_then_fails(settings, olist_csv, monkeypatch):
+    """Contract 13 in the load job: a corrupted orders batch is set aside, the other tables load
+    and are built, the freshness metric is still published, and the job fails naming the batch."""
+    from loaders.runs import RunFailed
+
+    fill_source(settings, olist_csv, ["orders", "sellers"])
+    reports = pipeline.extract(settings, quiet(), "historical", ["orders", "sellers"])
+    bad = next(r for r in reports if r.table == "orders")
+    part = Path(settings.store_url) / bad.parts[0].path
+    part.write_bytes(part.read_bytes()[:-8] + b"\0" * 8)
+    built: list[str | None] = []
+    monkeypatch.setattr(pipeline, "build", lambda s, rep, scope=None, **kw: built.append(scope))
+    published: list[bool] = []
+    monkeypatch.setattr(glue_jobs, "_publish_freshness", lambda s, rep: published.append(True))
+    with pytest.raises(RunFailed, match=f"load orders set aside: batch {bad.batch_id}"):
+        glue_jobs.run_load(settings, quiet(), {"tables": "orders,sellers", "max_rounds": "1"})
+    assert built == [None] and published == [True]
+    assert warehouse_rows(settings, "SELECT count(*) FROM raw.orders") == [(0,)]
+    assert warehouse_rows(settings, "SELECT count(*) FROM raw.sellers")[0][0] > 0

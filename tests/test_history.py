@@ -15,7 +15,7 @@ import pytest
 from loaders import layout, pipeline
 from loaders.funnel import FunnelError
 from loaders.history import COLUMNS, HISTORY
-from loaders.load import LoadError
+from loaders.runs import RunFailed
 from loaders.store import ObjectStore
 
 from .helpers import fill_source, quiet, warehouse_rows
@@ -63,12 +63,12 @@ def test_a_failed_load_records_the_error_line_and_the_batch_and_keeps_what_loade
     (bad,) = pipeline.extract(settings, rep, "historical", ["orders"])
     part = Path(settings.store_url) / bad.parts[0].path
     part.write_bytes(part.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes
-    with pytest.raises(LoadError):
-        pipeline.load(settings, rep, ["sellers", "orders"])
+    with pytest.raises(RunFailed, match=f"load orders set aside: batch {bad.batch_id}"):
+        pipeline.load(settings, rep, ["orders", "sellers"])  # orders first: sellers still loads
     rows = {(r["stage"], r["unit_name"]): r for r in history(settings)}
     assert rows[("load", "sellers")]["status"] == "succeeded"
     failed = rows[("load", "orders")]
-    assert failed["status"] == "failed" and failed["finished_at"] is not None
+    assert failed["status"] == "set_aside" and failed["finished_at"] is not None
     assert "corrupted" in failed["error_message"] and "\n" not in failed["error_message"]
     assert failed["batch_ids"] == bad.batch_id and failed["row_count"] == 0
     assert warehouse_rows(settings, "SELECT batch_id FROM raw._load_log") == [(good.batch_id,)]
@@ -82,7 +82,7 @@ def test_a_failed_extract_and_a_failed_conversion_reach_the_history_through_the_
     bad = tmp_path / "bad_funnel.csv"
     bad.write_text("not,a,funnel,file\n1,2,3,4\n")
     pipeline.funnel_land(settings, rep, [bad])
-    with pytest.raises(FunnelError):
+    with pytest.raises(FunnelError, match="bad_funnel.csv"):
         pipeline.funnel_convert(settings, rep)
     pipeline.load(settings, rep, ["orders"])
     rows = {(r["stage"], r["unit_name"]): r for r in history(settings)}

@@ -99,7 +99,7 @@ class _Cursor:
             raise RuntimeError(
                 "Load into table 'stage__orders' failed. Check 'stl_load_errors' system table for details."
             )
-        if "FROM stl_load_errors" in sql:
+        if "FROM stl_load_errors" in sql or "FROM sys_load_error_detail" in sql:
             self.description, self._rows = (
                 [("f",)],
                 [("s3://b/orders/part-00000.parquet", 1, "order_status", "String length exceeds DDL length")],
@@ -171,3 +171,45 @@ def test_copy_failure_reports_stl_load_errors_and_rolls_back(extracted):
     assert "part-00000.parquet, line 1, column order_status: String length exceeds DDL length" in message
     assert "nothing was loaded" in message
     assert "ROLLBACK" in conn.sql and "COMMIT" not in conn.sql
+
+
+SERVERLESS_HOST = "wg.123456789012.us-east-1.redshift-serverless.amazonaws.com"
+PROVISIONED_HOST = "my-cluster.abc123.us-east-1.redshift.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("serverless", "host", "view"),
+    [
+        ("auto", SERVERLESS_HOST, "sys_load_error_detail"),
+        ("auto", PROVISIONED_HOST, "stl_load_errors"),
+        ("auto", "", "stl_load_errors"),
+        ("true", PROVISIONED_HOST, "sys_load_error_detail"),
+        ("false", SERVERLESS_HOST, "stl_load_errors"),
+    ],
+)
+def test_copy_errors_come_from_the_view_the_target_has(extracted, serverless, host, view):
+    s = extracted.with_(redshift_serverless=serverless, redshift_host=host)
+    conn = RecordingConnection(copy_fails=True)
+    wh, table, folder = _wh(s, conn)
+    with pytest.raises(LoadError) as info:
+        load_batch(wh, table, folder)
+    (query,) = [q for q in conn.sql if "load_error" in q]
+    assert f"FROM {view} " in query and query == wh.copy_error_query()
+    other = {"sys_load_error_detail", "stl_load_errors"} - {view}
+    assert other.pop() not in query
+    _parse_redshift(query)
+    assert "part-00000.parquet, line 1, column order_status: String length exceeds DDL length" in str(info.value)
+
+
+def test_serverless_query_names_file_line_column_and_reason(extracted):
+    wh, _, _ = _wh(extracted.with_(redshift_serverless="true"), RecordingConnection())
+    query = wh.copy_error_query()
+    assert "SELECT TRIM(file_name), line_number, TRIM(column_name), TRIM(error_message)" in query
+    assert "session_id = pg_backend_pid()" in query
+
+
+def test_unknown_serverless_setting_is_refused(extracted):
+    from loaders.config import ConfigError
+
+    with pytest.raises(ConfigError, match="DWH_REDSHIFT_SERVERLESS='maybe'"):
+        extracted.with_(redshift_serverless="maybe")

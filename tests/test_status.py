@@ -80,7 +80,7 @@ def test_a_failed_batch_exits_4_and_is_named_until_it_loads(settings, olist_csv)
         pass
     text = status(settings)
     assert text.exit_code == EXIT_FAILED
-    assert "orders: load failed" in text.output and "corrupted" in text.output
+    assert "orders: load set aside" in text.output and "corrupted" in text.output
     assert "orders: 1 failed or set-aside batch(es) not loaded" in text.output
     assert text.output.splitlines()[-1] == "failed (exit status 4)"
     doc = json.loads(status(settings, "--json").output)

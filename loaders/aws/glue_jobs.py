@@ -44,6 +44,7 @@ from ..config import ConfigError, Settings, _coerce
 from ..console import configure_logging
 from ..errors import USER_ERRORS
 from ..report import Reporter, console_reporter
+from ..runs import RunFailed
 from .clients import RETRIES
 from .secrets import apply_source_secret, apply_warehouse_secret, read_secret
 
@@ -169,17 +170,23 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     build = args.get("build") or "when-loaded"
     if build not in ("when-loaded", "always"):
         raise ConfigError(f"--build={build!r}: use when-loaded or always")
+    since = len(rep.run.outcomes)
     try:
         for round_ in range(1, rounds + 1):
-            reports = pipeline.load(settings, rep, _tables(args))
+            try:
+                reports = pipeline.load(settings, rep, _tables(args))
+            except RunFailed as exc:  # a batch set aside: what did load is still built
+                reports = exc.reports
             loaded = sum(r.status == "loaded" for r in reports)
             if not loaded and not (round_ == 1 and build == "always"):
                 rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
-                return
+                break
             pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
-        rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+        else:
+            rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
     finally:  # also after a failure: the freshness alarm reads it
         _publish_freshness(settings, rep)
+    rep.run.check(since)  # the job fails naming every batch set aside
 
 
 def _publish_freshness(settings: Settings, rep: Reporter) -> None:

@@ -27,9 +27,10 @@ from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
+from .diagnose import panics_silenced
 from .parts import ExtractError, PartWriter
 from .queries import KeyRange
-from .readers import plan_ranges, read_ranges, read_rows
+from .readers import plan_ranges, read_chunks, read_rows
 from .resume import Checkpoint, has_checkpoint, read_checkpoint, storable, tidy_folder, write_checkpoint
 from .watermark import read_watermark, write_watermark
 
@@ -83,6 +84,13 @@ def extract_table(
     watermark = read_watermark(store, table)
     if watermark is None:
         raise ExtractError(f"table {table.name!r} has no watermark in {store.url}: run a historical extract first")
+    if watermark > upper:  # a restored or edited state: every window would be empty
+        raise ExtractError(
+            f"table {table.name!r}: the watermark {watermark.isoformat()} "
+            f"({store.uri(layout.state_path(table.name))}) is later than the source's clock "
+            f"{upper.isoformat()}; nothing was extracted. Fix the state file, or re-extract the table "
+            f"(dwh extract --mode historical --table {table.name})"
+        )
     lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
@@ -90,12 +98,13 @@ def extract_table(
     rows = 0
     max_cursor = None
     try:
-        for batch in read_rows(engine, table, lower, upper, settings):
-            max_cursor = _max_cursor(table, batch, max_cursor)
-            writer.write(batch)
-            rows += batch.num_rows
-            if progress:
-                progress(table.name, rows)
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for batch in read_rows(engine, table, lower, upper, settings):
+                max_cursor = _max_cursor(table, batch, max_cursor)
+                writer.write(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress(table.name, rows)
         parts = writer.finish()
     except BaseException:
         writer.abort()
@@ -150,34 +159,45 @@ def _historical(
             list(table.column_names),
         )
     resumed = bool(cp.parts)
-    writer = PartWriter(store, cp.folder, table, settings, cp.parts)
-    # positions[i]: where range i stands counting every row handed to the writer (durable once
-    # the part that holds them is closed)
+    # a new historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set;
+    # a resumed one goes on in parts of DWH_PART_ROWS
+    expected = engine.row_count(table) if settings.redshift_slices and not resumed else None
+    writer = PartWriter(store, cp.folder, table, settings, expected, parts=cp.parts)
+    # positions[i]: where range i stands counting every row handed to the writer; when a part
+    # closes, every row handed over so far is in finished parts: that is a checkpoint
     positions = [KeyRange(r.start, r.end, r.after, r.done) for r in cp.ranges]
     checkpointing = all(storable([r.start, r.end]) for r in cp.ranges)
     rows, max_cursor = cp.rows, cp.max_cursor
+    current: dict = {}  # the chunk being written and the writer's row count before it
+
+    def part_closed(written: int) -> None:
+        """A part was closed after `written` rows in all: record where every range stands."""
+        chunk, start = current["chunk"], current["start"]
+        last = written - start - 1  # the chunk's last row in the closed part
+        durable = [KeyRange(p.start, p.end, p.after, p.done) for p in positions]
+        durable[chunk.index].after = chunk.key_at(last)
+        top = _max_cursor(table, chunk.batch.slice(0, last + 1), current["max_before"])
+        if checkpointing and storable(durable[chunk.index].after):
+            cp.parts, cp.max_cursor, cp.ranges = list(writer.parts), top, durable
+            write_checkpoint(store, table, cp)
+
+    writer.on_close = part_closed
     try:
-        for chunk in read_ranges(engine, table, cp.upper, settings, cp.ranges):
-            position = positions[chunk.index]
-            if chunk.batch is None:
-                position.done = True
-                continue
-            offset = 0
-            while offset < chunk.batch.num_rows:
-                piece = chunk.batch.slice(offset, min(writer.room, chunk.batch.num_rows - offset))
-                closed = len(writer.parts)
-                max_cursor = _max_cursor(table, piece, max_cursor)
-                writer.write(piece)
-                offset += piece.num_rows
-                rows += piece.num_rows
-                position.after = chunk.key_at(offset - 1)
-                if len(writer.parts) > closed and checkpointing and storable(position.after):
-                    cp.parts, cp.max_cursor = list(writer.parts), max_cursor
-                    cp.ranges = [KeyRange(p.start, p.end, p.after, p.done) for p in positions]
-                    write_checkpoint(store, table, cp)
-            if progress:
-                progress(table.name, rows)
-        parts = writer.finish()
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for chunk in read_chunks(engine, table, cp.upper, settings, cp.ranges):
+                position = positions[chunk.index]
+                if chunk.batch is None:
+                    position.done = True
+                    continue
+                current.update(chunk=chunk, start=writer.written, max_before=max_cursor)
+                writer.write(chunk.batch)
+                max_cursor = _max_cursor(table, chunk.batch, max_cursor)
+                rows += chunk.batch.num_rows
+                position.after = chunk.key_at(chunk.batch.num_rows - 1)
+                if progress:
+                    progress(table.name, rows)
+            writer.on_close = None  # the last part is published with the manifest
+            parts = writer.finish()
     except BaseException:
         writer.abort()
         if not checkpointing or not has_checkpoint(store, table):

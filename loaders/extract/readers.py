@@ -24,21 +24,26 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import pyarrow as pa
 
 from ..config import Settings
 from ..declarations import Table
+from ..runs import first_line
 from ..sources import SourceEngine, SourceError, scrub
+from .diagnose import find_unreadable
 from .parts import conform
 from .queries import KeyRange, build_query, page_query
+from .values import refuse
 
 log = logging.getLogger("loaders.extract")
 FIRST_PAGE_ROWS = 16_384  # the first page of a range; pages then double up to page_rows
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
+T = TypeVar("T")
 
 
 def read_rows(
@@ -47,15 +52,77 @@ def read_rows(
     """The rows of one extract as record batches, conformed to the declared schema.
 
     `lower` None: historical (every row before `upper`, key ranges in parallel); else the
-    cursor window [lower, upper). Raises SourceError (naming the table) for driver failures
-    and ExtractError for a value that does not fit its declared type.
+    cursor window [lower, upper). Raises SourceError (naming the table) for driver failures,
+    and ExtractError naming table, column, key and value for a value the driver cannot read
+    (loaders/extract/diagnose.py) or that does not fit its declared type (values.py). MySQL
+    zero dates and dates with a zero month or day are read as NULL, with a warning naming the
+    first such row.
     """
+    yield from _diagnosed(
+        engine, table, lower, upper, lambda zero_dates: _read_rows(engine, table, lower, upper, settings, zero_dates)
+    )
+
+
+def read_chunks(
+    engine: SourceEngine, table: Table, upper: datetime, settings: Settings, ranges: list[KeyRange]
+) -> Iterator[Chunk]:
+    """A historical read of the given key ranges as Chunks (`read_ranges`), with the same
+    diagnosis of unreadable values as `read_rows` (a resumable extract, loaders/extract/batch.py)."""
+    yield from _diagnosed(
+        engine, table, None, upper, lambda zero_dates: read_ranges(engine, table, upper, settings, ranges, zero_dates)
+    )
+
+
+def _diagnosed(
+    engine: SourceEngine,
+    table: Table,
+    lower: datetime | None,
+    upper: datetime,
+    produce: Callable[[threading.Event], Iterator[T]],
+) -> Iterator[T]:
+    """What `produce` yields; a driver failure on a value it cannot read becomes ExtractError
+    naming table, column, key and value, and a zero date read as NULL one warning."""
+    zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
+    try:
+        yield from produce(zero_dates)
+    except SourceError as exc:
+        if engine.has_zero_date_guard(table):  # MySQL maps what it cannot read: another failure
+            raise
+        found = find_unreadable(engine, table, lower, upper)
+        if found is None:
+            raise
+        column, key, value = found
+        kind = table.column(column).type.kind
+        raise refuse(table, column, key, value, f"cannot be read as {kind} ({first_line(exc)})") from None
+    # mapped: always in a current window (a short indexed range), in a historical read only
+    # once a range met one (the query scans the table)
+    if engine.has_zero_date_guard(table) and (lower is not None or zero_dates.is_set()):
+        found = find_unreadable(engine, table, lower, upper)
+        if found:
+            column, key, value = found
+            log.warning(
+                "table %s, column %s, key (%s): %r is not a date: read as NULL (README: When data is bad)",
+                table.name,
+                column,
+                key,
+                value,
+            )
+
+
+def _read_rows(
+    engine: SourceEngine,
+    table: Table,
+    lower: datetime | None,
+    upper: datetime,
+    settings: Settings,
+    zero_dates: threading.Event,
+) -> Iterator[pa.RecordBatch]:
     schema = table.arrow_schema()
     if lower is not None:
         for raw in _stream(engine, table, build_query(engine, table, lower, upper), settings.batch_rows):
             yield conform(raw, schema, table)
         return
-    for chunk in read_ranges(engine, table, upper, settings, plan_ranges(engine, table, settings)):
+    for chunk in read_ranges(engine, table, upper, settings, plan_ranges(engine, table, settings), zero_dates):
         if chunk.batch is not None:
             yield chunk.batch
 
@@ -81,15 +148,20 @@ class Chunk:
 
 
 def read_ranges(
-    engine: SourceEngine, table: Table, upper: datetime, settings: Settings, ranges: list[KeyRange]
+    engine: SourceEngine,
+    table: Table,
+    upper: datetime,
+    settings: Settings,
+    ranges: list[KeyRange],
+    zero_dates: threading.Event,
 ) -> Iterator[Chunk]:
     """Read every row before `upper` of the given key ranges, each on its own thread, starting
     after each range's `after` key (a range already `done` only reports its end). Each range's
-    chunks come in key order; chunks of different ranges interleave. Raises like `read_rows`."""
+    chunks come in key order; chunks of different ranges interleave. `zero_dates` is set once a
+    range meets a zero date (then every range reads with them mapped). Raises like `read_rows`."""
     _tune_malloc()
     handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
     stop = threading.Event()
-    zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
     threads = [
         threading.Thread(
             target=_read_range,

@@ -59,7 +59,7 @@ def storable(value: object) -> bool:
 
 def _state(store: ObjectStore, table: Table) -> dict[str, Any]:
     path = layout.state_path(table.name)
-    return store.read_json(path) if store.exists(path) else {"table": table.name}
+    return store.read_json(path) if store.exists(path) else {"table": table.name, "watermark": None}
 
 
 def write_checkpoint(store: ObjectStore, table: Table, cp: Checkpoint) -> None:

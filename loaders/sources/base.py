@@ -106,6 +106,12 @@ class SourceEngine:
         """How a column is read for extraction (see `MySQLSource`: zero dates)."""
         return self.quote(column)
 
+    def unreadable_condition(self, table: Table, column: str) -> str | None:
+        """A SQL condition true for a value of `column` that the extract's driver cannot read
+        as its declared type (None: every stored value reads). Used after a read failed, to
+        name the row (loaders/extract/diagnose.py)."""
+        return None
+
     def has_zero_date_guard(self, table: Table) -> bool:
         """Whether reading this table with `zero_dates=True` differs from reading it plainly."""
         return False

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from ..declarations import Table
 from . import ranges
-from .base import SourceEngine
+from .base import SourceEngine, SourceError
 
 SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 """SQLite's clock as text with milliseconds: the form its cursor columns are stored in."""
@@ -28,9 +28,21 @@ class SQLiteSource(SourceEngine):
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(f"source database {self.path}: {_reason(exc)}") from None
         return conn
+
+    def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """As `SourceEngine.execute`; SourceError names the file when SQLite cannot read it."""
+        try:
+            return super().execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
+                raise
+            raise SourceError(f"source database {self.path}: {_reason(exc)}") from None
 
     def connectorx_url(self) -> str:
         return f"sqlite://{self.path.resolve()}"
@@ -46,6 +58,19 @@ class SQLiteSource(SourceEngine):
         # SQLite stores rows in rowid order
         return [("rowid", "__page_key")]
 
+    def unreadable_condition(self, table: Table, column: str) -> str | None:
+        """SQLite keeps any value in any column: text in a TIMESTAMP that is not a date, text in
+        a number column."""
+        q, kind = self.quote(column), table.column(column).type.kind
+        if kind == "timestamp":
+            date = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+            return f"{q} IS NOT NULL AND (typeof({q}) <> 'text' OR {q} NOT GLOB '{date}' OR datetime({q}) IS NULL)"
+        if kind in ("integer", "bigint"):
+            return f"typeof({q}) NOT IN ('integer', 'null')"
+        if kind == "double":
+            return f"typeof({q}) NOT IN ('real', 'integer', 'null')"
+        return None
+
     def estimate_rows(self, table: Table) -> int:
         low, high = self.execute(f"SELECT min(rowid), max(rowid) FROM {self.quote(table.name)}")[0]
         return 0 if low is None else high - low + 1
@@ -56,3 +81,11 @@ class SQLiteSource(SourceEngine):
     def table_exists(self, table: Table) -> bool:
         sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
         return self.execute(sql, (table.name,))[0][0] > 0
+
+
+def _reason(exc: sqlite3.DatabaseError) -> str:
+    """SQLite's error, with what a corrupted or foreign file means for the user."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return f"{text} (a corrupted or foreign file: restore it, or load the source again with dwh source load)"
+    return text

@@ -56,11 +56,29 @@ class RedshiftWarehouse(Warehouse):
             ) from None
         self.conn.autocommit = True
 
-    def copy_error_detail(self) -> str:
-        rows = self.execute(
+    def copy_error_query(self) -> str:
+        """The query for the failed COPY's rows (file, line, column, reason; at most 5), in the system
+        view the target has: `sys_load_error_detail` on Redshift Serverless, where the STL tables do
+        not exist, `stl_load_errors` on a provisioned cluster (Settings.is_redshift_serverless).
+
+        Serverless: SYS views number queries differently from pg_last_copy_id(), so the newest COPY
+        with errors of this session (session_id is the backend's pid) is taken.
+        Source: Redshift Database Developer Guide, SYS_LOAD_ERROR_DETAIL and STL_LOAD_ERRORS."""
+        if self.settings.is_redshift_serverless:
+            return (
+                "SELECT TRIM(file_name), line_number, TRIM(column_name), TRIM(error_message) "
+                "FROM sys_load_error_detail WHERE session_id = pg_backend_pid() AND query_id = "
+                "(SELECT MAX(query_id) FROM sys_load_error_detail WHERE session_id = pg_backend_pid()) "
+                "ORDER BY start_time DESC LIMIT 5"
+            )
+        return (
             "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason) "
             "FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY starttime DESC LIMIT 5"
         )
+
+    def copy_error_detail(self) -> str:
+        """Why the last COPY failed: `file <uri>, line <n>, column <name>: <reason>` per error row."""
+        rows = self.execute(self.copy_error_query())
         return "; ".join(f"file {r[0]}, line {r[1]}, column {r[2]}: {r[3]}" for r in rows)
 
     def publish_funnel(self) -> str:

@@ -32,8 +32,11 @@ def load_folder(
 ) -> list[BulkLoadReport]:
     """Create the schema and bulk-load every declared table from its CSV file in `folder`.
 
-    Raises SourceError naming the file for a missing file or a wrong header (checked for every
-    file before anything is loaded), and the file, line or column for bad rows.
+    All or nothing for the whole folder: every field is checked against its declared type
+    (values.py, the same rules on every engine) and a refused value, a failed load or an
+    interrupted one leaves the source as it was, so a rerun needs no flag. Raises SourceError
+    naming the file for a missing file, a wrong header or a table that already has rows
+    (checked before anything is written), and the file, line, column and value for a bad field.
     """
     folder = Path(folder)
     missing = [t.csv_file for t in tables if not (folder / t.csv_file).is_file()]
@@ -41,17 +44,17 @@ def load_folder(
         raise SourceError(f"missing file(s) in {folder}: {', '.join(missing)}")
     for table in tables:
         check_header(table, folder / table.csv_file)
-    boot = bootstrap_for(engine)
-    reports = []
-    for table in tables:
-        if replace:
-            boot.drop_table(table)
-        boot.create_table(table)
-        report = boot.bulk_load(table, folder / table.csv_file)
-        if progress:
-            progress(report)
-        reports.append(report)
-    return reports
+    if not replace:
+        for table in tables:
+            if engine.table_exists(table) and engine.row_count(table):
+                raise SourceError(
+                    f"table {table.name!r} already has rows; load into an empty source (use --replace); "
+                    "nothing was loaded (the source is as it was)"
+                )
+    try:
+        return bootstrap_for(engine).load_all(tables, folder, replace, progress)
+    except SourceError as exc:
+        raise SourceError(f"{exc}; nothing was loaded (the source is as it was)") from None
 
 
 __all__ = ["Bootstrap", "BulkLoadReport", "bootstrap_for", "load_folder"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from ...declarations import Table
-from ..base import SourceEngine, SourceEngineName, SourceError
-from .csv_files import check_header
-
-ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
+from ..base import SourceEngine, SourceEngineName
 
 
 @dataclass(frozen=True)
@@ -74,15 +72,14 @@ class Bootstrap:
         self.engine.execute(f"DROP TABLE IF EXISTS {self.q(table.name)}")
 
     # -- bulk load --------------------------------------------------------------------------
-    def load_file(self, table: Table, csv_path: Path) -> tuple[int, int]:
-        """(rows read, rows stored) of one CSV file loaded into its empty table, all or nothing."""
+    def load_all(
+        self, tables: list[Table], folder: Path, replace: bool, progress: Callable[[BulkLoadReport], None] | None
+    ) -> list[BulkLoadReport]:
+        """Create and fill every table from its CSV file in `folder`, all or nothing: when any
+        file is refused (loaders/sources/bootstrap/values.py) or any load fails, the source is
+        left as it was. With `replace` the tables are recreated; otherwise they must be empty
+        (checked by `load_folder` before anything is written)."""
         raise NotImplementedError
 
-    def bulk_load(self, table: Table, csv_path: Path) -> BulkLoadReport:
-        """Load one Olist CSV file into its (empty) table, all or nothing."""
-        started = time.perf_counter()
-        check_header(table, csv_path)
-        if self.engine.row_count(table):
-            raise SourceError(f"table {table.name!r} already has rows; load into an empty source (use --replace)")
-        read, stored = self.load_file(table, csv_path)
+    def report(self, table: Table, csv_path: Path, read: int, stored: int, started: float) -> BulkLoadReport:
         return BulkLoadReport(table.name, csv_path.name, read, stored, time.perf_counter() - started)

@@ -37,15 +37,3 @@ def check_header(table: Table, path: Path) -> None:
             f"{path.name}: wrong header for table {table.name!r}: got {','.join(header or [])!r}, "
             f"expected {','.join(expected)!r}"
         )
-
-
-def count_csv_records(path: Path) -> int:
-    """Data records (not lines: a quoted field may span lines), header excluded."""
-    with open_csv(path) as reader:
-        return sum(1 for _ in reader) - 1
-
-
-def first_line_ending(path: Path) -> str:
-    with open(path, "rb") as handle:
-        line = handle.readline()
-    return "\r\n" if line.endswith(b"\r\n") else "\n"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...declarations import Table
 from ..base import SourceError
 from ..sqlite import SQLITE_NOW
-from .base import ZERO_DATES, Bootstrap
-from .csv_files import open_csv
+from .base import Bootstrap, BulkLoadReport
+from .values import checked_records
 
 
 class SQLiteBootstrap(Bootstrap):
@@ -37,55 +38,47 @@ class SQLiteBootstrap(Bootstrap):
             f"UPDATE {t} SET {q(table.cursor)} = {SQLITE_NOW} WHERE rowid = NEW.rowid; END"
         )
 
-    def load_file(self, table: Table, csv_path: Path) -> tuple[int, int]:
+    def load_all(
+        self, tables: list[Table], folder: Path, replace: bool, progress: Callable[[BulkLoadReport], None] | None
+    ) -> list[BulkLoadReport]:
+        """One transaction for the whole folder (SQLite's DDL is transactional): a refused
+        value anywhere rolls back every table, created or replaced, to what it was."""
+        reports = []
+        with self.engine.transaction():
+            for table in tables:
+                started = time.perf_counter()
+                if replace:
+                    self.drop_table(table)
+                self.create_table(table)
+                path = folder / table.csv_file
+                read, stored = self._insert(table, path)
+                reports.append(self.report(table, path, read, stored, started))
+                if progress:
+                    progress(reports[-1])
+        return reports
+
+    def _insert(self, table: Table, csv_path: Path) -> tuple[int, int]:
         names = [c.name for c in table.csv_columns]
-        width = len(names)
-        timestamp_idx = [i for i, c in enumerate(table.csv_columns) if c.type.kind == "timestamp"]
         sql = (
             f"INSERT INTO {self.q(table.name)} ({', '.join(self.q(n) for n in names)}) "
-            f"VALUES ({', '.join('?' * width)})"
+            f"VALUES ({', '.join('?' * len(names))})"
         )
+        lines: list[int] = [0]
 
         def rows() -> Iterator[list[str | None]]:
-            with open_csv(csv_path) as reader:
-                next(reader)
-                for record in reader:
-                    if len(record) != width:
-                        raise SourceError(
-                            f"{csv_path.name}, line {reader.line_num}: {len(record)} fields, "
-                            f"expected {width} ({', '.join(names)})"
-                        )
-                    values: list[str | None] = [v if v != "" else None for v in record]
-                    for i in timestamp_idx:
-                        if values[i] in ZERO_DATES:
-                            values[i] = None
-                    yield values
+            for line, values in checked_records(table, csv_path):
+                lines[0] = line
+                yield values
 
         counter = _Counter(rows())
-        with self.engine.transaction():
-            cur = self.engine._conn.cursor()
-            try:
-                cur.executemany(sql, counter)
-            except sqlite3.IntegrityError as exc:
-                raise SourceError(f"{csv_path.name}, line {counter.count + 1}: {exc}") from None
-            stored = self.engine.row_count(table)
-            self._check_types(table, csv_path)
-        return counter.count, stored
-
-    def _check_types(self, table: Table, csv_path: Path) -> None:
-        """SQLite stores a malformed number as text: refuse it like MySQL's strict mode."""
-        expected = {"integer": "'integer'", "bigint": "'integer'", "double": "'real','integer'"}
-        for c in table.csv_columns:
-            col = self.q(c.name)
-            if c.type.kind == "decimal":
-                condition = f"{col} GLOB '*[^0-9.+-]*' OR {col} NOT GLOB '*[0-9]*'"
-            elif c.type.kind in expected:
-                condition = f"typeof({col}) NOT IN ({expected[c.type.kind]}, 'null')"
-            else:
-                continue
-            bad = self.engine.execute(f"SELECT {col} FROM {self.q(table.name)} WHERE {condition} LIMIT 1")
-            if bad:
-                raise SourceError(f"{csv_path.name}: column {c.name!r} has a value that is not a number: {bad[0][0]!r}")
+        cur = self.engine._conn.cursor()
+        try:
+            cur.executemany(sql, counter)
+        except sqlite3.IntegrityError as exc:
+            raise SourceError(f"{csv_path.name}, line {lines[0]}: {exc}") from None
+        finally:
+            cur.close()
+        return counter.count, self.engine.row_count(table)
 
 
 class _Counter:
