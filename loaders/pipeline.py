@@ -6,6 +6,7 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
@@ -78,6 +79,7 @@ def extract(
     the failure is one line and a `failed` unit, and the other tables go on. Raises RunFailed
     naming every failed table after the last one.
     """
+    from .extract.diagnose import panics_silenced
     from .extract.parallel import memory_estimate_mb, run_within_budget
 
     selected = select_tables(settings.project_dir, tables)
@@ -87,14 +89,31 @@ def extract(
         rep.stage(f"extract ({mode}) from {engine.name} -> {store.url}")
         cost = lambda t: memory_estimate_mb(t, _mode_guess(store, t, mode), settings)
         alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > settings.max_memory_mb
-        done, _ = run_within_budget(
-            selected,
-            cost,
-            settings.max_memory_mb,
-            lambda t: _extract_one(settings, rep, store, t, mode, progress_bar=alone),
-        )
+        order = {t.name: i for i, t in enumerate(selected)}
+        outcomes: dict[int, tuple[Table, BatchReport | Exception]] = {}
+        shown = [0]
+        lock = threading.Lock()
+
+        def work(table: Table) -> BatchReport | None:
+            result = _extract_one(settings, rep, store, table, mode, progress_bar=alone)
+            with lock:  # each table's line in table order, as soon as the tables before it are done
+                outcomes[order[table.name]] = (table, result)
+                while shown[0] in outcomes:
+                    done_table, done = outcomes[shown[0]]
+                    if isinstance(done, Exception):
+                        unit_failed(rep, done_table.name, done)
+                    else:
+                        rep.extract(done)
+                    shown[0] += 1
+            return None if isinstance(result, Exception) else result
+
+        # one capture of native panic output for every table's thread (loaders/extract/diagnose.py)
+        with panics_silenced():
+            done, _ = run_within_budget(selected, cost, settings.max_memory_mb, work)
     reports = [r for r in done if r is not None]
-    rep.run.check(since, reports)
+    failed = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failed:  # named in table order, whichever thread started first
+        raise RunFailed(sorted(failed, key=lambda o: order.get(o.unit, len(order))), reports=reports)
     return reports
 
 
@@ -109,10 +128,10 @@ def _mode_guess(store: ObjectStore, table: Table, mode: ExtractMode) -> Mode:
 
 def _extract_one(
     settings: Settings, rep: Reporter, store: ObjectStore, table: Table, mode: ExtractMode, progress_bar: bool
-) -> BatchReport | None:
-    """One table's extract as one unit of the run, on its own source connection; None when it
-    failed (one line, a `failed` unit). Progress bars only when the tables run one at a time (a
-    terminal shows one at once)."""
+) -> BatchReport | Exception:
+    """One table's extract as one unit of the run, on its own source connection: its report, or
+    the exception that failed it (the unit is recorded `failed`). Progress bars only when the
+    tables run one at a time (a terminal shows one at once)."""
     try:
         with rep.run.unit("extract", table.name) as unit, open_source(settings.source_url) as engine:
             table_mode: Mode = auto_mode(store, table) if mode == "auto" else mode
@@ -125,9 +144,7 @@ def _extract_one(
             unit.rows, unit.bytes = report.rows, report.bytes
             unit.batch_ids = [report.batch_id] if report.batch_id else []
     except Exception as exc:
-        unit_failed(rep, table.name, exc)
-        return None
-    rep.extract(report)
+        return exc
     return report
 
 
