@@ -224,9 +224,15 @@ def extract(ctx, mode, tables) -> None:
     DWH_MAX_MEMORY_MB (1024), each still one batch. A killed historical extract resumes from its
     last finished part on the next historical or auto extract.
 
+    Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
+    evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
+    shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
+    changed; freeze stops a table for any change. A stopped table writes nothing.
+
     A table whose extract fails (a value a later stage cannot hold, named by table, column, key
-    and value; a watermark later than the source clock; a damaged state file) keeps its
-    watermark while the other tables go on; the command then exits 1 naming every failure.
+    and value; a watermark later than the source clock; a damaged state file; a schema change
+    the policy stops) keeps its watermark while the other tables go on; the command then exits 1
+    naming every failure.
     """
     pipeline.extract(_settings(ctx), _reporter(), mode, list(tables))
 
@@ -237,7 +243,9 @@ def extract(ctx, mode, tables) -> None:
 def load(ctx, tables) -> None:
     """Load every published batch not yet loaded into the raw tables, exactly once.
 
-    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). Each
+    Reads the batches under olist/<table>/ in the store (those with a _manifest.json). A batch
+    loads by its manifest's columns: raw columns it lacks stay NULL, and columns raw lacks (a
+    new source column, a newly declared one) are added, narrower raw columns widened. Each
     batch is staged, inserted (new row versions only) and recorded in raw._load_log and in the
     run history (raw._run_history) in one transaction; the run records that extract and funnel
     runs left in the store (state/runs/) are ingested first. Redshift: COPY ... FORMAT AS
@@ -255,6 +263,53 @@ def load(ctx, tables) -> None:
     """
     settings = _settings(ctx)
     _exclusive(settings, lambda: pipeline.load(settings, _reporter(), list(tables)))
+
+
+@main.group()
+def schema() -> None:
+    """Source schema drift: what changed in the source against the declarations."""
+
+
+@schema.command("diff")
+@TABLES
+@click.pass_context
+def schema_diff(ctx, tables) -> None:
+    """Compare each source table's columns with models/staging/olist/_olist__sources.yml.
+
+    \b
+    One line per change (+ added, - missing, ~ widened, ! narrowed or changed) with what an
+    extract does with it under DWH_SCHEMA_CHANGES:
+      evolve (default)  new columns are extracted into raw (nullable) and widened types widen
+                        the raw column; a missing (dropped or renamed), narrowed or changed
+                        column stops that table's extract, the other tables go on
+      freeze            any change stops that table's extract
+    For a new or widened column it prints the YAML line that declares it, the staging line
+    that exposes it and the dbt commands that rebuild staging: nothing reaches staging or the
+    marts until a person declares it. Reads the source's catalog only; changes nothing.
+    """
+    pipeline.schema_diff(_settings(ctx), _reporter(), list(tables))
+
+
+@main.command()
+@TABLES
+@click.option("--repair", is_flag=True, help="Write a repair batch for every difference, load, build, verify again.")
+@click.option("--examples", type=int, default=5, show_default=True, help="Example keys shown per kind of difference.")
+@click.pass_context
+def verify(ctx, tables, repair, examples) -> None:
+    """Compare each table between the source and the warehouse's latest versions (a data diff).
+
+    Key ranges on both sides, a row count and an order-independent checksum of the declared
+    columns per range (the same MD5-based row hash on every engine), ranges that differ are cut
+    again and compared key by key once small (docs/verify.md). Prints per table the rows in the
+    source and the warehouse, missing (in the source only), extra (deleted in the source) and
+    changed keys with examples, the time and the bytes read; rows changed after the last
+    extract's upper bound are in flight, not differences. Results go to raw._verify_log (shown
+    by `dwh status`) and the run history. --repair writes the current source rows of missing and
+    changed keys and tombstones for extra keys as a repair batch, loads and builds it, and
+    verifies again. Exit status 0 when every table is equal, 1 otherwise.
+    """
+    diffs = pipeline.verify(_settings(ctx), _reporter(), list(tables), repair, examples)
+    ctx.exit(0 if all(d.equal for d in diffs) else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -447,7 +502,11 @@ def dashboard(ctx, out) -> None:
 @click.pass_context
 def run(ctx, tables) -> None:
     """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
-    dbt build, and write the dashboard (data/dashboard.html).
+    dbt build, a verify-and-repair when due, and write the dashboard (data/dashboard.html).
+
+    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    when the last verify is older than that, and after a historical extract; its cost (time,
+    bytes read from the source) is printed.
 
     \b
     A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,

@@ -26,6 +26,10 @@ RedshiftServerless = Literal["auto", "true", "false"]
 LogFormat = Literal["text", "json"]
 """How commands and jobs print: `text` for people, `json` (one object a line) for CloudWatch Logs
 Insights (loaders/console.py)."""
+SchemaChanges = Literal["evolve", "freeze"]
+"""What an extract does when the source table differs from its declaration (loaders/schema/):
+`evolve` takes new columns and widened types into the raw tables and stops a table only for a
+dropped, renamed, narrowed or changed column; `freeze` stops a table for any difference."""
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -98,6 +102,11 @@ class Settings:
     # A later run removes unpublished batch folders and funnel temporary files older than this
     # (loaders/litter.py); a batch being written or resumed is never touched
     litter_age_hours: float = 6.0
+    # Source schema drift: "evolve" (new columns and widenings reach raw) or "freeze" (stop)
+    schema_changes: SchemaChanges = "evolve"
+    # `dwh run` verifies and repairs every table this often (`24h`, `30m`, `3600s`, `0` = never),
+    # and after a historical extract (loaders/pipeline.py, verify_due)
+    verify_every: str = "0"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing
@@ -133,6 +142,7 @@ class Settings:
             ("build_scope", BuildScope),
             ("parquet_compression", Compression),
             ("log_format", LogFormat),
+            ("schema_changes", SchemaChanges),
             ("redshift_serverless", RedshiftServerless),
         ):
             allowed = get_args(kind)
@@ -155,6 +165,7 @@ class Settings:
             raise ConfigError(f"DWH_FULL_TESTS_HOURS={self.full_tests_hours} is out of range")
         if self.litter_age_hours < 1:
             raise ConfigError(f"DWH_LITTER_AGE_HOURS={self.litter_age_hours} is below 1: an extract may still write it")
+        self.verify_every_seconds  # noqa: B018 - raises ConfigError on a bad value
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")
 
@@ -173,6 +184,16 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # callers pass field values
+
+    @property
+    def verify_every_seconds(self) -> int:
+        """DWH_VERIFY_EVERY in seconds (0: never). Accepts `<n>` (seconds), `<n>s`, `<n>m`, `<n>h`, `<n>d`."""
+        text = str(self.verify_every).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+        if not number.isdigit():
+            raise ConfigError(f"DWH_VERIFY_EVERY={self.verify_every!r}: use e.g. 24h, 30m, 3600 or 0 (never)")
+        return int(number) * unit
 
     @property
     def is_redshift_serverless(self) -> bool:

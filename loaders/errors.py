@@ -14,6 +14,7 @@ from .funnel import CatalogError, FunnelError
 from .load import LoadError
 from .manifest import ManifestError
 from .runs import RunFailed
+from .schema import SchemaChangeError
 from .sources import SourceError
 from .store import StoreError
 from .warehouses import WarehouseError
@@ -28,6 +29,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     LoadError,
     ManifestError,
     RunFailed,
+    SchemaChangeError,
     SourceError,
     StoreError,
     TypeDeclarationError,

@@ -8,11 +8,11 @@ Beside it, `_copy.manifest` is Redshift's COPY manifest of the same parts (with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import layout
-from .declarations import LogicalType, Table
+from .declarations import Column, LogicalType, Table, TypeDeclarationError
 from .store import ObjectStore
 
 MANIFEST_VERSION = 1
@@ -51,7 +51,9 @@ def write_manifests(store: ObjectStore, folder: str, manifest: dict[str, Any], p
 
 
 def read_manifest(store: ObjectStore, table: Table, folder: str) -> dict[str, Any]:
-    """The manifest of the batch in `folder`, checked: version, table, batch id, columns.
+    """The manifest of the batch in `folder`, checked: version, table, batch id (its columns
+    are checked by `batch_table`, after the load log: a batch already loaded is skipped whatever
+    its columns).
 
     Raises ManifestError naming the manifest's URI.
     """
@@ -61,11 +63,28 @@ def read_manifest(store: ObjectStore, table: Table, folder: str) -> dict[str, An
         raise ManifestError(f"{where}: not a version-{MANIFEST_VERSION} manifest of table {table.name!r}")
     if not layout.BATCH_ID.match(str(manifest.get("batch_id", ""))):
         raise ManifestError(f"{where}: invalid batch id {manifest.get('batch_id')!r}")
-    declared = list(table.column_names)
-    extracted = [c["name"] for c in manifest.get("columns", [])]
-    if extracted != declared:
-        raise ManifestError(
-            f"{where}: the batch has columns {extracted} but table {table.name!r} declares {declared}; "
-            "re-extract it or migrate the raw table"
-        )
     return manifest
+
+
+def batch_table(store: ObjectStore, table: Table, folder: str, manifest: dict[str, Any]) -> Table:
+    """The table as the batch was extracted: the manifest's columns (name and logical type, in
+    the parts' order) with the declared keys. A batch extracted before a column was added or
+    declared has fewer columns than the raw table (the loader leaves the others NULL); one
+    extracted under DWH_SCHEMA_CHANGES=evolve may have more (the loader adds them to raw).
+
+    Raises ManifestError naming the manifest when a column's type is not a logical type or the
+    batch lacks a primary key or cursor column (its rows could not be told apart).
+    """
+    where = store.uri(layout.batch_manifest(folder))
+    try:
+        columns = tuple(Column(str(c["name"]), LogicalType.parse(str(c["type"]))) for c in manifest.get("columns", []))
+    except (KeyError, TypeError, TypeDeclarationError) as exc:
+        raise ManifestError(f"{where}: a column has no valid name and type ({exc})") from None
+    names = [c.name for c in columns]
+    needed = [k for k in (*table.primary_key, table.cursor) if k not in names]
+    if needed:
+        raise ManifestError(
+            f"{where}: the batch lacks the key column(s) {needed} of table {table.name!r} (it has {names}); "
+            "re-extract it"
+        )
+    return replace(table, columns=columns)

@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import layout
 from .build import DbtReport, run_dbt
@@ -27,6 +28,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
+from .schema import Decision, SchemaChangeError, SchemaPlan
 from .sources import open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
@@ -100,9 +102,13 @@ def extract(
                 outcomes[order[table.name]] = (table, result)
                 while shown[0] in outcomes:
                     done_table, done = outcomes[shown[0]]
-                    if isinstance(done, Exception):
+                    if isinstance(done, SchemaChangeError):  # this table stops (contract 12)
+                        _schema_changes(rep, done.plan.decisions if done.plan else ())
+                        unit_failed(rep, done_table.name, done)
+                    elif isinstance(done, Exception):
                         unit_failed(rep, done_table.name, done)
                     else:
+                        _schema_changes(rep, done.schema)
                         rep.extract(done)
                     shown[0] += 1
             return None if isinstance(result, Exception) else result
@@ -154,6 +160,35 @@ def auto_mode(store: ObjectStore, table: Table) -> Mode:
     from .extract.resume import has_checkpoint
 
     return "current" if read_watermark(store, table) and not has_checkpoint(store, table) else "historical"
+
+
+def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
+    """One line per schema change in the output, and one `schema` unit per change in the run
+    history (its message is the line; `failed` when the change stopped the table)."""
+    for d in decisions:
+        rep.echo(f"  schema: {d.line}")
+        with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
+            unit.error = d.line
+            unit.status = "failed" if d.action == "stop" else "succeeded"
+
+
+def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[SchemaPlan]:
+    """`dwh schema diff`: each table's source schema against its declaration, what the policy
+    does with each change, and the lines that declare and expose new or widened columns."""
+    from .schema import check_source_schema
+    from .schema.advice import diff_lines
+    from .schema.policy import SOURCES_YAML
+
+    selected = select_tables(settings.project_dir, tables)
+    plans = []
+    with open_source(settings.source_url) as engine:
+        rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
+        for table in selected:
+            plan = check_source_schema(engine, table, settings.schema_changes)
+            for line in diff_lines(plan):
+                rep.echo(line)
+            plans.append(plan)
+    return plans
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
@@ -452,12 +487,21 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
     """
     since = len(rep.run.outcomes)
     stopped: list[str] = []
+    extracted: list[BatchReport] = []
+
+    def verify_stage() -> None:  # DWH_VERIFY_EVERY, and after a historical extract (docs/verify.md)
+        if verify_due(settings, any(r.mode == "historical" and r.batch_id for r in extracted)):
+            diffs = verify(settings, rep, tables, repair=True)
+            seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
+            rep.echo(f"  verify-and-repair cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
+
     stages: list[tuple[str, Callable[[], object]]] = [
         ("litter", lambda: sweep_litter(settings, rep)),
         ("funnel convert", lambda: funnel_convert(settings, rep)),
-        ("extract", lambda: extract(settings, rep, "auto", tables)),
+        ("extract", lambda: extracted.extend(extract(settings, rep, "auto", tables))),
         ("load", lambda: load(settings, rep, tables)),
         ("build", lambda: build(settings, rep)),
+        ("verify", verify_stage),
         ("dashboard", lambda: dashboard(settings, rep)),
     ]
     for name, stage in stages:
@@ -479,3 +523,121 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
         for line in stopped:
             rep.echo(f"  {line}")
         raise RunFailed(failures, stopped)
+
+
+def verify_due(settings: Settings, after_historical: bool) -> bool:
+    """Whether `dwh run` verifies and repairs now: DWH_VERIFY_EVERY is set and either a
+    historical extract ran in this run or the oldest latest verify in raw._verify_log is older
+    than DWH_VERIFY_EVERY (or there is none)."""
+    every = settings.verify_every_seconds
+    if not every:
+        return False
+    if after_historical:
+        return True
+    from .status import VERIFY_LOG
+
+    store = ObjectStore(settings.store_url, settings)
+    with open_warehouse(settings, store) as wh:
+        if not wh.has_table(VERIFY_LOG):
+            return True
+        rows = wh.execute(
+            f"SELECT min(at) FROM (SELECT table_name, max(verified_at) AS at FROM {wh.raw_name(VERIFY_LOG)} "
+            "GROUP BY table_name) AS latest"
+        )
+    last = rows[0][0] if rows else None
+    return last is None or (datetime.now(UTC).replace(tzinfo=None) - last).total_seconds() >= every
+
+
+def verify(
+    settings: Settings, rep: Reporter, tables: list[str] | None = None, repair: bool = False, examples: int = 5
+) -> list:
+    """`dwh verify [--repair]`: compare each table between the source and the warehouse's latest
+    versions (loaders/verify/diff.py); log each result in raw._verify_log (read by `dwh status`)
+    and the run history. With `repair`, write a repair batch per differing table
+    (loaders/verify/repair.py), load and build it, and verify again. Returns the last TableDiff
+    of each table."""
+    from .verify.diff import verify_table
+    from .verify.repair import write_repair_batch
+
+    selected = select_tables(settings.project_dir, tables)
+    store = ObjectStore(settings.store_url, settings)
+
+    def check(label: str, final: bool) -> list:
+        found = []
+        with open_source(settings.source_url) as engine, open_warehouse(settings, store) as wh:
+            ensure_raw_tables(wh, select_tables(settings.project_dir, None))
+            ensure_verify_log(wh)
+            rep.stage(f"verify{label}: {engine.name} source against {settings.warehouse} ({settings.raw_schema}.*)")
+            ensure_history(wh)
+            with recording(rep.run, WarehouseHistory(wh)):
+                for table in selected:
+                    with rep.run.unit("verify", table.name) as unit:
+                        diff = verify_table(engine, wh, table, read_watermark(store, table))
+                        unit.rows, unit.bytes = diff.source_rows, diff.source_bytes
+                        if not diff.equal:
+                            # a difference that --repair is about to fix is not a failure of the run
+                            unit.status = "failed" if final else "succeeded"
+                            unit.error = (
+                                f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.changed)} changed"
+                            )
+                    write_verify_log(wh, diff, examples)
+                    rep.echo("  " + diff.summary(examples))
+                    found.append(diff)
+        return found
+
+    diffs = check("", final=not repair)
+    if repair and any(not d.equal for d in diffs):
+        with open_source(settings.source_url) as engine:
+            tables_by_name = {t.name: t for t in selected}
+            for d in diffs:
+                batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                if batch_id:
+                    rep.echo(f"  {d.table}: repair batch {batch_id} written")
+        load(settings, rep, [d.table for d in diffs if not d.equal])
+        build(settings, rep, check_freshness=False)
+        diffs = check(" (after repair)", final=True)
+    return diffs
+
+
+VERIFY_LOG_COLUMNS = (
+    "table_name VARCHAR(128) NOT NULL, verified_at TIMESTAMP NOT NULL, status VARCHAR(16) NOT NULL, "
+    "source_rows BIGINT, warehouse_rows BIGINT, missing BIGINT, extra BIGINT, changed BIGINT, in_flight BIGINT, "
+    "ranges BIGINT, source_bytes BIGINT, seconds DOUBLE PRECISION, examples VARCHAR(1024)"
+)
+
+
+def ensure_verify_log(wh: Warehouse) -> None:
+    """raw._verify_log: one row per table verified (contract 10; `dwh status` reads the latest)."""
+    from .status import VERIFY_LOG
+
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.raw_name(VERIFY_LOG)} ({VERIFY_LOG_COLUMNS})")
+
+
+def write_verify_log(wh: Warehouse, diff: Any, examples: int) -> None:
+    """One row of raw._verify_log for a TableDiff."""
+    from .status import VERIFY_LOG
+    from .warehouses import literal
+
+    keys = [*diff.missing[:examples], *diff.extra[:examples], *diff.changed[:examples]]
+    shown = ", ".join("/".join(str(v) for v in k) for k in keys)[:1000]
+    values = [
+        literal(diff.table),
+        f"CAST({literal(datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)",
+        literal("equal" if diff.equal else "different"),
+        *(
+            str(int(v))
+            for v in (
+                diff.source_rows,
+                diff.warehouse_rows,
+                len(diff.missing),
+                len(diff.extra),
+                len(diff.changed),
+                diff.in_flight,
+                diff.ranges,
+                diff.source_bytes,
+            )
+        ),
+        repr(round(diff.seconds, 3)),
+        literal(shown),
+    ]
+    wh.execute(f"INSERT INTO {wh.raw_name(VERIFY_LOG)} VALUES ({', '.join(values)})")

@@ -65,6 +65,8 @@ class Reporter:
         )
 
     def load(self, r: BatchLoadReport) -> None:
+        for change in r.raw_changes:
+            self.echo(f"  schema: {change}")
         if r.status == "loaded":
             self.echo(
                 f"  {r.table:<34} batch {r.batch_id}: {r.rows_in_batch:>9,} rows, "

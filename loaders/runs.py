@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-Stage = Literal["source_load", "extract", "load", "build", "funnel_convert", "verify"]
-"""The stages a run's units belong to."""
+Stage = Literal["source_load", "extract", "load", "build", "funnel_convert", "verify", "schema"]
+"""The stages a run's units belong to. `schema`: one unit per source schema change an extract
+found (unit `<table>.<column>`, its line as the message; failed when it stopped the table)."""
 STAGES: tuple[Stage, ...] = get_args(Stage)
 Status = Literal["running", "succeeded", "skipped", "failed", "set_aside"]
 """`running` until the unit ends; `set_aside`: failed and recorded to be retried by a later run."""

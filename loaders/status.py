@@ -292,6 +292,8 @@ def _funnel_files(store: ObjectStore, latest: dict, now: datetime) -> list[Funne
         marker = store.read_json(markers[stem]) if stem in markers else None
         size = store.info(key).size
         _fill_marker(f, marker)
+        # by key and size only: `dwh status` reads no file; a same-size re-delivery shows as
+        # converted until `dwh funnel convert` compares its SHA-256 with the marker's
         f.converted = marker is not None and marker.get("source") == key and marker.get("source_bytes") == size
         row = latest.get(("funnel_convert", name))
         if row is not None:

@@ -2,8 +2,13 @@
     Latest version per key of an append-only raw table (docs/architecture.md, contract 5).
 
     The key and the cursor come from the table's declaration in _olist__sources.yml (meta), the
-    same place the loaders read them, so they are never written twice. Ties on the cursor (the
-    same version extracted in two batches) are broken by the newest batch.
+    same place the loaders read them, so they are never written twice. The declared columns are
+    read as declared (macros/declared_columns.sql): an undeclared raw column does not reach
+    staging, and a raw column widened by a schema change keeps its declared type. Versions are
+    ordered by cursor desc, _batch_id desc, _change_seq desc (contract 8): when cursors tie (a
+    change under an unchanged cursor), the newest load wins. A key whose latest version is a
+    tombstone (_op = 'd') is dropped; the staging model's post-hook `drop_deleted_keys` removes it
+    from an incremental model.
 
     In an incremental run of the calling model, only the keys with a row loaded since the
     model's newest `loaded_at` (minus var lookback_hours) are recomputed, over all of their
@@ -15,6 +20,7 @@
     {%- set relation = source(source_name, table_name) -%}
     {%- set key = ['_batch_id'] -%}
     {%- set cursor = '_loaded_at' -%}
+    {%- set node = none -%}
     {%- if execute -%}
         {%- set node = graph.sources.values() | selectattr('source_name', 'equalto', source_name)
                        | selectattr('name', 'equalto', table_name) | first -%}
@@ -30,10 +36,14 @@
         select *
         from (
             select
+                {% if node is defined and node is not none -%}
+                {{ declared_columns('versions', node) }},
+                {%- else -%}
                 versions.*,
+                {%- endif %}
                 row_number() over (
                     partition by {% for column in key %}versions.{{ adapter.quote(column) }}{{ ", " if not loop.last }}{% endfor %}
-                    order by versions.{{ adapter.quote(cursor) }} desc, versions._batch_id desc
+                    order by versions.{{ adapter.quote(cursor) }} desc, versions._batch_id desc, versions._change_seq desc
                 ) as _version_rank
             from {{ relation }} as versions
             {%- if is_incremental() %}
@@ -48,6 +58,6 @@
             )
             {%- endif %}
         ) as ranked
-        where _version_rank = 1
+        where _version_rank = 1 and coalesce(_op, 'r') <> 'd'
     ) as latest_versions
 {%- endmacro %}

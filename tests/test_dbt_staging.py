@@ -49,13 +49,14 @@ def test_key_tests_catch_a_duplicate(settings, olist_csv):
 
     with duckdb.connect(settings.duckdb_path) as con:  # a second, different row for an existing key in one batch
         con.execute("""INSERT INTO raw.sellers SELECT seller_id, seller_zip_code_prefix, 'x', seller_state,
-                       updated_at, _batch_id, _loaded_at FROM raw.sellers LIMIT 1""")
+                       updated_at, _batch_id, _loaded_at, _op, _row_hash, _change_seq FROM raw.sellers LIMIT 1""")
     # latest_version keeps one row per key whatever the raw table holds, so staging stays unique ...
     pipeline.build(settings, quiet(), ["--select", "stg_olist__sellers"], check_freshness=False)
     # ... and the not_null gate on the raw keys fails loudly when the data breaks it.
     with duckdb.connect(settings.duckdb_path) as con:
         con.execute(
-            "INSERT INTO raw.sellers VALUES (NULL, '01037', 'x', 'SP', now(), '20260101T000000000000Z-000000', now())"
+            "INSERT INTO raw.sellers VALUES (NULL, '01037', 'x', 'SP', now(), '20260101T000000000000Z-000000', now(), "
+            "'r', 'f' || repeat('0', 31), 0)"
         )
     with pytest.raises(DbtError, match="source_not_null_olist_sellers_seller_id"):
         pipeline.build(

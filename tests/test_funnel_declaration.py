@@ -184,7 +184,12 @@ def test_the_spectrum_ddl_has_the_declared_columns(tmp_path):
     from loaders.config import Settings
 
     settings = Settings(data_dir=tmp_path, warehouse="redshift")
-    sql = compile_inline(settings, "{{ spectrum_table_sql('s3://b/lake/funnel_events/') }}")
+    kinds = ["char(32)", "varchar(64)", "text", "integer", "bigint", "decimal(10,2)", "double", "timestamp(6)"]
+    macro_types = "|".join("{{ redshift_type('" + k + "') }}" for k in kinds)
+    rendered = compile_inline(settings, macro_types + "\n{{ spectrum_table_sql('s3://b/lake/funnel_events/') }}")
+    first, sql = rendered.split("\n", 1)
+    # macros/logical_types.sql spells the same mapping as LogicalType.sql("redshift"), every kind
+    assert first.split("|") == [LogicalType.parse(k).sql("redshift").lower() for k in kinds]
     body = sql[sql.index("(") + 1 : sql.index(")\npartitioned by")]
     stored = [line.strip().rstrip(",") for line in body.strip().splitlines()]
     assert stored == [

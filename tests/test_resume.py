@@ -50,6 +50,9 @@ def _batch_rows(s: Settings, manifest_key: str) -> list[dict]:
     tables = [pq.read_table(store.full(f"{folder}/{p['path']}")) for p in manifest["parts"]]
     assert sum(t.num_rows for t in tables) == manifest["row_count"]
     rows = pa.concat_tables(tables).to_pylist()
+    # _change_seq numbers a snapshot's rows in the order they arrived (ranges interleave): unique,
+    # from 0, but not the same order in two extracts
+    assert sorted(r.pop("_change_seq") for r in rows) == list(range(len(rows)))
     return sorted(rows, key=lambda r: (r["order_id"], r["order_item_id"]))
 
 

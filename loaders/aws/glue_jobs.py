@@ -171,6 +171,7 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
     if build not in ("when-loaded", "always"):
         raise ConfigError(f"--build={build!r}: use when-loaded or always")
     since = len(rep.run.outcomes)
+    historical = False
     try:
         for round_ in range(1, rounds + 1):
             try:
@@ -178,12 +179,21 @@ def run_load(settings: Settings, rep: Reporter, args: dict[str, str]) -> None:
             except RunFailed as exc:  # a batch set aside: what did load is still built
                 reports = exc.reports
             loaded = sum(r.status == "loaded" for r in reports)
+            historical = historical or any(r.status == "loaded" and r.mode == "historical" for r in reports)
             if not loaded and not (round_ == 1 and build == "always"):
                 rep.echo("  no new batch: dbt build not needed" if round_ == 1 else "  no batch arrived meanwhile")
                 break
             pipeline.build(settings, rep, scope="all" if build == "always" and round_ == 1 else None)
         else:
             rep.echo(f"  stopped after {rounds} rounds; batches that arrived since wait for the next load")
+        # DWH_VERIFY_EVERY / --verify_every: a verify-and-repair when due (docs/verify.md); a table
+        # still differing after the repair is a failed unit, which rep.run.check below raises
+        if pipeline.verify_due(settings, historical):
+            diffs = pipeline.verify(settings, rep, _tables(args), repair=True)
+            rep.echo(
+                f"  verify-and-repair cost: {sum(d.seconds for d in diffs):.1f}s, "
+                f"~{sum(d.source_bytes for d in diffs) / 1e6:.1f} MB read from the source"
+            )
     finally:  # also after a failure: the freshness alarm reads it
         _publish_freshness(settings, rep)
     rep.run.check(since)  # the job fails naming every batch set aside

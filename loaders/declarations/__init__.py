@@ -8,7 +8,16 @@
 from .funnel import FunnelColumn, FunnelDeclaration, funnel_declaration
 from .olist import (
     BATCH_ID_COLUMN,
+    CHANGE_COLUMNS,
+    CHANGE_SEQ_COLUMN,
     LOADED_AT_COLUMN,
+    LOADER_COLUMNS,
+    OP_COLUMN,
+    OP_DELETE,
+    OP_INSERT,
+    OP_SNAPSHOT,
+    OP_UPDATE,
+    ROW_HASH_COLUMN,
     Column,
     DeclarationError,
     Freshness,
@@ -21,7 +30,16 @@ from .types import Engine, Kind, LogicalType, TypeDeclarationError
 
 __all__ = [
     "BATCH_ID_COLUMN",
+    "CHANGE_COLUMNS",
+    "CHANGE_SEQ_COLUMN",
     "LOADED_AT_COLUMN",
+    "LOADER_COLUMNS",
+    "OP_COLUMN",
+    "OP_DELETE",
+    "OP_INSERT",
+    "OP_SNAPSHOT",
+    "OP_UPDATE",
+    "ROW_HASH_COLUMN",
     "Column",
     "DeclarationError",
     "Engine",

@@ -19,6 +19,17 @@ from .types import LogicalType, TypeDeclarationError
 DECLARATIONS = Path("models/staging/olist/_olist__sources.yml")
 BATCH_ID_COLUMN = "_batch_id"
 LOADED_AT_COLUMN = "_loaded_at"
+OP_COLUMN = "_op"
+"""'r' snapshot (historical) read, 'c' insert, 'u' update, 'd' delete tombstone (contract 8)."""
+ROW_HASH_COLUMN = "_row_hash"
+"""Lowercase hex MD5 of the row's declared columns (loaders/verify/checksum.py), set at extract."""
+CHANGE_SEQ_COLUMN = "_change_seq"
+"""Order of the changes inside a batch (cursor mode: the row number; binlog: commit order)."""
+CHANGE_COLUMNS = (OP_COLUMN, ROW_HASH_COLUMN, CHANGE_SEQ_COLUMN)
+"""The metadata columns every extract part carries after the declared ones."""
+LOADER_COLUMNS = (BATCH_ID_COLUMN, LOADED_AT_COLUMN, *CHANGE_COLUMNS)
+"""Every metadata column of a raw table (not declared as data: the pipeline adds them)."""
+OP_SNAPSHOT, OP_INSERT, OP_UPDATE, OP_DELETE = "r", "c", "u", "d"
 
 
 class DeclarationError(ValueError):
@@ -53,6 +64,18 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type.arrow()) for c in self.columns])
 
+    def part_schema(self) -> pa.Schema:
+        """The schema of an extract part: the declared columns, then `_op`, `_row_hash` and
+        `_change_seq` (contract 8)."""
+        return pa.schema(
+            [
+                *self.arrow_schema(),
+                pa.field(OP_COLUMN, pa.string()),
+                pa.field(ROW_HASH_COLUMN, pa.string()),
+                pa.field(CHANGE_SEQ_COLUMN, pa.int64()),
+            ]
+        )
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
@@ -68,7 +91,7 @@ def _table(entry: dict, path: Path) -> Table:
         columns = tuple(
             Column(c["name"], LogicalType.parse(c["data_type"]))
             for c in entry.get("columns", [])
-            if c["name"] not in (BATCH_ID_COLUMN, LOADED_AT_COLUMN)  # the loader adds these
+            if c["name"] not in LOADER_COLUMNS  # the pipeline adds these
         )
     except (KeyError, TypeDeclarationError) as exc:
         raise DeclarationError(f"{where}: every column needs a name and a valid data_type ({exc})") from exc

@@ -22,13 +22,14 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..config import Settings
-from ..declarations import Table
+from ..declarations import CHANGE_COLUMNS, OP_SNAPSHOT, OP_UPDATE, Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
+from ..schema import Decision, SchemaChangeError, check_source_schema
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .diagnose import panics_silenced
-from .parts import ExtractError, PartWriter
+from .parts import ExtractError, PartWriter, with_change_columns
 from .queries import KeyRange
 from .readers import plan_ranges, read_chunks, read_rows
 from .resume import Checkpoint, has_checkpoint, read_checkpoint, storable, tidy_folder, write_checkpoint
@@ -52,6 +53,7 @@ class BatchReport:
     seconds: float = 0.0
     manifest: str | None = None
     resumed: bool = False  # a historical extract that went on from a killed run's checkpoint
+    schema: tuple[Decision, ...] = ()  # the source's schema changes and what was done (loaders/schema/)
 
 
 def new_batch_id() -> str:
@@ -69,17 +71,28 @@ def extract_table(
 ) -> BatchReport:
     """Extract one table as one batch; return what was written.
 
-    Raises ExtractError (unknown mode, no watermark for a current extract, a value that does
-    not fit its declared type) and SourceError (the source refused the read); in both cases
-    the watermark stays where it was, and the unfinished batch folder is removed, except the
+    The source table's columns are first compared with the declaration (loaders/schema/):
+    under DWH_SCHEMA_CHANGES=evolve new columns are extracted after the declared ones and
+    widened columns with their source type; the manifest lists the columns as extracted.
+
+    Raises SchemaChangeError (a change the policy stops: nothing read, nothing written),
+    ExtractError (unknown mode, no watermark for a current extract, a value that does not fit
+    its declared type) and SourceError (the source refused the read); in every case the
+    watermark stays where it was, and the unfinished batch folder is removed, except the
     parts of a historical extract that a checkpoint records: the next historical (or auto)
     extract resumes from them (loaders/extract/resume.py).
     """
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
     started = time.perf_counter()
+    plan = check_source_schema(engine, table, settings.schema_changes)
+    stop = plan.stop_message()
+    if stop:
+        raise SchemaChangeError(stop, plan)
+    table = plan.table  # declared columns (widened where the source widened them), then new ones
+    decisions = plan.decisions
     if mode == "historical":
-        return _historical(settings, engine, store, table, progress, started)
+        return _historical(settings, engine, store, table, progress, started, decisions)
     upper = engine.now()
     watermark = read_watermark(store, table)
     if watermark is None:
@@ -101,7 +114,7 @@ def extract_table(
         with panics_silenced():  # a driver's panic output becomes a debug log record
             for batch in read_rows(engine, table, lower, upper, settings):
                 max_cursor = _max_cursor(table, batch, max_cursor)
-                writer.write(batch)
+                writer.write(with_change_columns(batch, table, OP_UPDATE, rows))
                 rows += batch.num_rows
                 if progress:
                     progress(table.name, rows)
@@ -110,7 +123,9 @@ def extract_table(
         writer.abort()
         _discard_batch(store, folder)
         raise
-    return _publish(settings, engine, store, table, mode, batch_id, folder, parts, lower, upper, max_cursor, started)
+    return _publish(
+        settings, engine, store, table, mode, batch_id, folder, parts, lower, upper, max_cursor, started, decisions
+    )
 
 
 def _max_cursor(table: Table, batch: pa.RecordBatch, current: datetime | None) -> datetime | None:
@@ -127,6 +142,7 @@ def _historical(
     table: Table,
     progress: Callable[[str, int], None] | None,
     started: float,
+    decisions: tuple[Decision, ...] = (),
 ) -> BatchReport:
     """Every row before the run's upper bound, key ranges in parallel, checkpointed at each part
     (loaders/extract/resume.py): resumed from the table's checkpoint when there is one."""
@@ -190,7 +206,7 @@ def _historical(
                     position.done = True
                     continue
                 current.update(chunk=chunk, start=writer.written, max_before=max_cursor)
-                writer.write(chunk.batch)
+                writer.write(with_change_columns(chunk.batch, table, OP_SNAPSHOT, rows))
                 max_cursor = _max_cursor(table, chunk.batch, max_cursor)
                 rows += chunk.batch.num_rows
                 position.after = chunk.key_at(chunk.batch.num_rows - 1)
@@ -204,7 +220,19 @@ def _historical(
             _discard_batch(store, cp.folder)
         raise
     report = _publish(
-        settings, engine, store, table, "historical", cp.batch_id, cp.folder, parts, None, cp.upper, max_cursor, started
+        settings,
+        engine,
+        store,
+        table,
+        "historical",
+        cp.batch_id,
+        cp.folder,
+        parts,
+        None,
+        cp.upper,
+        max_cursor,
+        started,
+        decisions,
     )
     report.resumed = resumed
     return report
@@ -223,10 +251,11 @@ def _publish(
     upper: datetime,
     max_cursor: datetime | None,
     started: float,
+    decisions: tuple[Decision, ...] = (),
 ) -> BatchReport:
     """Write the manifests (publishing the batch, if it has rows), then the watermark."""
     rows = sum(p.rows for p in parts)
-    report = BatchReport(table.name, mode, None, lower=lower, upper=upper)
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper, schema=decisions)
     if rows:
         manifest = {
             "version": MANIFEST_VERSION,
@@ -247,6 +276,8 @@ def _publish(
             "columns": [
                 {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
             ],
+            "change_columns": list(CHANGE_COLUMNS),
+            "snapshot": mode == "historical",
             "row_count": rows,
             "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],
         }

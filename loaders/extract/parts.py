@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from .. import layout
 from ..config import Settings
-from ..declarations import Table
+from ..declarations import CHANGE_SEQ_COLUMN, OP_COLUMN, ROW_HASH_COLUMN, Table
 from ..manifest import Part
 from ..store import HashingWriter, ObjectStore
 
@@ -52,6 +52,18 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
     return conformed
 
 
+def with_change_columns(batch: pa.RecordBatch, table: Table, op: str, first_seq: int) -> pa.RecordBatch:
+    """A conformed batch with `_op` (`op` on every row), `_row_hash` (loaders/verify/checksum.py)
+    and `_change_seq` (`first_seq`, `first_seq + 1`, ... in batch order) appended (contract 8)."""
+    from ..verify.checksum import arrow_row_hashes
+
+    n = batch.num_rows
+    hashes = arrow_row_hashes(batch, table.columns)
+    seq = pa.array(range(first_seq, first_seq + n), pa.int64())
+    arrays = [*batch.columns, pa.array([op] * n, pa.string()), hashes, seq]
+    return pa.RecordBatch.from_arrays(arrays, schema=table.part_schema())
+
+
 def column_codecs(table: Table, codec: str) -> str | dict[str, str]:
     """The Parquet codec of each column: `codec`, except that snappy leaves CHAR(32+) columns
     (hashes and UUIDs, like Olist's hex ids) uncompressed. Snappy has no entropy coder: on
@@ -59,7 +71,8 @@ def column_codecs(table: Table, codec: str) -> str | dict[str, str]:
     (BENCHMARKS.md, session 4). zstd halves them, so with zstd every column is compressed."""
     if codec != "snappy":
         return codec
-    return {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec for c in table.columns}
+    codecs = {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec for c in table.columns}
+    return {**codecs, OP_COLUMN: codec, ROW_HASH_COLUMN: "none", CHANGE_SEQ_COLUMN: codec}
 
 
 MIN_COPY_PART_BYTES = 1024 * 1024
@@ -111,12 +124,12 @@ class PartWriter:
         self.part_rows = settings.part_rows
         self.expected_rows = expected_rows if settings.redshift_slices and expected_rows else None
         self.planned_parts: int | None = None
-        self.schema = table.arrow_schema()
+        self.schema = table.part_schema()
         # Dictionary encoding pays for short codes (statuses, states, zips); for unique ids and
         # free text it costs time and saves nothing.
         self.dictionary_columns = [
             c.name for c in table.columns if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
-        ]
+        ] + [OP_COLUMN]
         self.compression = column_codecs(table, settings.parquet_compression)
         self.parts: list[Part] = list(parts or [])
         self._sink: HashingWriter | None = None

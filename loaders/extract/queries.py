@@ -1,7 +1,9 @@
 """The SELECTs of an extract, built from parts (columns, table, hint, conditions, order, limit).
 
-Historical: every row with a cursor before the run's upper bound, read as key ranges page by
-page (keyset pagination in storage order). Current: the cursor window
+Historical: every row, whatever its cursor, read as key ranges page by page (keyset pagination
+in storage order): the batch is a snapshot of the table's keys, so the load can write a tombstone
+for every key the warehouse holds and the snapshot lacks (contract 8). A row changed while the
+snapshot is read comes again, deduplicated by its row hash, with the next current extract. Current: the cursor window
 `cursor >= watermark - lookback AND cursor < upper`, in cursor order. NULL cursors: a row whose
 cursor is NULL is taken by historical extracts only (the declared cursors are NOT NULL and kept
 by the database, so this only matters for hand-made tables).
@@ -53,13 +55,12 @@ class KeyRange:
 def extract_select(
     engine: SourceEngine, table: Table, lower: datetime | None, upper: datetime, zero_dates: bool = True
 ) -> Select:
-    """The SELECT of an extract: historical (`lower` None: every row before `upper`) or current
+    """The SELECT of an extract: historical (`lower` None: every row, a snapshot) or current
     (the cursor window, in cursor order). `zero_dates=False` selects the plain columns."""
     cursor = engine.quote(table.cursor)
     columns = tuple(engine.select_expression(table, c, zero_dates) for c in table.column_names)
     if lower is None:
-        where: tuple[str, ...] = (f"({cursor} < {engine.timestamp_literal(upper)} OR {cursor} IS NULL)",)
-        return Select(columns, engine.quote(table.name), where=where)
+        return Select(columns, engine.quote(table.name))
     where = (f"{cursor} >= {engine.timestamp_literal(lower)}", f"{cursor} < {engine.timestamp_literal(upper)}")
     return Select(columns, engine.quote(table.name), where=where, order_by=(cursor,))
 

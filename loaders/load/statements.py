@@ -6,7 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import layout
-from ..declarations import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
+from ..declarations import (
+    BATCH_ID_COLUMN,
+    CHANGE_COLUMNS,
+    CHANGE_SEQ_COLUMN,
+    LOADED_AT_COLUMN,
+    OP_COLUMN,
+    OP_DELETE,
+    OP_SNAPSHOT,
+    ROW_HASH_COLUMN,
+    Table,
+)
+from ..verify.checksum import row_hash_sql
 from ..warehouses import LOAD_LOG, Warehouse, literal, quote
 from ..warehouses.sql import timestamp
 
@@ -54,23 +65,88 @@ def bounds_condition(table: Table, bounds: BatchBounds, alias: str = "r") -> str
     return " AND ".join(conditions)
 
 
+def _stamp(loaded_at: datetime) -> str:
+    return f"CAST({literal(loaded_at.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"
+
+
 def insert_statement(
     wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime, bounds: BatchBounds | None = None
 ) -> str:
-    """New row versions only: (primary key, cursor) not yet in the raw table. With `bounds`, the
-    check reads only the raw rows in the batch's key and cursor range (docs/architecture.md,
-    contract 4): an hourly load then costs the batch, not the table."""
-    cols = [quote(c) for c in table.column_names]
-    match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, table.cursor))
+    """New row versions only: a staged row whose key already has a version with the same
+    `_row_hash` in the raw table is not inserted (contract 8: versions by content, so a
+    changed row under an unchanged cursor is new and an identical re-read adds nothing).
+    With `bounds`, the check reads only the raw rows in the batch's key and cursor range: a
+    version with the same hash has the same declared columns, cursor included, so it lies in
+    that range (docs/architecture.md, contract 4): an hourly load costs the batch, not the table."""
+    cols = [quote(c) for c in (*table.column_names, *CHANGE_COLUMNS)]
+    match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, ROW_HASH_COLUMN))
     if bounds is not None:
         match += " AND " + bounds_condition(table, bounds)
     extra = f"{quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}"
     return (
         f"INSERT INTO {wh.raw_name(table.name)} ({', '.join(cols)}, {extra})\n"
-        f"SELECT {', '.join('s.' + c for c in cols)}, {literal(batch_id)}, "
-        f"CAST({literal(loaded_at.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)\n"
+        f"SELECT {', '.join('s.' + c for c in cols)}, {literal(batch_id)}, {_stamp(loaded_at)}\n"
         f"FROM {wh.stage_name(table)} AS s\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match})"
+    )
+
+
+def legacy_stage_statement(wh: Warehouse, table: Table) -> str:
+    """A batch extracted before contract 8 has no `_op`, `_row_hash`, `_change_seq`: fill them
+    in the stage ('r', the row hash computed by the warehouse with the extract's expression, 0)."""
+    return (
+        f"UPDATE {wh.stage_name(table)} SET {quote(OP_COLUMN)} = {literal(OP_SNAPSHOT)}, "
+        f"{quote(ROW_HASH_COLUMN)} = {row_hash_sql(wh.name, table.columns)}, {quote(CHANGE_SEQ_COLUMN)} = 0"
+    )
+
+
+def latest_versions_sql(wh: Warehouse, table: Table, columns: list[str]) -> str:
+    """The latest version of every key in the raw table (contract 5 and 8: cursor desc,
+    `_batch_id` desc, `_change_seq` desc), tombstones included, with `columns` (quoted names),
+    `_op` and `_row_hash`: the same ranking as macros/latest_version.sql."""
+    keys = ", ".join(quote(k) for k in table.primary_key)
+    order = f"{quote(table.cursor)} DESC, {quote(BATCH_ID_COLUMN)} DESC, {quote(CHANGE_SEQ_COLUMN)} DESC"
+    picked = ", ".join(dict.fromkeys([*columns, quote(OP_COLUMN), quote(ROW_HASH_COLUMN)]))
+    return (
+        f"SELECT {picked} FROM (SELECT {picked}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) "
+        f"AS _version_rank FROM {wh.raw_name(table.name)}) AS ranked WHERE _version_rank = 1"
+    )
+
+
+def snapshot_tombstone_statement(
+    wh: Warehouse, table: Table, manifest: dict, batch_id: str, loaded_at: datetime
+) -> str:
+    """For a snapshot (historical) batch: a tombstone for every key whose latest version in raw
+    is not a tombstone and that the snapshot lacks (deleted in the source). Primary key set,
+    other declared columns NULL, the cursor = the extract's upper bound (the detection time),
+    `_op` 'd', `_change_seq` after the batch's rows (contract 8)."""
+    raw = wh.raw_name(table.name)
+    keys = [quote(k) for k in table.primary_key]
+    upper = manifest["cursor"]["upper"].replace("T", " ")
+    detected = f"CAST({literal(upper)} AS TIMESTAMP)"
+    fields = []
+    for c in table.columns:
+        if c.name in table.primary_key:
+            fields.append(f"l.{quote(c.name)}")
+        elif c.name == table.cursor:
+            fields.append(f"{detected} AS {quote(c.name)}")
+        else:
+            fields.append(f"CAST(NULL AS {c.type.sql(wh.name)}) AS {quote(c.name)}")
+    absent = " AND ".join(f"s.{k} = l.{k}" for k in keys)
+    gone = (
+        f"SELECT {', '.join(fields)}, ROW_NUMBER() OVER (ORDER BY {', '.join('l.' + k for k in keys)}) AS n\n"
+        f"FROM ({latest_versions_sql(wh, table, keys)}) AS l\n"
+        f"WHERE COALESCE(l.{quote(OP_COLUMN)}, 'r') <> {literal(OP_DELETE)}\n"
+        f"AND NOT EXISTS (SELECT 1 FROM {wh.stage_name(table)} AS s WHERE {absent})"
+    )
+    cols = [quote(c) for c in table.column_names]
+    return (
+        f"INSERT INTO {raw} ({', '.join(cols)}, {quote(OP_COLUMN)}, {quote(ROW_HASH_COLUMN)}, "
+        f"{quote(CHANGE_SEQ_COLUMN)}, {quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)})\n"
+        f"SELECT {', '.join('g.' + c for c in cols)}, {literal(OP_DELETE)}, "
+        f"{row_hash_sql(wh.name, table.columns, 'g')}, {int(manifest['row_count'])} + g.n, "
+        f"{literal(batch_id)}, {_stamp(loaded_at)}\n"
+        f"FROM (\n{gone}\n) AS g"
     )
 
 
@@ -103,12 +179,19 @@ def batch_statements(
     batch_id = manifest["batch_id"]
     inserted = f"(SELECT count(*) FROM {wh.raw_name(table.name)} WHERE {quote(BATCH_ID_COLUMN)} = {literal(batch_id)})"
     lock = wh.lock_statement()
+    snapshot = (
+        [snapshot_tombstone_statement(wh, table, manifest, batch_id, loaded_at)] if manifest.get("snapshot") else []
+    )
     return {
         "begin": [lock] if lock else [],
         "check": [f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"],
         "stage": [wh.create_stage_statement(table), *wh.fill_stage_statements(table, manifest, folder)],
+        "after_stage": [] if manifest.get("change_columns") else [legacy_stage_statement(wh, table)],
         "bounds": [bounds_statement(wh, table)],
-        "insert": [insert_statement(wh, table, batch_id, loaded_at, bounds)],
+        "insert": [
+            insert_statement(wh, table, batch_id, loaded_at, bounds),
+            *snapshot,
+        ],
         "log": [log_statement(wh, manifest, wh.store.uri(layout.batch_manifest(folder)), inserted, loaded_at)],
         "end": [f"DROP TABLE {wh.stage_name(table)}"],
     }

@@ -33,6 +33,9 @@ class SQLiteSource(SourceEngine):
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"source database {self.path}: {_reason(exc)}") from None
+        from ..verify.checksum import register_sqlite
+
+        register_sqlite(conn)  # md5() and hex_int() for `dwh verify` (SQLite has no MD5)
         return conn
 
     def execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:

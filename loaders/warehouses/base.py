@@ -13,13 +13,28 @@ from typing import Any, ClassVar
 from .. import layout
 from ..config import Settings, WarehouseName
 from ..dbapi import fetch, transaction
-from ..declarations import BATCH_ID_COLUMN, LOADED_AT_COLUMN, Table
+from ..declarations import (
+    BATCH_ID_COLUMN,
+    CHANGE_COLUMNS,
+    CHANGE_SEQ_COLUMN,
+    LOADED_AT_COLUMN,
+    OP_COLUMN,
+    ROW_HASH_COLUMN,
+    Table,
+)
 from ..store import ObjectStore
 from .sql import literal, quote
 
 log = logging.getLogger("loaders.warehouses")
 LOAD_LOG = "_load_log"
 FUNNEL_TABLE = "funnel_events"
+
+
+def part_columns(table: Table, manifest: dict) -> list[str]:
+    """The columns a batch's parts hold, in order: the declared ones, then `_op`, `_row_hash`
+    and `_change_seq` unless the batch was extracted before contract 8 (the load then fills
+    them, loaders/load/statements.py)."""
+    return [*table.column_names, *manifest.get("change_columns", [])]
 
 
 class WarehouseError(RuntimeError):
@@ -56,6 +71,7 @@ class Warehouse:
             + ",\n    ".join(
                 self.column_defs(table)
                 + [f"{quote(BATCH_ID_COLUMN)} VARCHAR(64) NOT NULL", f"{quote(LOADED_AT_COLUMN)} TIMESTAMP NOT NULL"]
+                + self.change_column_defs()
             )
             + "\n)"
             + self.table_options(table),
@@ -72,6 +88,46 @@ class Warehouse:
             ")",
         ]
 
+    def change_column_defs(self) -> list[str]:
+        """`_op`, `_row_hash`, `_change_seq` (contract 8). Nullable: a raw table made before
+        them gets them by `migrate_statements`, which fills the old rows."""
+        return [
+            f"{quote(OP_COLUMN)} VARCHAR(1)",
+            f"{quote(ROW_HASH_COLUMN)} VARCHAR(32)",
+            f"{quote(CHANGE_SEQ_COLUMN)} BIGINT",
+        ]
+
+    def raw_columns(self, table: Table) -> list[str]:
+        """The columns the raw table has now, in order (empty if it does not exist)."""
+        return [
+            r[0]
+            for r in self.execute(
+                f"SELECT column_name FROM information_schema.columns WHERE table_schema = {literal(self.schema)} "
+                f"AND table_name = {literal(table.name)} ORDER BY ordinal_position"
+            )
+        ]
+
+    def migrate_statements(self, table: Table) -> list[str]:
+        """Statements that bring a raw table made before contract 8 up to date: add `_op`,
+        `_row_hash` and `_change_seq`, and fill them for the rows already there ('r', the row
+        hash computed here with the same expression as at extract, 0). Empty when up to date."""
+        present = set(self.raw_columns(table))
+        if not present or ROW_HASH_COLUMN in present:
+            return []
+        from ..verify.checksum import row_hash_sql
+
+        name = self.raw_name(table.name)
+        adds = [
+            f"ALTER TABLE {name} ADD COLUMN {d}"
+            for d, c in zip(self.change_column_defs(), CHANGE_COLUMNS, strict=True)
+            if c not in present
+        ]
+        return [
+            *adds,
+            f"UPDATE {name} SET {quote(OP_COLUMN)} = 'r', "
+            f"{quote(ROW_HASH_COLUMN)} = {row_hash_sql(self.name, table.columns)}, {quote(CHANGE_SEQ_COLUMN)} = 0",
+        ]
+
     def table_options(self, table: Table) -> str:
         """Physical design appended to CREATE TABLE (Redshift: DISTKEY/SORTKEY)."""
         return ""
@@ -80,8 +136,11 @@ class Warehouse:
         return quote(f"stage__{table.name}")
 
     def create_stage_statement(self, table: Table) -> str:
+        """The stage table: the declared columns and `_op`, `_row_hash`, `_change_seq`."""
         return (
-            f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    " + ",\n    ".join(self.column_defs(table)) + "\n)"
+            f"CREATE TEMPORARY TABLE {self.stage_name(table)} (\n    "
+            + ",\n    ".join(self.column_defs(table) + self.change_column_defs())
+            + "\n)"
         )
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:

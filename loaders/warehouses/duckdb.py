@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import layout
 from ..declarations import Table
-from .base import FUNNEL_TABLE, Warehouse, WarehouseError
+from .base import FUNNEL_TABLE, Warehouse, WarehouseError, part_columns
 from .sql import literal, quote
 
 
@@ -43,7 +43,7 @@ class DuckDBWarehouse(Warehouse):
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
         files = ", ".join(literal(self.store.uri(f"{folder}/{p['path']}")) for p in manifest["parts"])
-        cols = ", ".join(quote(c) for c in table.column_names)
+        cols = ", ".join(quote(c) for c in part_columns(table, manifest))
         return [f"INSERT INTO {self.stage_name(table)} ({cols}) SELECT {cols} FROM read_parquet([{files}])"]
 
     def publish_funnel(self) -> str:

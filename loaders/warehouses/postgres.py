@@ -13,7 +13,7 @@ import pyarrow as pa
 from .. import layout
 from ..declarations import Table
 from .arrow_copy import copy_parquet
-from .base import FUNNEL_TABLE, Warehouse, WarehouseError
+from .base import FUNNEL_TABLE, Warehouse, WarehouseError, part_columns
 from .sql import literal, quote
 
 FUNNEL_LOG = "_funnel_log"
@@ -55,7 +55,7 @@ class PostgresWarehouse(Warehouse):
         ]
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
-        cols = ", ".join(quote(c) for c in table.column_names)
+        cols = ", ".join(quote(c) for c in part_columns(table, manifest))
         return [f"COPY {self.stage_name(table)} ({cols}) FROM STDIN WITH (FORMAT csv)"]
 
     def fill_stage(self, table: Table, manifest: dict, folder: str) -> None:

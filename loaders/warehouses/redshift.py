@@ -8,7 +8,7 @@ import json
 from .. import layout
 from ..config import ConfigError
 from ..declarations import Table
-from .base import LOAD_LOG, Warehouse, WarehouseError
+from .base import LOAD_LOG, Warehouse, WarehouseError, part_columns
 from .sql import literal, quote
 
 
@@ -28,8 +28,9 @@ class RedshiftWarehouse(Warehouse):
         if not self.settings.redshift_iam_role:
             raise ConfigError("DWH_REDSHIFT_IAM_ROLE is not set: COPY needs the ARN of a role Redshift can assume")
         manifest_uri = self.store.uri(layout.batch_copy_manifest(folder))
+        cols = ", ".join(quote(c) for c in part_columns(table, manifest))
         return [
-            f"COPY {self.stage_name(table)}\n"
+            f"COPY {self.stage_name(table)} ({cols})\n"
             f"FROM {literal(manifest_uri)}\n"
             f"IAM_ROLE {literal(self.settings.redshift_iam_role)}\n"
             "FORMAT AS PARQUET\n"

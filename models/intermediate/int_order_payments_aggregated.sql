@@ -1,13 +1,23 @@
 -- Payments per order: total paid, how many payments, the installments and the main means of payment.
--- Incremental per order: orders with a row loaded since the newest loaded_at here are redone.
-{{ config(unique_key='order_id') }}
+-- Incremental per order: orders with a row loaded (or deleted) since the newest loaded_at here are
+-- redone; an order whose rows are all deleted is removed (macros/deletes.sql).
+{{
+    config(
+        unique_key='order_id',
+        post_hook="{{ drop_vanished('order_id', [['order_payments', 'order_id', 'stg_olist__order_payments', 'order_id']]) }}",
+    )
+}}
 
 with
 
 payments as (
     select * from {{ ref('stg_olist__order_payments') }}
     {% if is_incremental() %}
-        where order_id in ({{ newly_loaded('stg_olist__order_payments', 'order_id') }})
+        where order_id in (
+                {{ newly_loaded('stg_olist__order_payments', 'order_id') }}
+                union
+                {{ deleted_keys('order_payments', 'order_id', 'loaded_at') }}
+            )
     {% endif %}
 ),
 

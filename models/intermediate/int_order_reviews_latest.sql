@@ -1,13 +1,23 @@
 -- The latest review per order (an order can have several; a review can cover several orders).
--- Incremental per order: orders with a row loaded since the newest loaded_at here are redone.
-{{ config(unique_key='order_id') }}
+-- Incremental per order: orders with a row loaded (or deleted) since the newest loaded_at here are
+-- redone; an order whose rows are all deleted is removed (macros/deletes.sql).
+{{
+    config(
+        unique_key='order_id',
+        post_hook="{{ drop_vanished('order_id', [['order_reviews', 'order_id', 'stg_olist__order_reviews', 'order_id']]) }}",
+    )
+}}
 
 with
 
 reviews as (
     select * from {{ ref('stg_olist__order_reviews') }}
     {% if is_incremental() %}
-        where order_id in ({{ newly_loaded('stg_olist__order_reviews', 'order_id') }})
+        where order_id in (
+                {{ newly_loaded('stg_olist__order_reviews', 'order_id') }}
+                union
+                {{ deleted_keys('order_reviews', 'order_id', 'loaded_at') }}
+            )
     {% endif %}
 ),
 

@@ -1,14 +1,24 @@
 -- One location per zip prefix: geolocation has several rows per prefix and exact duplicates,
 -- so it is reduced here before anything joins it (joining it raw fans out).
--- Incremental: a run recomputes the prefixes with a row loaded since the newest loaded_at here.
-{{ config(unique_key='zip_code_prefix') }}
+-- Incremental: a run recomputes the prefixes with a row loaded (or deleted) since the newest loaded_at
+-- here; a prefix whose rows are all deleted is removed (macros/deletes.sql).
+{{
+    config(
+        unique_key='zip_code_prefix',
+        post_hook="{{ drop_vanished('zip_code_prefix', [['geolocation', 'geolocation_zip_code_prefix', 'stg_olist__geolocation', 'zip_code_prefix', 'geolocation_id']]) }}",
+    )
+}}
 
 with
 
 geolocation as (
     select * from {{ ref('stg_olist__geolocation') }}
     {% if is_incremental() %}
-        where zip_code_prefix in ({{ newly_loaded('stg_olist__geolocation', 'zip_code_prefix') }})
+        where zip_code_prefix in (
+                {{ newly_loaded('stg_olist__geolocation', 'zip_code_prefix') }}
+                union
+                {{ deleted_keys('geolocation', 'geolocation_zip_code_prefix', 'loaded_at', via='geolocation_id') }}
+            )
     {% endif %}
 ),
 

@@ -1,5 +1,11 @@
--- Incremental on the declared primary key, as named here.
-{{ config(unique_key='category_name') }}
+-- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
+-- version a tombstone) is removed after each run (macros/deletes.sql).
+{{
+    config(
+        unique_key='category_name',
+        post_hook="{{ drop_deleted_keys('product_category_name_translation', ['category_name']) }}",
+    )
+}}
 
 with
 

@@ -1,0 +1,1 @@
+"""dwh verify: the warehouse compared with the source (docs/verify.md)."""
