@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCALE  ?= 0.05
 
-.PHONY: install demo test lint browser bench-extract bench-incremental bench-funnel bench-parts clean lock
+.PHONY: install demo test lint browser bench-extract bench-incremental bench-hourly bench-funnel bench-parts clean lock
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ bench-extract: install
 
 bench-incremental: install
 	$(BIN)/python bench/incremental.py --scale 10
+
+## One hourly run (extract, load, build) at scale 1 and 10, MariaDB -> DuckDB and PostgreSQL
+bench-hourly: install
+	$(BIN)/python bench/hourly.py --scales 1 10 --runs 5
 
 ## COPY parts of a historical order_items batch for 2, 4 and 16 Redshift slices
 bench-parts: install

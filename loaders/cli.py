@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast, get_args
 
@@ -39,6 +40,18 @@ def _progress(message: str) -> None:
 
 def _settings(ctx: click.Context, **overrides: object) -> Settings:
     return Settings.from_env(**{**ctx.obj["overrides"], **overrides})
+
+
+def _exclusive(settings: Settings, work: Callable[[], object]) -> None:
+    """Run `work` holding the warehouse's run lock (loaders/runlock.py); when another run still
+    holds it after DWH_LOCK_WAIT_SECONDS, print one line and return (exit status 0)."""
+    from .runlock import SKIPPED, run_lock
+
+    with run_lock(settings) as held:
+        if not held:
+            click.echo(SKIPPED)
+            return
+        work()
 
 
 def _log_format() -> LogFormat:
@@ -207,7 +220,9 @@ def extract(ctx, mode, tables) -> None:
     leaves CHAR(32+) id columns uncompressed, zstd compresses every column). For Redshift,
     DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
     to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
-    incremental batches keep DWH_PART_ROWS.
+    incremental batches keep DWH_PART_ROWS. Several tables are extracted at once within
+    DWH_MAX_MEMORY_MB (1024), each still one batch. A killed historical extract resumes from its
+    last finished part on the next historical or auto extract.
 
     Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
     evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
@@ -252,8 +267,11 @@ def load(ctx, tables) -> None:
     A batch whose parts or manifest do not check out, or that the warehouse refuses, is set
     aside: nothing of it is loaded, its table's later batches wait, the other tables load, the
     command exits 1 naming it, and every later load tries it again (see `dwh batches`).
+    One load, build or run at a time per warehouse: another one waits up to
+    DWH_LOCK_WAIT_SECONDS (60), then prints "another run holds the warehouse; skipped" and exits 0.
     """
-    pipeline.load(_settings(ctx), _reporter(), list(tables))
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.load(settings, _reporter(), list(tables)))
 
 
 @main.group()
@@ -315,8 +333,13 @@ def build(ctx, dbt_args) -> None:
     Extra arguments go to dbt build, e.g. `--select staging` or `--full-refresh`. A stale raw
     table (no orders loaded for 12 hours), a failing test or a broken contract stops the build;
     everything downstream of a failing gate is skipped, so the BI views keep their last good state.
+    Waits for (or skips on) another load, build or run like `dwh load`. Data tests on incremental
+    models and raw tables read only the rows loaded since the last build (minus lookback_hours);
+    every test reads whole tables on a whole build: the first, --full-refresh, DWH_BUILD_SCOPE=all,
+    an explicit selection, and at least every DWH_FULL_TESTS_HOURS (24).
     """
-    pipeline.build(_settings(ctx), _reporter(), list(dbt_args))
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.build(settings, _reporter(), list(dbt_args)))
 
 
 @main.group()
@@ -487,17 +510,24 @@ def dashboard(ctx, out) -> None:
 @TABLES
 @click.pass_context
 def run(ctx, tables) -> None:
-    """One scheduled run: convert new funnel files, extract (auto mode), load, dbt build, a
-    verify-and-repair when due, and write the dashboard (data/dashboard.html).
+    """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
+    dbt build, a verify-and-repair when due, and write the dashboard (data/dashboard.html).
 
     DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
     when the last verify is older than that, and after a historical extract; its cost (time,
     bytes read from the source) is printed.
 
+    \b
     A failed funnel file, table extract or set-aside batch costs only itself: every stage runs,
     the build takes what did load, and the run exits 1 with one line naming every failure.
+    Overlap: a run waits up to DWH_LOCK_WAIT_SECONDS (60) for another load, build or run on the
+    same warehouse, then prints "another run holds the warehouse; skipped" and exits 0.
+    Litter: unpublished batch folders and funnel temporary files older than
+    DWH_LITTER_AGE_HOURS (6) that killed runs left are removed and counted; a batch being written
+    or resumed is never touched.
     """
-    pipeline.run(_settings(ctx), _reporter(), list(tables))
+    settings = _settings(ctx)
+    _exclusive(settings, lambda: pipeline.run(settings, _reporter(), list(tables)))
 
 
 @main.command()

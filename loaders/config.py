@@ -100,6 +100,13 @@ class Settings:
     page_rows: int = 32_768  # a historical extract reads each key range in pages of up to this many rows
     extract_streams: int = 2  # key ranges read in parallel, each over its own connection
     parquet_compression: Compression = "snappy"
+    # Tables extracted at once are as many as fit this budget (loaders/extract/parallel.py)
+    max_memory_mb: int = 1024
+    # Overlapping runs (loaders/runlock.py): wait this long for the warehouse, then skip
+    lock_wait_seconds: int = 60
+    # A later run removes unpublished batch folders and funnel temporary files older than this
+    # (loaders/litter.py); a batch being written or resumed is never touched
+    litter_age_hours: float = 6.0
     # Source schema drift: "evolve" (new columns and widenings reach raw) or "freeze" (stop)
     schema_changes: SchemaChanges = "evolve"
     # `dwh run` verifies and repairs every table this often (`24h`, `30m`, `3600s`, `0` = never),
@@ -114,6 +121,9 @@ class Settings:
     # dbt: "changed" builds only what is downstream of data loaded since the last build
     # (loaders/build/scope.py); "all" builds the whole project every time
     build_scope: BuildScope = "changed"
+    # At least this often `dwh build` builds the whole project and runs every data test over
+    # whole tables; between, tests see only the rows of the run (macros/tests/changed_rows.sql)
+    full_tests_hours: float = 24.0
     # Output: "json" prints every report line, unit outcome and log record as one JSON object
     log_format: LogFormat = "text"
     # CloudWatch namespace of the load job's freshness metric (loaders/aws/metrics.py); empty: none
@@ -150,11 +160,17 @@ class Settings:
             "batch_rows",
             "page_rows",
             "extract_streams",
+            "max_memory_mb",
+            "lock_wait_seconds",
             "redshift_slices",
             "copy_part_bytes",
         ):
-            if getattr(self, name) < (0 if name in ("lookback_seconds", "redshift_slices") else 1):
+            if getattr(self, name) < (0 if name in ("lookback_seconds", "lock_wait_seconds", "redshift_slices") else 1):
                 raise ConfigError(f"DWH_{name.upper()}={getattr(self, name)} is out of range")
+        if self.full_tests_hours < 0:
+            raise ConfigError(f"DWH_FULL_TESTS_HOURS={self.full_tests_hours} is out of range")
+        if self.litter_age_hours < 1:
+            raise ConfigError(f"DWH_LITTER_AGE_HOURS={self.litter_age_hours} is below 1: an extract may still write it")
         self.verify_every_seconds  # noqa: B018 - raises ConfigError on a bad value
         if not 0 <= self.funnel_max_reject_ratio <= 1:
             raise ConfigError(f"DWH_FUNNEL_MAX_REJECT_RATIO={self.funnel_max_reject_ratio} must be between 0 and 1")

@@ -6,7 +6,9 @@ Each function here is a thin sequence over the stage packages; the CLI is a thin
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -16,6 +18,7 @@ from typing import Any, Literal
 from . import layout
 from .build import DbtReport, run_dbt
 from .config import Settings
+from .console import NoTask
 from .declarations import DeclarationError, Table, select_tables
 from .errors import USER_ERRORS
 from .extract import BatchReport, ExtractError, extract_table, read_watermark
@@ -71,11 +74,13 @@ def load_source(
 def extract(
     settings: Settings, rep: Reporter, mode: ExtractMode = "auto", tables: list[str] | None = None
 ) -> list[BatchReport]:
-    """`dwh extract`: one batch per table into the object store.
+    """`dwh extract`: one batch per table into the object store, as many tables at once as fit
+    DWH_MAX_MEMORY_MB (loaders/extract/parallel.py); the reports come back in table order.
 
-    A table whose extract fails costs only itself (contract 13): its batch folder is removed,
-    its watermark stays, the failure is one line and a `failed` unit, and the next tables go
-    on. Raises RunFailed naming every failed table after the last one.
+    A table whose extract fails costs only itself (contract 13): its batch folder is removed
+    (a historical extract keeps what its checkpoint records, to resume), its watermark stays,
+    the failure is one line and a `failed` unit, and the other tables go on. Raises RunFailed
+    naming every failed table after the last one.
 
     With DWH_CAPTURE=binlog, `auto` and `current` read each table's row events from its stored
     binary-log position up to the log's end at the run's start (loaders/extract/capture.py); a
@@ -83,9 +88,11 @@ def extract(
     (a consistent snapshot that records its position) instead, announced in one line; a schema
     change stops only its table.
     """
+    from .extract.diagnose import panics_silenced
+    from .extract.parallel import memory_estimate_mb, run_within_budget
+
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
-    reports = []
     since = len(rep.run.outcomes)
     with open_source(settings.source_url) as engine, recording(rep.run, StoreHistory(store)):
         rep.stage(
@@ -99,36 +106,90 @@ def extract(
             require_mysql(engine)
             upper = engine.now()
             end = current_position(engine)  # fixed for the whole run: the changes up to here
-        for table in selected:
-            try:
-                with rep.run.unit("extract", table.name) as unit:
-                    table_mode: Mode = (
-                        ("current" if read_watermark(store, table) else "historical") if mode == "auto" else mode
-                    )
-                    if end is not None and upper is not None:
-                        report = _capture(settings, rep, engine, store, table, mode, end, upper)
+        cost = lambda t: memory_estimate_mb(t, _mode_guess(store, t, mode), settings)
+        alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > settings.max_memory_mb
+        order = {t.name: i for i, t in enumerate(selected)}
+        outcomes: dict[int, tuple[Table, BatchReport | Exception]] = {}
+        shown = [0]
+        lock = threading.Lock()
+
+        def work(table: Table) -> BatchReport | None:
+            result = _extract_one(settings, rep, store, table, mode, progress_bar=alone, end=end, upper=upper)
+            with lock:  # each table's line in table order, as soon as the tables before it are done
+                outcomes[order[table.name]] = (table, result)
+                while shown[0] in outcomes:
+                    done_table, done = outcomes[shown[0]]
+                    if isinstance(done, SchemaChangeError):  # this table stops (contract 12)
+                        _schema_changes(rep, done.plan.decisions if done.plan else ())
+                        unit_failed(rep, done_table.name, done)
+                    elif isinstance(done, Exception):
+                        unit_failed(rep, done_table.name, done)
                     else:
-                        total = (
-                            engine.estimate_rows(table) if rep.shows_progress and table_mode == "historical" else None
-                        )
-                        with rep.task(f"extract {table.name}", total) as task:
-                            report = extract_table(
-                                settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
-                            )
-                    unit.rows, unit.bytes = report.rows, report.bytes
-                    unit.batch_ids = [report.batch_id] if report.batch_id else []
-            except SchemaChangeError as exc:  # this table stops, the others go on (contract 12)
-                _schema_changes(rep, exc.plan.decisions if exc.plan else ())
-                unit_failed(rep, table.name, exc)
-                continue
-            except Exception as exc:
-                unit_failed(rep, table.name, exc)
-                continue
-            _schema_changes(rep, report.schema)
-            rep.extract(report)
-            reports.append(report)
-    rep.run.check(since, reports)
+                        _schema_changes(rep, done.schema)
+                        rep.extract(done)
+                    shown[0] += 1
+            return None if isinstance(result, Exception) else result
+
+        # one capture of native panic output for every table's thread (loaders/extract/diagnose.py)
+        with panics_silenced():
+            done, _ = run_within_budget(selected, cost, settings.max_memory_mb, work)
+    reports = [r for r in done if r is not None]
+    failed = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
+    if failed:  # named in table order, whichever thread started first
+        raise RunFailed(sorted(failed, key=lambda o: order.get(o.unit, len(order))), reports=reports)
     return reports
+
+
+def _mode_guess(store: ObjectStore, table: Table, mode: ExtractMode) -> Mode:
+    """The mode a table's extract will run in, for its memory estimate (historical, the larger,
+    when its state cannot be read: the extract itself then reports why)."""
+    try:
+        return auto_mode(store, table) if mode == "auto" else mode
+    except Exception:
+        return "historical"
+
+
+def _extract_one(
+    settings: Settings,
+    rep: Reporter,
+    store: ObjectStore,
+    table: Table,
+    mode: ExtractMode,
+    progress_bar: bool,
+    end: Position | None = None,
+    upper: datetime | None = None,
+) -> BatchReport | Exception:
+    """One table's extract as one unit of the run, on its own source connection: its report, or
+    the exception that failed it (the unit is recorded `failed`). Progress bars only when the
+    tables run one at a time (a terminal shows one at once). With `end` and `upper` (binlog
+    capture, fixed at the run's start) the table's row events up to `end` are read instead."""
+    try:
+        with rep.run.unit("extract", table.name) as unit, open_source(settings.source_url) as engine:
+            if end is not None and upper is not None:
+                report = _capture(settings, rep, engine, store, table, mode, end, upper)
+                unit.rows, unit.bytes = report.rows, report.bytes
+                unit.batch_ids = [report.batch_id] if report.batch_id else []
+                return report
+            table_mode: Mode = auto_mode(store, table) if mode == "auto" else mode
+            show = progress_bar and rep.shows_progress
+            total = engine.estimate_rows(table) if show and table_mode == "historical" else None
+            with rep.task(f"extract {table.name}", total) if show else nullcontext(NoTask()) as task:
+                report = extract_table(
+                    settings, engine, store, table, table_mode, progress=lambda _t, n: task.update(n)
+                )
+            unit.rows, unit.bytes = report.rows, report.bytes
+            unit.batch_ids = [report.batch_id] if report.batch_id else []
+    except Exception as exc:
+        return exc
+    return report
+
+
+def auto_mode(store: ObjectStore, table: Table) -> Mode:
+    """`historical` for a table with no watermark yet or with a historical extract to resume
+    (loaders/extract/resume.py), else `current`."""
+    from .extract.resume import has_checkpoint
+
+    return "current" if read_watermark(store, table) and not has_checkpoint(store, table) else "historical"
 
 
 def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
@@ -297,7 +358,7 @@ def build(
     (loaders/build/scope.py); `scope="all"`, DWH_BUILD_SCOPE=all, --full-refresh or an explicit
     selection build the whole project or that selection.
     """
-    from .build.scope import is_partial, now, plan, record_build
+    from .build.scope import FULL_TESTS, is_partial, now, plan, record_build, with_vars
 
     extra = list(extra or [])
     started = now()
@@ -329,8 +390,10 @@ def build(
     for args in preparations:
         rep.dbt(run_dbt(settings, args, quiet=True))
     selecting = ["--select", " ".join(selection)] if selection else []
+    # a partial build tests the rows of this run only; a whole one every row (changed_rows.sql)
+    testing = extra if selection else with_vars(extra, FULL_TESTS)
     with history(), rep.run.unit("build", "dbt build") as unit:
-        report = run_dbt(settings, ["build", *extra, *selecting], quiet=True)
+        report = run_dbt(settings, ["build", *testing, *selecting], quiet=True)
         unit.rows = len(report.results)
         with open_warehouse(settings, store) as wh, wh.transaction():
             if not is_partial(extra):  # a complete build: the next one starts from here
@@ -461,9 +524,18 @@ def _repair_static_docs(page: Path) -> None:
     page.write_text(text, encoding="utf-8")
 
 
+def sweep_litter(settings: Settings, rep: Reporter) -> None:
+    """Remove what killed runs left in the store, once older than DWH_LITTER_AGE_HOURS
+    (loaders/litter.py), and say how much."""
+    from .litter import sweep
+
+    store = ObjectStore(settings.store_url, settings)
+    rep.echo(sweep(store, settings.litter_age_hours).describe())
+
+
 def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> None:
-    """One scheduled run: convert new funnel files, extract what changed, load it, build, and
-    write the dashboard.
+    """One scheduled run: remove old litter, convert new funnel files, extract what changed, load
+    it, build, and write the dashboard.
 
     Every stage runs whatever failed before it (contract 13): a funnel file over its reject
     ratio, a table whose extract fails, a batch set aside or an unreachable source cost only
@@ -482,6 +554,7 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
             rep.echo(f"  verify-and-repair cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
 
     stages: list[tuple[str, Callable[[], object]]] = [
+        ("litter", lambda: sweep_litter(settings, rep)),
         ("funnel convert", lambda: funnel_convert(settings, rep)),
         ("extract", lambda: extracted.extend(extract(settings, rep, "auto", tables))),
         ("load", lambda: load(settings, rep, tables)),

@@ -61,7 +61,7 @@ class Reporter:
             return
         self.echo(
             f"  {r.table:<34} {r.rows:>10,} rows  {mb(r.bytes):>9}  {len(r.parts)} part(s)  "
-            f"{r.seconds:6.1f}s  -> {r.manifest}"
+            f"{r.seconds:6.1f}s  -> {r.manifest}{'  (resumed)' if r.resumed else ''}"
         )
 
     def load(self, r: BatchLoadReport) -> None:

@@ -10,6 +10,7 @@ the run history (issue 16) persists them; the run's summary and exit status come
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Run:
     run_id: str = field(default_factory=new_run_id)
     outcomes: list[UnitOutcome] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextmanager
     def unit(self, stage: Stage, name: str) -> Iterator[UnitOutcome]:
@@ -81,8 +83,9 @@ class Run:
         caller decides whether the run goes on. A unit may set its own final status (for
         example `skipped`) before it ends.
         """
-        outcome = UnitOutcome(self.run_id, stage, name, utcnow(), seq=len(self.outcomes))
-        self.outcomes.append(outcome)
+        with self._lock:  # units of several tables may start at once (loaders/extract/parallel.py)
+            outcome = UnitOutcome(self.run_id, stage, name, utcnow(), seq=len(self.outcomes))
+            self.outcomes.append(outcome)
         self._notify(outcome)
         try:
             yield outcome

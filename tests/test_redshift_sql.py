@@ -106,6 +106,9 @@ class _Cursor:
             )
         elif sql.startswith('SELECT 1 FROM "raw"."_load_log"'):
             self.description, self._rows = [("x",)], [(1,)] if self.conn.logged else []
+        elif sql.startswith("SELECT min("):  # the staged batch's bounds
+            self.description = [("k",)] * 5
+            self._rows = [("0" * 32, "f" * 32, datetime(2018, 1, 1, 10), datetime(2018, 1, 1, 11, 30, 0, 250), 0)]
         elif sql.startswith("SELECT rows_inserted"):
             self.description, self._rows = [("n",)], [(7,)]
 
@@ -144,6 +147,15 @@ def test_load_runs_copy_insert_and_log_in_one_transaction(extracted):
     assert "'d'" in [s for s in inside if s.startswith("INSERT")][1]
     assert any(s.startswith('DROP TABLE "stage__orders"') for s in inside)
     assert inside[-1].startswith("SELECT rows_inserted")  # read back before COMMIT
+    # The existence check reads only the batch's range: the cursor is the sort key (zone maps).
+    insert = [s for s in inside if s.startswith('INSERT INTO "raw"."orders"')][0]  # then the tombstones
+    assert inside.index(insert) > inside.index(next(s for s in inside if s.startswith("SELECT min(")))
+    assert (
+        "r.\"order_id\" BETWEEN '00000000000000000000000000000000' AND 'ffffffffffffffffffffffffffffffff' AND "
+        "r.\"updated_at\" BETWEEN CAST('2018-01-01 10:00:00.000000' AS TIMESTAMP) AND "
+        "CAST('2018-01-01 11:30:00.000250' AS TIMESTAMP))"
+    ) in insert
+    _parse_redshift(insert)
 
 
 def test_batch_in_the_log_is_skipped_without_copy(extracted):

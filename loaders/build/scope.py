@@ -17,6 +17,8 @@ not recorded as a complete build. After changing models or seeds, build with
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +44,7 @@ PARTIAL_FLAGS = {
 SELECTING_FLAGS = PARTIAL_FLAGS | {"--full-refresh", "-f"}
 OLIST_SOURCE = layout.SOURCE  # the dbt source of the declared tables
 FUNNEL_SELECTOR = "source:funnel.funnel_events+"
+WHOLE = "(all)"  # the selection recorded for a build of the whole project
 
 
 def now() -> datetime:
@@ -100,7 +103,7 @@ def record_build(wh: Warehouse, started_at: datetime, selection: list[str] | Non
     stamp = lambda t: f"CAST({literal(t.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"
     wh.execute(
         f"INSERT INTO {wh.raw_name(BUILD_LOG)} (started_at, finished_at, selection) VALUES "
-        f"({stamp(started_at)}, {stamp(now())}, {literal(' '.join(selection or ['(all)'])[:4096])})"
+        f"({stamp(started_at)}, {stamp(now())}, {literal(' '.join(selection or [WHOLE])[:4096])})"
     )
 
 
@@ -125,11 +128,42 @@ def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
     return selectors
 
 
+def last_whole_build(wh: Warehouse) -> datetime | None:
+    """When the last build of the whole project (with every test over whole tables) started."""
+    _ensure_log(wh)
+    rows = wh.execute(f"SELECT max(started_at) FROM {wh.raw_name(BUILD_LOG)} WHERE selection = {literal(WHOLE)}")
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
 def plan(wh: Warehouse, settings: Settings, extra: list[str], scope: str) -> list[str] | None:
-    """None: build everything. []: nothing new, no build. Else: the selectors to build."""
+    """None: build everything. []: nothing new, no build. Else: the selectors to build.
+
+    The whole project is also built, with every data test over whole tables, when the last such
+    build is more than DWH_FULL_TESTS_HOURS old (the daily cadence of full-table tests;
+    macros/tests/changed_rows.sql)."""
     if scope == "all" or is_explicit(extra):
         return None
     previous = last_build(wh)
     if previous is None:
         return None
+    whole = last_whole_build(wh)
+    if whole is None or now() - whole >= timedelta(hours=settings.full_tests_hours):
+        return None
     return changed_selectors(wh, previous - timedelta(hours=lookback_hours(settings, extra)))
+
+
+def with_vars(extra: list[str], values: Mapping[str, object]) -> list[str]:
+    """The dbt arguments with `values` added to their --vars (merged into one given, if any)."""
+    out = list(extra)
+    for i, arg in enumerate(out):
+        if arg == "--vars" and i + 1 < len(out):
+            out[i + 1] = json.dumps({**(yaml.safe_load(out[i + 1]) or {}), **values})
+            return out
+        if arg.startswith("--vars="):
+            out[i] = "--vars=" + json.dumps({**(yaml.safe_load(arg.split("=", 1)[1]) or {}), **values})
+            return out
+    return [*out, "--vars", json.dumps(values)]
+
+
+FULL_TESTS = {"test_scope": "all"}
+"""The dbt var that runs every data test over whole tables (macros/tests/changed_rows.sql)."""

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import layout
@@ -30,7 +31,9 @@ from ..sources import SourceEngine
 from ..store import ObjectStore
 from .diagnose import panics_silenced
 from .parts import ExtractError, PartWriter, with_change_columns
-from .readers import read_rows
+from .queries import KeyRange
+from .readers import plan_ranges, read_chunks, read_rows
+from .resume import Checkpoint, has_checkpoint, read_checkpoint, storable, tidy_folder, write_checkpoint
 from .watermark import read_watermark, write_watermark
 
 log = logging.getLogger("loaders.extract")
@@ -50,6 +53,7 @@ class BatchReport:
     upper: datetime | None = None
     seconds: float = 0.0
     manifest: str | None = None
+    resumed: bool = False  # a historical extract that went on from a killed run's checkpoint
     schema: tuple[Decision, ...] = ()  # the source's schema changes and what was done (loaders/schema/)
 
 
@@ -75,7 +79,9 @@ def extract_table(
     Raises SchemaChangeError (a change the policy stops: nothing read, nothing written),
     ExtractError (unknown mode, no watermark for a current extract, a value that does not fit
     its declared type) and SourceError (the source refused the read); in every case the
-    unfinished batch folder is removed and the watermark stays where it was.
+    watermark stays where it was, and the unfinished batch folder is removed, except the
+    parts of a historical extract that a checkpoint records: the next historical (or auto)
+    extract resumes from them (loaders/extract/resume.py).
     """
     if mode not in MODES:
         raise ExtractError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
@@ -85,6 +91,10 @@ def extract_table(
     if stop:
         raise SchemaChangeError(stop, plan)
     table = plan.table  # declared columns (widened where the source widened them), then new ones
+    decisions = plan.decisions
+    binlog_snapshot = settings.capture == "binlog" and mode == "historical"
+    if mode == "historical" and not binlog_snapshot:
+        return _historical(settings, engine, store, table, progress, started, decisions)
     upper = engine.now()
     lower = None
     if mode == "current":
@@ -101,13 +111,11 @@ def extract_table(
         lower = watermark - timedelta(seconds=settings.lookback_seconds)
     batch_id = new_batch_id()
     folder = layout.batch_dir(table.name, mode, batch_id)
-    # a historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set
-    expected = engine.row_count(table) if mode == "historical" and settings.redshift_slices else None
-    writer = PartWriter(store, folder, table, settings, expected)
+    writer = PartWriter(store, folder, table, settings)
     rows = 0
     max_cursor = None
     snapshot: list[Any] = []  # binlog capture: the position of the historical extract's snapshot
-    if settings.capture == "binlog" and mode == "historical":
+    if binlog_snapshot:  # one consistent snapshot on one connection (not resumable)
         from .binlog import require_mysql, snapshot_rows
 
         require_mysql(engine)
@@ -117,9 +125,7 @@ def extract_table(
     try:
         with panics_silenced():  # a driver's panic output becomes a debug log record
             for batch in source:
-                batch_max = pc.max(batch.column(table.cursor)).as_py()
-                if batch_max is not None and (max_cursor is None or batch_max > max_cursor):
-                    max_cursor = batch_max
+                max_cursor = _max_cursor(table, batch, max_cursor)
                 op = OP_SNAPSHOT if mode == "historical" else OP_UPDATE
                 writer.write(with_change_columns(batch, table, op, rows))
                 rows += batch.num_rows
@@ -130,7 +136,154 @@ def extract_table(
         writer.abort()
         _discard_batch(store, folder)
         raise
-    report = BatchReport(table.name, mode, None, lower=lower, upper=upper, schema=plan.decisions)
+    return _publish(
+        settings,
+        engine,
+        store,
+        table,
+        mode,
+        batch_id,
+        folder,
+        parts,
+        lower,
+        upper,
+        max_cursor,
+        started,
+        decisions,
+        snapshot[0] if snapshot else None,
+    )
+
+
+def _max_cursor(table: Table, batch: pa.RecordBatch, current: datetime | None) -> datetime | None:
+    batch_max = pc.max(batch.column(table.cursor)).as_py()
+    if batch_max is not None and (current is None or batch_max > current):
+        return batch_max
+    return current
+
+
+def _historical(
+    settings: Settings,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    progress: Callable[[str, int], None] | None,
+    started: float,
+    decisions: tuple[Decision, ...] = (),
+) -> BatchReport:
+    """Every row before the run's upper bound, key ranges in parallel, checkpointed at each part
+    (loaders/extract/resume.py): resumed from the table's checkpoint when there is one."""
+    cp = read_checkpoint(store, table)
+    if cp is not None and store.exists(layout.batch_manifest(cp.folder)):
+        # killed between publishing the batch and the watermark: only the watermark is missing
+        manifest = store.read_json(layout.batch_manifest(cp.folder))
+        write_watermark(store, table, cp.upper, cp.batch_id)
+        report = BatchReport(table.name, "historical", cp.batch_id, manifest["row_count"], upper=cp.upper)
+        report.manifest = store.uri(layout.batch_manifest(cp.folder))
+        return report
+    if cp is not None:
+        tidy_folder(store, cp)
+        log.info(
+            "table %s: resuming the historical extract of batch %s after %d rows in %d parts",
+            table.name,
+            cp.batch_id,
+            cp.rows,
+            len(cp.parts),
+        )
+    else:
+        batch_id = new_batch_id()
+        cp = Checkpoint(
+            batch_id,
+            layout.batch_dir(table.name, "historical", batch_id),
+            engine.now(),
+            plan_ranges(engine, table, settings),
+            [],
+            None,
+            list(table.column_names),
+        )
+    resumed = bool(cp.parts)
+    # a new historical batch is sized for the cluster's slices when DWH_REDSHIFT_SLICES is set;
+    # a resumed one goes on in parts of DWH_PART_ROWS
+    expected = engine.row_count(table) if settings.redshift_slices and not resumed else None
+    writer = PartWriter(store, cp.folder, table, settings, expected, parts=cp.parts)
+    # positions[i]: where range i stands counting every row handed to the writer; when a part
+    # closes, every row handed over so far is in finished parts: that is a checkpoint
+    positions = [KeyRange(r.start, r.end, r.after, r.done) for r in cp.ranges]
+    checkpointing = all(storable([r.start, r.end]) for r in cp.ranges)
+    rows, max_cursor = cp.rows, cp.max_cursor
+    current: dict = {}  # the chunk being written and the writer's row count before it
+
+    def part_closed(written: int) -> None:
+        """A part was closed after `written` rows in all: record where every range stands."""
+        chunk, start = current["chunk"], current["start"]
+        last = written - start - 1  # the chunk's last row in the closed part
+        durable = [KeyRange(p.start, p.end, p.after, p.done) for p in positions]
+        durable[chunk.index].after = chunk.key_at(last)
+        top = _max_cursor(table, chunk.batch.slice(0, last + 1), current["max_before"])
+        if checkpointing and storable(durable[chunk.index].after):
+            cp.parts, cp.max_cursor, cp.ranges = list(writer.parts), top, durable
+            write_checkpoint(store, table, cp)
+
+    writer.on_close = part_closed
+    try:
+        with panics_silenced():  # a driver's panic output becomes a debug log record
+            for chunk in read_chunks(engine, table, cp.upper, settings, cp.ranges):
+                position = positions[chunk.index]
+                if chunk.batch is None:
+                    position.done = True
+                    continue
+                current.update(chunk=chunk, start=writer.written, max_before=max_cursor)
+                writer.write(with_change_columns(chunk.batch, table, OP_SNAPSHOT, rows))
+                max_cursor = _max_cursor(table, chunk.batch, max_cursor)
+                rows += chunk.batch.num_rows
+                position.after = chunk.key_at(chunk.batch.num_rows - 1)
+                if progress:
+                    progress(table.name, rows)
+            writer.on_close = None  # the last part is published with the manifest
+            parts = writer.finish()
+    except BaseException:
+        writer.abort()
+        if not checkpointing or not has_checkpoint(store, table):
+            _discard_batch(store, cp.folder)
+        raise
+    report = _publish(
+        settings,
+        engine,
+        store,
+        table,
+        "historical",
+        cp.batch_id,
+        cp.folder,
+        parts,
+        None,
+        cp.upper,
+        max_cursor,
+        started,
+        decisions,
+    )
+    report.resumed = resumed
+    return report
+
+
+def _publish(
+    settings: Settings,
+    engine: SourceEngine,
+    store: ObjectStore,
+    table: Table,
+    mode: Mode,
+    batch_id: str,
+    folder: str,
+    parts: list[Part],
+    lower: datetime | None,
+    upper: datetime,
+    max_cursor: datetime | None,
+    started: float,
+    decisions: tuple[Decision, ...] = (),
+    snapshot: Any = None,
+) -> BatchReport:
+    """Write the manifests (publishing the batch, if it has rows), then the watermark (and, for a
+    binlog capture's snapshot, its binary-log position: loaders/extract/binlog.py)."""
+    rows = sum(p.rows for p in parts)
+    report = BatchReport(table.name, mode, None, lower=lower, upper=upper, schema=decisions)
     if rows:
         manifest = {
             "version": MANIFEST_VERSION,
@@ -147,7 +300,7 @@ def extract_table(
                 "upper": upper.isoformat(),
                 "max": max_cursor.isoformat() if max_cursor else None,
             },
-            **({"capture": "binlog", "binlog": {"snapshot": snapshot[0].to_json()}} if snapshot else {}),
+            **({"capture": "binlog", "binlog": {"snapshot": snapshot.to_json()}} if snapshot else {}),
             "primary_key": list(table.primary_key),
             "columns": [
                 {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
@@ -161,7 +314,9 @@ def extract_table(
         report.batch_id, report.rows, report.parts = batch_id, rows, parts
         report.bytes = sum(p.bytes for p in parts)
         report.manifest = store.uri(layout.batch_manifest(folder))
-    write_watermark(store, table, upper, report.batch_id, snapshot[0].to_json() if snapshot else None)
+    else:
+        _discard_batch(store, folder)  # a resumed extract may have left an empty folder
+    write_watermark(store, table, upper, report.batch_id, snapshot.to_json() if snapshot else None)
     report.seconds = time.perf_counter() - started
     log.info("extracted %s (%s): %d rows in %d parts, %.1fs", table.name, mode, rows, len(report.parts), report.seconds)
     return report

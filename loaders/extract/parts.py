@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,8 +111,15 @@ class PartWriter:
     """
 
     def __init__(
-        self, store: ObjectStore, folder: str, table: Table, settings: Settings, expected_rows: int | None = None
+        self,
+        store: ObjectStore,
+        folder: str,
+        table: Table,
+        settings: Settings,
+        expected_rows: int | None = None,
+        parts: list[Part] | None = None,
     ):
+        """`parts`: parts already in the folder (a resumed extract): new ones follow them."""
         self.store, self.folder, self.settings = store, folder, settings
         self.part_rows = settings.part_rows
         self.expected_rows = expected_rows if settings.redshift_slices and expected_rows else None
@@ -123,12 +131,19 @@ class PartWriter:
             c.name for c in table.columns if c.type.kind in ("char", "varchar") and (c.type.length or 0) <= 16
         ] + [OP_COLUMN]
         self.compression = column_codecs(table, settings.parquet_compression)
-        self.parts: list[Part] = []
+        self.parts: list[Part] = list(parts or [])
         self._sink: HashingWriter | None = None
         self._writer: pq.ParquetWriter | None = None
         self._path = ""
         self._rows = 0  # in the part being written
         self._written = 0  # in all parts
+        self.on_close: Callable[[int], None] | None = None
+        """Called with `written` each time a part is closed (loaders/extract/resume.py)."""
+
+    @property
+    def written(self) -> int:
+        """Rows handed to this writer so far (parts passed in at the start not counted)."""
+        return self._written
 
     def write(self, batch: pa.RecordBatch) -> None:
         while batch.num_rows:
@@ -190,6 +205,8 @@ class PartWriter:
         self._sink.close()
         self.parts.append(Part(self._path, self._rows, self._sink.bytes, self._sink.sha256))
         self._writer, self._sink, self._rows = None, None, 0
+        if self.on_close is not None:
+            self.on_close(self._written)
 
     def finish(self) -> list[Part]:
         if self._writer is not None:

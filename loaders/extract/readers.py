@@ -24,8 +24,10 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -41,7 +43,7 @@ from .values import refuse
 log = logging.getLogger("loaders.extract")
 FIRST_PAGE_ROWS = 16_384  # the first page of a range; pages then double up to page_rows
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
-_RANGE_DONE = object()
+T = TypeVar("T")
 
 
 def read_rows(
@@ -56,9 +58,33 @@ def read_rows(
     zero dates and dates with a zero month or day are read as NULL, with a warning naming the
     first such row.
     """
+    yield from _diagnosed(
+        engine, table, lower, upper, lambda zero_dates: _read_rows(engine, table, lower, upper, settings, zero_dates)
+    )
+
+
+def read_chunks(
+    engine: SourceEngine, table: Table, upper: datetime, settings: Settings, ranges: list[KeyRange]
+) -> Iterator[Chunk]:
+    """A historical read of the given key ranges as Chunks (`read_ranges`), with the same
+    diagnosis of unreadable values as `read_rows` (a resumable extract, loaders/extract/batch.py)."""
+    yield from _diagnosed(
+        engine, table, None, upper, lambda zero_dates: read_ranges(engine, table, upper, settings, ranges, zero_dates)
+    )
+
+
+def _diagnosed(
+    engine: SourceEngine,
+    table: Table,
+    lower: datetime | None,
+    upper: datetime,
+    produce: Callable[[threading.Event], Iterator[T]],
+) -> Iterator[T]:
+    """What `produce` yields; a driver failure on a value it cannot read becomes ExtractError
+    naming table, column, key and value, and a zero date read as NULL one warning."""
     zero_dates = threading.Event()  # set by the first range that meets a zero date, for all
     try:
-        yield from _read_rows(engine, table, lower, upper, settings, zero_dates)
+        yield from produce(zero_dates)
     except SourceError as exc:
         if engine.has_zero_date_guard(table):  # MySQL maps what it cannot read: another failure
             raise
@@ -96,15 +122,50 @@ def _read_rows(
         for raw in _stream(engine, table, build_query(engine, table, lower, upper), settings.batch_rows):
             yield conform(raw, schema, table)
         return
+    for chunk in read_ranges(engine, table, upper, settings, plan_ranges(engine, table, settings), zero_dates):
+        if chunk.batch is not None:
+            yield chunk.batch
+
+
+def plan_ranges(engine: SourceEngine, table: Table, settings: Settings) -> list[KeyRange]:
+    """The key ranges a historical extract reads in parallel (loaders/sources/ranges.py)."""
     edges = [None, *engine.split_points(table, settings.extract_streams), None]
-    ranges = [KeyRange(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+    return [KeyRange(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+@dataclass
+class Chunk:
+    """What a historical read hands over: a batch of range `index` with the page key of each of
+    its rows (`keys[i]` is the key column i), or, with `batch` None, the end of that range."""
+
+    index: int
+    batch: pa.RecordBatch | None
+    keys: list[pa.Array] = field(default_factory=list)
+
+    def key_at(self, row: int) -> tuple:
+        """The page key of one row of the batch, as Python values."""
+        return tuple(k[row].as_py() for k in self.keys)
+
+
+def read_ranges(
+    engine: SourceEngine,
+    table: Table,
+    upper: datetime,
+    settings: Settings,
+    ranges: list[KeyRange],
+    zero_dates: threading.Event,
+) -> Iterator[Chunk]:
+    """Read every row before `upper` of the given key ranges, each on its own thread, starting
+    after each range's `after` key (a range already `done` only reports its end). Each range's
+    chunks come in key order; chunks of different ranges interleave. `zero_dates` is set once a
+    range meets a zero date (then every range reads with them mapped). Raises like `read_rows`."""
     _tune_malloc()
     handoff: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
     stop = threading.Event()
     threads = [
         threading.Thread(
             target=_read_range,
-            args=(engine, table, upper, r, settings, handoff, stop, zero_dates),
+            args=(engine, table, upper, i, r, settings, handoff, stop, zero_dates),
             name=f"extract-{table.name}-{i}",
             daemon=True,
         )
@@ -116,12 +177,11 @@ def _read_rows(
     try:
         while running:
             item = handoff.get()
-            if item is _RANGE_DONE:
-                running -= 1
-            elif isinstance(item, BaseException):
+            if isinstance(item, BaseException):
                 raise item
-            else:
-                yield item
+            if item.batch is None:
+                running -= 1
+            yield item
     finally:
         stop.set()
         for t in threads:  # unblock a thread waiting on a full queue, then wait for it
@@ -155,13 +215,15 @@ def _read_range(
     engine: SourceEngine,
     table: Table,
     upper: datetime,
+    index: int,
     key_range: KeyRange,
     settings: Settings,
     handoff: queue.Queue,
     stop: threading.Event,
     zero_dates: threading.Event,
 ) -> None:
-    """Read one key range page by page into `handoff`; end with _RANGE_DONE or the exception."""
+    """Read one key range page by page into `handoff` as Chunks; end with the range's closing
+    Chunk (no batch) or the exception."""
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -185,7 +247,8 @@ def _read_range(
                     rows += raw.num_rows
                     last = raw.num_rows - 1
                     key_range.after = tuple(raw.column(alias)[last].as_py() for _, alias in keys)
-                    if not put(conform(raw, schema, table)):
+                    key_columns = [raw.column(alias) for _, alias in keys]
+                    if not put(Chunk(index, conform(raw, schema, table), key_columns)):
                         return
             except SourceError as exc:
                 if mapped or not engine.has_zero_date_guard(table):
@@ -201,7 +264,7 @@ def _read_range(
                 continue
             key_range.done = rows < page_rows
             page_rows = min(2 * page_rows, settings.page_rows)
-        put(_RANGE_DONE)
+        put(Chunk(index, None))
     except BaseException as exc:  # handed to the writer thread, which raises it
         put(exc)
 

@@ -45,6 +45,8 @@ def read_watermark(store: ObjectStore, table: Table) -> datetime | None:
     if "watermark" not in state:
         raise ExtractError(f"{where} has no 'watermark'; delete it to extract the table again from scratch")
     value = state["watermark"]
+    if value is None:  # a first historical extract still running (or killed) has a checkpoint only
+        return None
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
@@ -59,7 +61,8 @@ def write_watermark(
 ) -> None:
     """Write the table's state: watermark `upper`, the last batch id and (binlog capture) the
     binary-log position as `{"file", "pos", "gtid"}`; without `binlog` the state has none, so a
-    later binlog run starts with a historical extract."""
+    later binlog run starts with a historical extract. The new state replaces the old one (a
+    resume checkpoint included, loaders/extract/resume.py)."""
     doc: dict[str, Any] = {"table": table.name, "watermark": upper.isoformat(), "last_batch_id": batch_id}
     if binlog is not None:
         doc["binlog"] = binlog

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .. import layout
@@ -18,13 +19,64 @@ from ..declarations import (
 )
 from ..verify.checksum import row_hash_sql
 from ..warehouses import LOAD_LOG, Warehouse, literal, quote
+from ..warehouses.sql import timestamp
+
+
+@dataclass(frozen=True)
+class BatchBounds:
+    """The range a staged batch covers: its first key column and its cursor, as the warehouse
+    orders them (read from the stage, so its own collation decides)."""
+
+    key_min: object
+    key_max: object
+    cursor_min: object | None
+    cursor_max: object | None
+    cursor_nulls: bool = False
+
+
+def bounds_statement(wh: Warehouse, table: Table) -> str:
+    """The bounds of the staged batch: one short scan of the stage table."""
+    key, cursor = quote(table.primary_key[0]), quote(table.cursor)
+    return (
+        f"SELECT min({key}), max({key}), min({cursor}), max({cursor}), count(*) - count({cursor}) "
+        f"FROM {wh.stage_name(table)}"
+    )
+
+
+def stage_bounds(wh: Warehouse, table: Table) -> BatchBounds | None:
+    """The staged batch's bounds, or None for an empty stage."""
+    rows = wh.execute(bounds_statement(wh, table))
+    if not rows or rows[0][0] is None:
+        return None
+    key_min, key_max, cursor_min, cursor_max, nulls = rows[0]
+    return BatchBounds(key_min, key_max, cursor_min, cursor_max, bool(nulls))
+
+
+def bounds_condition(table: Table, bounds: BatchBounds, alias: str = "r") -> str:
+    """The raw rows an existence check needs to see: those whose first key column and cursor lie
+    in the batch's range. Constants, so zone maps (DuckDB, Redshift) and a BRIN index
+    (PostgreSQL) skip the rest of the table; the check's own conditions are unchanged, so it
+    composes with any (a version already there has the key, hence the range)."""
+    key, cursor = f"{alias}.{quote(table.primary_key[0])}", f"{alias}.{quote(table.cursor)}"
+    conditions = [f"{key} BETWEEN {literal(bounds.key_min)} AND {literal(bounds.key_max)}"]
+    if isinstance(bounds.cursor_min, datetime) and isinstance(bounds.cursor_max, datetime):
+        in_range = f"{cursor} BETWEEN {timestamp(bounds.cursor_min)} AND {timestamp(bounds.cursor_max)}"
+        conditions.append(f"({in_range} OR {cursor} IS NULL)" if bounds.cursor_nulls else in_range)
+    return " AND ".join(conditions)
 
 
 def _stamp(loaded_at: datetime) -> str:
     return f"CAST({literal(loaded_at.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP)"
 
 
-def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: datetime, dedupe: bool = True) -> str:
+def insert_statement(
+    wh: Warehouse,
+    table: Table,
+    batch_id: str,
+    loaded_at: datetime,
+    dedupe: bool = True,
+    bounds: BatchBounds | None = None,
+) -> str:
     """New row versions only: a staged row is not inserted when its key's latest version in the
     raw table has the same `_row_hash` (contract 9: versions by content, so a changed row under
     an unchanged cursor is new and an identical re-read adds nothing). "Latest" is the staging
@@ -34,10 +86,18 @@ def insert_statement(wh: Warehouse, table: Table, batch_id: str, loaded_at: date
     with its old content is a new version, not a duplicate.
     `dedupe=False` (a binlog capture batch, exactly-once by its log range: contract 11) inserts
     every row: a value changed back, or a row deleted and inserted again with the same content,
-    is a new version that must win in commit order."""
+    is a new version that must win in commit order.
+    With `bounds`, the check reads only the raw rows in the batch's key range, and for the
+    version with the same hash also in its cursor range: that version has the same declared
+    columns, cursor included (docs/architecture.md, contract 4); a later version of the key may
+    have any cursor, so it is bounded by the key only. An hourly load costs the batch, not the
+    table."""
     cols = [quote(c) for c in (*table.column_names, *CHANGE_COLUMNS)]
     match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, ROW_HASH_COLUMN))
     same_key = " AND ".join(f"n.{quote(k)} = r.{quote(k)}" for k in table.primary_key)
+    if bounds is not None:
+        match += " AND " + bounds_condition(table, bounds)
+        same_key += " AND " + bounds_condition(table, replace(bounds, cursor_min=None, cursor_max=None), "n")
     cur, bid, seq = quote(table.cursor), quote(BATCH_ID_COLUMN), quote(CHANGE_SEQ_COLUMN)
     later = (
         f"(n.{cur} > r.{cur} OR (n.{cur} = r.{cur} AND (n.{bid} > r.{bid} "
@@ -141,9 +201,11 @@ def log_statement(wh: Warehouse, manifest: dict, uri: str, inserted_sql: str, lo
 
 
 def batch_statements(
-    wh: Warehouse, table: Table, manifest: dict, folder: str, loaded_at: datetime
+    wh: Warehouse, table: Table, manifest: dict, folder: str, loaded_at: datetime, bounds: BatchBounds | None = None
 ) -> dict[str, list[str]]:
-    """Every statement of one batch's load, in order, as the warehouse would receive them."""
+    """Every statement of one batch's load, in order, as the warehouse would receive them; the
+    insert is restricted to `bounds` (the loader reads them from the stage with
+    `bounds_statement` once it is filled)."""
     batch_id = manifest["batch_id"]
     inserted = f"(SELECT count(*) FROM {wh.raw_name(table.name)} WHERE {quote(BATCH_ID_COLUMN)} = {literal(batch_id)})"
     lock = wh.lock_statement()
@@ -155,8 +217,9 @@ def batch_statements(
         "check": [f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"],
         "stage": [wh.create_stage_statement(table), *wh.fill_stage_statements(table, manifest, folder)],
         "after_stage": [] if manifest.get("change_columns") else [legacy_stage_statement(wh, table)],
+        "bounds": [bounds_statement(wh, table)],
         "insert": [
-            insert_statement(wh, table, batch_id, loaded_at, dedupe=manifest.get("dedupe", True)),
+            insert_statement(wh, table, batch_id, loaded_at, dedupe=manifest.get("dedupe", True), bounds=bounds),
             *snapshot,
         ],
         "log": [log_statement(wh, manifest, wh.store.uri(layout.batch_manifest(folder)), inserted, loaded_at)],
