@@ -131,12 +131,17 @@ def test_duckdb_prunes_the_raw_scan_by_key_and_cursor(settings, olist_csv):
         plan = json.loads(wh.execute("EXPLAIN (FORMAT json) " + sql)[0][1])
     finally:
         wh.close()
-    [raw_scan] = [scan for tree in plan for scan in _scans(tree) if scan.get("Table") == "warehouse.raw.orders"]
-    # pushed into the scan, so row groups outside the range are skipped; the history lies below
-    # the batch's cursor range (DuckDB drops a bound its statistics already imply)
-    filters = " ".join(raw_scan["Filters"]) if isinstance(raw_scan["Filters"], list) else raw_scan["Filters"]
-    for bound in ("order_id >= '", "order_id <= '", "updated_at >= '"):
-        assert bound in filters, filters
+    raw_scans = [scan for tree in plan for scan in _scans(tree) if scan.get("Table") == "warehouse.raw.orders"]
+    # two scans of raw: the version with the staged hash (r) and later versions of its key (n)
+    assert len(raw_scans) == 2, raw_scans
+    texts = [" ".join(f) if isinstance(f := scan.get("Filters", ""), list) else f for scan in raw_scans]
+    # pushed into r's scan, so row groups outside the range are skipped (the history lies below
+    # the batch's cursor range). n's scan is bounded by the key range only (tests/test_redshift_sql.py
+    # checks the rendered bound); here that range spans every id, which DuckDB drops as implied by
+    # its statistics, as it drops any bound its statistics already imply.
+    assert any(
+        all(bound in filters for bound in ("order_id >= '", "order_id <= '", "updated_at >= '")) for filters in texts
+    ), texts
 
 
 def test_postgres_reads_the_batchs_cursor_range_through_the_brin_index(pg_settings, olist_csv):  # noqa: F811

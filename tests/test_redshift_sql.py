@@ -153,8 +153,11 @@ def test_load_runs_copy_insert_and_log_in_one_transaction(extracted):
     assert (
         "r.\"order_id\" BETWEEN '00000000000000000000000000000000' AND 'ffffffffffffffffffffffffffffffff' AND "
         "r.\"updated_at\" BETWEEN CAST('2018-01-01 10:00:00.000000' AS TIMESTAMP) AND "
-        "CAST('2018-01-01 11:30:00.000250' AS TIMESTAMP))"
+        "CAST('2018-01-01 11:30:00.000250' AS TIMESTAMP)"
     ) in insert
+    # a later version of the key (the latest-version rule) is bounded by the key range only
+    assert "n.\"order_id\" BETWEEN '00000000000000000000000000000000' AND 'ffffffffffffffffffffffffffffffff'" in insert
+    assert 'n."updated_at" BETWEEN' not in insert
     _parse_redshift(insert)
 
 

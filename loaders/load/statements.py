@@ -95,16 +95,19 @@ def insert_statement(
     cols = [quote(c) for c in (*table.column_names, *CHANGE_COLUMNS)]
     match = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in (*table.primary_key, ROW_HASH_COLUMN))
     same_key = " AND ".join(f"n.{quote(k)} = r.{quote(k)}" for k in table.primary_key)
-    if bounds is not None:
-        match += " AND " + bounds_condition(table, bounds)
-        same_key += " AND " + bounds_condition(table, replace(bounds, cursor_min=None, cursor_max=None), "n")
+    raw = wh.raw_name(table.name)
+    r_rows, n_rows = f"{raw} AS r", f"{raw} AS n"
+    if bounds is not None:  # derived tables, so every engine pushes the constants into its scan
+        key_only = replace(bounds, cursor_min=None, cursor_max=None)
+        r_rows = f"(SELECT * FROM {raw} AS r WHERE {bounds_condition(table, bounds)}) AS r"
+        n_rows = f"(SELECT * FROM {raw} AS n WHERE {bounds_condition(table, key_only, 'n')}) AS n"
     cur, bid, seq = quote(table.cursor), quote(BATCH_ID_COLUMN), quote(CHANGE_SEQ_COLUMN)
     later = (
         f"(n.{cur} > r.{cur} OR (n.{cur} = r.{cur} AND (n.{bid} > r.{bid} "
         f"OR (n.{bid} = r.{bid} AND n.{seq} > r.{seq}))))"
     )
     superseded = (
-        f"SELECT 1 FROM {wh.raw_name(table.name)} AS n WHERE {same_key} "
+        f"SELECT 1 FROM {n_rows} WHERE {same_key} "
         f"AND n.{quote(ROW_HASH_COLUMN)} <> r.{quote(ROW_HASH_COLUMN)} AND {later}"
     )
     extra = f"{quote(BATCH_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}"
@@ -113,8 +116,7 @@ def insert_statement(
         f"SELECT {', '.join('s.' + c for c in cols)}, {literal(batch_id)}, {_stamp(loaded_at)}\n"
         f"FROM {wh.stage_name(table)} AS s"
         + (
-            f"\nWHERE NOT EXISTS (SELECT 1 FROM {wh.raw_name(table.name)} AS r WHERE {match}"
-            f"\n  AND NOT EXISTS ({superseded}))"
+            f"\nWHERE NOT EXISTS (SELECT 1 FROM {r_rows} WHERE {match}\n  AND NOT EXISTS ({superseded}))"
             if dedupe
             else ""
         )
