@@ -107,7 +107,9 @@ def extract(
             upper = engine.now()
             end = current_position(engine)  # fixed for the whole run: the changes up to here
         cost = lambda t: memory_estimate_mb(t, _mode_guess(store, t, mode), settings)
-        alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > settings.max_memory_mb
+        # SQLite sources one table at a time (SQLiteSource.parallel_tables): a budget of 0 runs one
+        budget = settings.max_memory_mb if engine.parallel_tables else 0
+        alone = len(selected) < 2 or sum(cost(t) for t in selected[:2]) > budget
         order = {t.name: i for i, t in enumerate(selected)}
         outcomes: dict[int, tuple[Table, BatchReport | Exception]] = {}
         shown = [0]
@@ -132,7 +134,7 @@ def extract(
 
         # one capture of native panic output for every table's thread (loaders/extract/diagnose.py)
         with panics_silenced():
-            done, _ = run_within_budget(selected, cost, settings.max_memory_mb, work)
+            done, _ = run_within_budget(selected, cost, budget, work)
     reports = [r for r in done if r is not None]
     failed = [o for o in rep.run.outcomes[since:] if o.status in ("failed", "set_aside")]
     if failed:  # named in table order, whichever thread started first

@@ -39,6 +39,8 @@ class SourceEngine:
     schemes: ClassVar[tuple[str, ...]]
     paramstyle: ClassVar[str]  # the DB-API placeholder: "?" or "%s"
     _quote_char: ClassVar[str]
+    # `dwh extract` may read several tables at once (loaders/extract/parallel.py)
+    parallel_tables: ClassVar[bool] = True
 
     def __init__(self, url: str, parts: SplitResult):
         self.url = url
