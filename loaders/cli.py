@@ -221,8 +221,9 @@ def extract(ctx, mode, tables) -> None:
     DWH_REDSHIFT_SLICES (0: off) makes a historical batch a multiple of that many parts of 1 MB
     to DWH_COPY_PART_BYTES (256 MiB) compressed each, so COPY keeps every slice busy;
     incremental batches keep DWH_PART_ROWS. Several tables are extracted at once within
-    DWH_MAX_MEMORY_MB (1024), each still one batch (a SQLite source: one at a time). A killed historical extract resumes from its
-    last finished part on the next historical or auto extract.
+    DWH_MAX_MEMORY_MB (1024), each still one batch (a SQLite source: one at a time). A killed
+    historical extract resumes from its last finished part on the next historical or auto
+    extract.
 
     Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
     evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
