@@ -37,9 +37,17 @@ def new_run_id() -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """An exception as one line: its message's first line, or its type's name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """An exception as one line: its message's first line, or its type's name. A first line that
+    only announces what follows (ends with ':', as `dbt build ... failed:` then one line per
+    failed node) takes the next line with it and counts the rest, so the reason is never lost."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head = lines[0]
+    if head.endswith(":") and len(lines) > 1:
+        more = len(lines) - 2
+        head = f"{head} {lines[1]}" + (f" (and {more} more)" if more else "")
+    return head
 
 
 @dataclass

@@ -44,3 +44,13 @@ def test_the_stages_record_one_unit_per_table(settings, olist_csv):
     extract_orders, _, load_orders, _, _ = units
     assert extract_orders.rows > 0 and extract_orders.bytes > 0 and len(extract_orders.batch_ids) == 1
     assert load_orders.batch_ids == extract_orders.batch_ids and load_orders.rows == extract_orders.rows
+
+
+def test_first_line_keeps_the_reason_an_announcing_line_introduces():
+    from loaders.runs import first_line
+
+    assert first_line(ValueError("plain\nsecond")) == "plain"
+    assert first_line(ValueError("")) == "ValueError"
+    dbt = ValueError("dbt build --select x failed:\n  test.a (fail): Got 1 result\n  test.b (fail): Got 2 results")
+    assert first_line(dbt) == "dbt build --select x failed: test.a (fail): Got 1 result (and 1 more)"
+    assert first_line(ValueError("failed:\n  only one")) == "failed: only one"

@@ -7,6 +7,7 @@ dbt through the environment of this process for the duration of one invocation.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DWH_REDSHIFT_DATABASE": s.redshift_database,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+    if not sys.stdout.isatty():  # no ANSI colour codes in cron logs, Glue logs or a pipe
+        env["DBT_USE_COLORS"] = "false"
     if s.pg_password:
         env["DWH_PG_PASSWORD"] = s.pg_password
     if s.redshift_password:
