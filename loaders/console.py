@@ -78,7 +78,10 @@ def _terminal() -> IO[str]:
 
 
 def rich_tasks(stream: IO[str] | None = None) -> TaskFactory:
-    """Progress bars drawn by rich on `stream` (stderr), removed when their work ends."""
+    """Progress bars drawn by rich on `stream` (stderr), removed when their work ends. The
+    terminal's descriptor is duplicated now, before any stage sends fd 2 elsewhere
+    (loaders/extract/diagnose.py, panics_silenced), so the bars stay on the screen."""
+    out = stream or _terminal()
 
     @contextmanager
     def task(description: str, total: int | None, measure: Measure) -> Iterator[Task]:
@@ -109,7 +112,7 @@ def rich_tasks(stream: IO[str] | None = None) -> TaskFactory:
         amount, rate = (
             (DownloadColumn(), TransferSpeedColumn()) if measure == "bytes" else (RowsColumn(), RowRateColumn())
         )
-        console = Console(file=stream or _terminal())
+        console = Console(file=out)
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), amount, rate, TimeElapsedColumn()]
         if total is not None:
             columns.append(TimeRemainingColumn())
