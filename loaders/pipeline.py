@@ -29,7 +29,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
-from .schema import Decision, SchemaChangeError, SchemaPlan
+from .schema import Decision, SchemaPlan
 from .sources import SourceEngine, open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
@@ -121,10 +121,7 @@ def extract(
                 outcomes[order[table.name]] = (table, result)
                 while shown[0] in outcomes:
                     done_table, done = outcomes[shown[0]]
-                    if isinstance(done, SchemaChangeError):  # this table stops (contract 12)
-                        _schema_changes(rep, done.plan.decisions if done.plan else ())
-                        unit_failed(rep, done_table.name, done)
-                    elif isinstance(done, Exception):
+                    if isinstance(done, Exception):  # a schema stop too: its one line (contract 12)
                         unit_failed(rep, done_table.name, done)
                     else:
                         _schema_changes(rep, done.schema)
@@ -195,8 +192,9 @@ def auto_mode(store: ObjectStore, table: Table) -> Mode:
 
 
 def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
-    """One line per schema change in the output, and one `schema` unit per change in the run
-    history (its message is the line; `failed` when the change stopped the table)."""
+    """One line per schema change of an extracted table in the output, and one `schema` unit per
+    change in the run history (its message is the line). A table that a change stops is only its
+    failed `extract` unit, whose one line is the stopping change's (policy.SchemaPlan.stop_message)."""
     for d in decisions:
         rep.echo(f"  schema: {d.line}")
         with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
