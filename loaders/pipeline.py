@@ -215,7 +215,7 @@ def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = No
         rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
         for table in selected:
             plan = check_source_schema(engine, table, settings.schema_changes)
-            for line in diff_lines(plan):
+            for line in diff_lines(plan, settings.project_dir):
                 rep.echo(line)
             plans.append(plan)
     return plans

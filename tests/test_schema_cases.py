@@ -153,8 +153,8 @@ def test_source_schema_change_case(case_settings):
         f"table 'order_items', column 'price', key (order_id='{ITEM_ORDER}', order_item_id=1): 123456789.50 does "
         "not fit the declared decimal(10,2) (the source widened the column to decimal(12,2)): extract of "
         "'order_items' stopped, nothing written; declare the wider type in models/staging/olist/_olist__sources.yml, "
-        'table order_items: `- {name: price, data_type: "decimal(12,2)", ...}` (then dwh build --full-refresh '
-        "--select stg_olist__order_items+), or fix the row in the source: the next run extracts it again"
+        'table order_items: `- {name: price, data_type: "decimal(12,2)", ...}` (every step: `dwh schema diff '
+        "--table order_items`), or fix the row in the source: the next run extracts it again"
     )
     lines, failed = extract_lines(s, ["order_items"])
     assert lines[1:] == [f"  {'order_items':<34} FAILED: {widen}"]

@@ -229,8 +229,8 @@ def not_fitting_line(s: Settings, kind: str, key: tuple) -> str:
         f"table {table!r}, column {column!r}, key ({where}): {shown} "
         f"does not fit the declared {old} (the source widened the column to {new}): extract of {table!r} stopped, "
         f"nothing written; declare the wider type in {SOURCES_YAML}, table {table}: "
-        f'`- {{name: {column}, data_type: "{new}", ...}}` (then dwh build --full-refresh --select '
-        f"stg_olist__{table}+), or fix the row in the source: the next run extracts it again"
+        f'`- {{name: {column}, data_type: "{new}", ...}}` (every step: `dwh schema diff --table {table}`), '
+        "or fix the row in the source: the next run extracts it again"
     )
 
 

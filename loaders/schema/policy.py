@@ -107,8 +107,8 @@ def value_stop_line(change: Change, key: str, value: object) -> str:
     return (
         f"table {t!r}, column {change.column!r}, key ({key}): {shown} does not fit the declared {change.old} "
         f"(the source widened the column to {change.new}): extract of {t!r} stopped, nothing written; declare the "
-        f"wider type in {SOURCES_YAML}, table {t}: `{yaml_line(change)}` (then dwh build --full-refresh --select "
-        f"stg_olist__{t}+), or fix the row in the source: the next run extracts it again"
+        f"wider type in {SOURCES_YAML}, table {t}: `{yaml_line(change)}` (every step: `dwh schema diff --table "
+        f"{t}`), or fix the row in the source: the next run extracts it again"
     )
 
 
