@@ -577,3 +577,48 @@ def test_new_column_without_a_warehouse_type_is_reported_and_left_out(baseline):
     (path,) = [p for p in batches(s, "sellers") if report.batch_id and report.batch_id in p]
     manifest = ObjectStore(s.store_url, s).read_json(path)
     assert report.rows == 2 and "opened_on" not in [c["name"] for c in manifest["columns"]]
+
+
+def test_declared_bigint_needs_the_mart_contract_that_diff_names(settings, olist_csv, tmp_path):
+    """INT -> BIGINT declared in the sources reaches dim_product, whose enforced contract lists
+    weight_g as integer: dbt refuses the model until the contract says bigint. `dwh schema diff`
+    names that contract line before the declaration; changed as it says, the value reaches the mart."""
+    from loaders.build import DbtError
+    from loaders.build.dbt_runner import run_dbt
+
+    from .test_schema_cases import edit, project_copy
+
+    s = settings.with_(lookback_seconds=0, project_dir=project_copy(_project(), tmp_path / "project"))
+    fill_source(s, olist_csv, ["products"])
+    extract_and_load(s, "auto", ["products"])
+    with open_source(s.source_url) as db:
+        retype(db, "products", "product_weight_g", "BIGINT")
+        (key,) = first_keys(db, "products", 1)
+        update(db, "products", "product_weight_g", 5_000_000_000, [key])
+    lines: list[str] = []
+    pipeline.schema_diff(s, Reporter(echo=lines.append), ["products"])
+    assert lines[-6:] == [
+        "      1. in models/staging/olist/_olist__sources.yml, table products, the line of column product_weight_g:",
+        '          - {name: product_weight_g, data_type: "bigint", ...}',
+        "      2. in models/marts/_marts__models.yml, model dim_product, column weight_g (its contract lists integer; "
+        "a cast to it in models/marts/dim_product.sql too):",
+        "          data_type: bigint",
+        "      3. dwh extract; dwh load; dwh build --full-refresh --select stg_olist__products+",
+        "         (the staging model and what reads it are rebuilt with the wider type)",
+    ]
+    declare(s, "products", "product_weight_g", "integer", "bigint")
+    extract_and_load(s, "auto", ["products"])
+    run_dbt(s, ["seed", "--select", "category_name_translation"], quiet=True)
+    models = ["run", "--full-refresh", "--select", "stg_olist__products", "dim_product"]
+    with pytest.raises(DbtError, match="model dim_product .* enforced contract that failed"):
+        run_dbt(s, models, quiet=True)
+    edit(
+        s.project_dir / "models/marts/_marts__models.yml",
+        "{name: weight_g, data_type: integer,",
+        "{name: weight_g, data_type: bigint,",
+    )
+    run_dbt(s, models, quiet=True)
+    with duckdb.connect(s.duckdb_path, read_only=True) as con:
+        assert con.execute("SELECT weight_g FROM marts.dim_product WHERE product_id = ?", [key[0]]).fetchall() == [
+            (5_000_000_000,)
+        ]
