@@ -622,3 +622,51 @@ def test_declared_bigint_needs_the_mart_contract_that_diff_names(settings, olist
         assert con.execute("SELECT weight_g FROM marts.dim_product WHERE product_id = ?", [key[0]]).fetchall() == [
             (5_000_000_000,)
         ]
+
+
+@pytest.mark.parametrize(
+    ("declared", "source", "values", "first_bad"),
+    [
+        ("varchar(4)", "varchar(8)", ["ãããã", None, "abcde"], 2),  # characters, not bytes
+        ("char(2)", "text", ["ab", "abc"], 1),
+        ("decimal(10,2)", "decimal(12,2)", [Decimal("-99999999.99"), None, Decimal("100000000.00")], 2),
+        ("decimal(10,2)", "decimal(12,4)", [Decimal("1.2000"), Decimal("1.2345")], 1),  # staging would round
+        ("integer", "bigint", [2_147_483_647, -2_147_483_648, -2_147_483_649], 2),
+        ("integer", "decimal(12,2)", [Decimal("5.00"), Decimal("5.50")], 1),
+        ("integer", "double", [3.0, 3.5], 1),
+        ("varchar(4)", "varchar(8)", ["abcd", None], None),
+        ("integer", "bigint", [-2_147_483_648, 2_147_483_647], None),
+    ],
+)
+def test_widened_values_are_checked_against_the_declared_type(declared, source, values, first_bad):
+    """Every widening the policy evolves, its values checked as staging will cast them."""
+    import pyarrow as pa
+
+    from loaders.declarations import Column, Table
+    from loaders.extract.values import check_declared
+    from loaders.schema import SchemaChangeError, SourceColumn, plan_table
+
+    t = Table(
+        "things",
+        "things.csv",
+        (Column("id", LogicalType("integer")), Column("v", LogicalType.parse(declared))),
+        ("id",),
+        "id",
+        "id",
+    )
+    wide = LogicalType.parse(source)
+    plan = plan_table(
+        "mysql", t, [SourceColumn("id", "int", LogicalType("integer")), SourceColumn("v", source, wide)], "evolve"
+    )
+    assert [c.kind for c in plan.widened] == ["widened"]
+    batch = pa.record_batch(
+        [pa.array(range(10, 10 + len(values)), pa.int32()), pa.array(values, wide.arrow())],
+        schema=plan.table.arrow_schema(),
+    )
+    if first_bad is None:
+        check_declared(batch, plan)
+        return
+    with pytest.raises(SchemaChangeError) as info:
+        check_declared(batch, plan)
+    assert str(info.value).startswith(f"table 'things', column 'v', key (id={10 + first_bad}): ")
+    assert f"does not fit the declared {declared} (the source widened the column to {source})" in str(info.value)
