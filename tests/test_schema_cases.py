@@ -172,6 +172,13 @@ def test_source_schema_change_case(case_settings):
     assert lines[1:] == [f"  {'customers':<34} FAILED: {rename}"]
     assert str(failed) == f"1 unit(s) failed: extract customers failed: {rename}"
 
+    # `dwh schema diff` now prints what the README shows
+    diff: list[str] = []
+    pipeline.schema_diff(s, Reporter(echo=diff.append))
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ dwh schema diff\n", 1)[1].split("```", 1)[0]
+    assert [x.strip("\n") for x in diff if x.strip()] == shown.splitlines()
+
     # d) every table: customers and order_items stop, one line each, the others go on, load, build
     lines, failed = extract_lines(s)
     assert str(failed) == f"2 unit(s) failed: extract customers failed: {rename}; extract order_items failed: {widen}"
