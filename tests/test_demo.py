@@ -27,11 +27,11 @@ def test_demo_runs_from_nothing_and_its_verify_removes_the_deleted_review(tmp_pa
     assert reviews[1].startswith("  order_reviews: equal")
     assert not [x for x in lines if ": DIFFERENT" in x and not x.startswith("  order_reviews")]
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        staged = con.execute(
+        ((staged,),) = con.execute(
             "SELECT count(*) FROM staging.stg_olist__order_reviews WHERE review_id = ? AND order_id = ?",
             [review_id, order_id],
-        ).fetchone()[0]
-        left = con.execute("SELECT count(*) FROM staging.stg_olist__order_reviews").fetchone()[0]
+        ).fetchall()
+        ((left,),) = con.execute("SELECT count(*) FROM staging.stg_olist__order_reviews").fetchall()
     assert staged == 0
     assert left > 0
     assert (data / "dashboard.html").exists()
