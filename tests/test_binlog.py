@@ -26,6 +26,7 @@ from loaders.config import PROJECT_DIR
 from loaders.declarations import declared_tables
 from loaders.extract.binlog import Position, PositionLostError
 from loaders.extract.capture import stored_position
+from loaders.runs import RunFailed
 from loaders.sources import open_source
 from loaders.store import ObjectStore
 
@@ -242,8 +243,12 @@ def test_randomized_changes_reach_staging_every_run(binlog_settings):
     assert ops.get("d", 0) > 0 and ops.get("u", 0) > 0 and ops.get("c", 0) > 0 and ops.get("r", 0) > 0
 
 
-@pytest.mark.parametrize("failure", ["during_parts", "after_manifest", "during_load"])
+@pytest.mark.parametrize("failure", ["during_parts", "after_manifest", "between_tables", "during_load"])
 def test_failure_at_any_point_then_rerun_loses_and_duplicates_nothing(binlog_settings, monkeypatch, failure):
+    """One pass over the log writes every table's batch; a process stopped while parts are written,
+    after a manifest before its position, between two tables' publications (one table's position
+    ahead of the other's: the rerun's pass starts at the earlier one) or during the load, then
+    rerun after more changes, loses and duplicates nothing."""
     s = binlog_settings
     _run(s, build=False)
     shop = Shop(s, seed=len(failure))
@@ -274,6 +279,15 @@ def test_failure_at_any_point_then_rerun_loses_and_duplicates_nothing(binlog_set
             real_write(store, table, *args, **kwargs)
 
         monkeypatch.setattr(capture, "write_watermark", stop_before_position)
+    elif failure == "between_tables":
+        real_manifests = capture.write_manifests
+
+        def stop_at_second_table(store, folder, *args, **kwargs):
+            if folder.startswith("olist/order_items"):  # orders is published and its position moved
+                raise Killed
+            real_manifests(store, folder, *args, **kwargs)
+
+        monkeypatch.setattr(capture, "write_manifests", stop_at_second_table)
     else:
         real_load = loader.load_batch
 
@@ -286,6 +300,12 @@ def test_failure_at_any_point_then_rerun_loses_and_duplicates_nothing(binlog_set
     with pytest.raises(Killed):
         _run(s, build=False)
     monkeypatch.undo()
+    if failure == "between_tables":
+        store, declared = ObjectStore(s.store_url, s), declared_tables(s.project_dir)
+        ahead, behind = (stored_position(store, declared[t]) for t in ("orders", "order_items"))
+        assert ahead is not None and behind is not None and ahead.key > behind.key
+    for _ in range(10):
+        shop.step()
     _run(s)  # the rerun
     _assert_staging_equals_source(s)
     # every change of the log is in raw exactly once: no batch read the same range twice
@@ -377,6 +397,31 @@ def test_schema_change_stops_the_table_and_loses_nothing(binlog_settings):
     pipeline.extract(s, quiet(), "historical", ["orders"])
     _run(s, ["orders"])
     _assert_staging_equals_source(s, ["orders"])
+
+
+def test_schema_change_stops_only_its_table_in_the_shared_pass(binlog_settings):
+    """The tables share one pass over the log: an ALTER of orders stops orders there, while
+    order_items and sellers read on past it to the run's end."""
+    s = binlog_settings
+    _run(s, build=False)
+    _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+    _sql(s, "ALTER TABLE orders ADD COLUMN note VARCHAR(10) NULL")
+    _sql(s, "UPDATE orders SET order_approved_at = '2002-02-02' ORDER BY order_id DESC LIMIT 1")
+    _sql(s, "UPDATE order_items SET price = 12345.67 ORDER BY order_id LIMIT 1")
+    _sql(s, "UPDATE sellers SET seller_city = 'after the alter' ORDER BY seller_id LIMIT 1")
+    with pytest.raises(RunFailed) as failed:
+        pipeline.extract(s, quiet(), "auto", TABLES)
+    assert [f.unit for f in failed.value.failures] == ["orders"]
+    assert "ALTER TABLE orders ADD COLUMN note" in str(failed.value)
+    pipeline.load(s, quiet(), TABLES)
+    marks = dict(
+        warehouse_rows(s, "SELECT CAST(order_approved_at AS DATE)::VARCHAR, count(*) FROM raw.orders GROUP BY 1")
+    )
+    assert marks.get("2001-01-01") == 1 and "2002-02-02" not in marks
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.order_items WHERE price = 12345.67") == [(1,)]
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.sellers WHERE seller_city = 'after the alter'") == [(1,)]
+    _build(s, ["order_items", "sellers"])
+    _assert_staging_equals_source(s, ["order_items", "sellers"])
 
 
 def test_purged_position_falls_back_to_a_historical_extract(binlog_settings, binlog_server):
