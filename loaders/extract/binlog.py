@@ -22,7 +22,10 @@ Each later run reads the row events of all its tables in one pass (`LogPass`, dr
 loaders/extract/capture.py): from the earliest of their stored positions up to the end position
 read once at the run's start (`SHOW MASTER STATUS`, always a transaction boundary), with the
 `mysql-replication` package over one replication connection; each table takes the events after
-its own position, so each change is read into its table's batch once. Inserts become
+its own position, so each change is read into its table's batch once. The library frames the
+stream and parses each event's header and table map; the rows of WRITE/UPDATE/DELETE_ROWS events
+are decoded by a function generated per table map (loaders/extract/binlog_rows.py, `RowImages`),
+or by the library where a column type needs it. Inserts become
 versions with `_op` 'c', updates 'u' (the after image), deletes 'd' tombstones (primary key,
 cursor as in the before image, the other declared columns NULL); `_change_seq` numbers the
 changes in commit order (the order of the log), so several changes of one key in one batch keep
@@ -60,6 +63,7 @@ from ..config import Settings
 from ..declarations import Table
 from ..sources import SourceEngine, SourceError, scrub
 from ..store import ObjectStore
+from .binlog_rows import RowImages
 from .parts import ExtractError, conform
 
 log = logging.getLogger("loaders.extract")
@@ -254,8 +258,7 @@ def snapshot_rows(
 def _to_batch(table: Table, rows: list[tuple] | list[list]) -> pa.RecordBatch:
     """Rows (tuples in declaration order) as a record batch typed to the declaration."""
     arrays = []
-    for i, c in enumerate(table.columns):
-        values = [r[i] for r in rows]
+    for c, values in zip(table.columns, zip(*rows, strict=True) if rows else [()] * len(table.columns), strict=True):
         try:
             arrays.append(pa.array(values, type=c.type.arrow()))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
@@ -290,7 +293,13 @@ class _Reading:
     keep: frozenset[str]  # the columns a tombstone keeps: primary key and cursor
     rows: list[list[Any]]
     ops: list[str]
-    checked: bool = False  # whether its row events were seen to carry column names
+    columns: Any = None  # the table map (mysql-replication's column list) `images` was made for
+    images: RowImages | None = None  # the fast row decoder for it; None: the library decodes
+    fill: int | None = None  # the index of the declared cursor when the source lacks it
+    start_key: tuple[int, int] = (0, 0)  # start.key, compared with every event's
+
+    def __post_init__(self) -> None:
+        self.start_key = self.start.key
 
 
 class LogPass:
@@ -360,20 +369,25 @@ class LogPass:
             enable_logging=False,
         )
         end_key = self.end.key
+        # positions as (file number, offset) keys, a Position only where one is kept
+        file, seq = first.file, first.key[0]
         boundary = first  # the last transaction boundary read: where a stopped capture resumes
         try:
             for event in stream:
-                here = Position(stream.log_file, int(event.packet.log_pos))
-                if here.key > end_key:
+                if stream.log_file != file:
+                    file = stream.log_file
+                    seq = Position(file, 0).key[0]
+                here_key = (seq, event.packet.log_pos)
+                if here_key > end_key:
                     break
                 if isinstance(event, XidEvent):
-                    boundary = here
+                    boundary = Position(file, here_key[1])
                     continue
                 if isinstance(event, QueryEvent):
                     query = event.query.decode("utf-8", "replace") if isinstance(event.query, bytes) else event.query
                     schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
                     for name, changed in list(self._reading.items()):
-                        if here.key > changed.start.key and _schema_change(query, database, schema, changed.table):
+                        if here_key > changed.start_key and _schema_change(query, database, schema, changed.table):
                             yield from self._flush(name, changed)
                             # the statement's transaction starts at the boundary before it
                             at = max(boundary, changed.start, key=lambda s: s.key)
@@ -382,25 +396,29 @@ class LogPass:
                     if not self._reading:
                         return
                     if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
-                        boundary = here
+                        boundary = Position(file, here_key[1])
                     continue
                 reading = self._reading.get(event.table) if event.schema == database else None
-                if reading is None or here.key <= reading.start.key:
+                if reading is None or here_key <= reading.start_key:
                     continue
-                if not reading.checked:
-                    if not _has_names(event, reading.names):
-                        raise SourceError(
-                            f"table {reading.table.name!r}: the binary log's row events carry no column names "
-                            "(the server needs binlog_row_metadata=FULL)"
-                        )
-                    reading.checked = True
+                if reading.columns is not event.columns:  # a new table map: its decoder
+                    _table_map(reading, event.columns)
                 if isinstance(event, UpdateRowsEvent):
                     kind = OP_UPDATE
                 elif isinstance(event, WriteRowsEvent):
                     kind = OP_INSERT
                 else:
                     kind = OP_DELETE
-                _library_rows(event, kind, reading)
+                rows = reading.images.rows(event) if reading.images is not None else None
+                if rows is None:
+                    _library_rows(event, kind, reading)
+                else:
+                    if reading.fill is not None:  # no cursor column in the source: the event's time
+                        committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
+                        for row in rows:
+                            row[reading.fill] = committed
+                    reading.rows += rows
+                    reading.ops += [kind] * len(rows)
                 if len(reading.rows) >= self.batch_rows:
                     yield from self._flush(event.table, reading)
             for name, reading in list(self._reading.items()):
@@ -467,12 +485,22 @@ def _library_rows(event: Any, kind: str, reading: _Reading) -> None:
         reading.ops.append(kind)
 
 
-def _has_names(event: Any, names: list[str]) -> bool:
-    """Whether the row event names its columns (binlog_row_metadata=FULL): the declared ones
-    are there, perhaps without the cursor (a source table without one)."""
-    row = event.rows[0] if event.rows else {}
-    values = row.get("values") or row.get("after_values") or {}
-    return not values or sum(n in values for n in names) >= len(names) - 1
+def _table_map(reading: _Reading, columns: list[Any]) -> None:
+    """Take a table map of the table being read: check that it names the declared columns
+    (binlog_row_metadata=FULL; the cursor may be missing, a source table without one) and make
+    its fast row decoder (None where a column type needs the library's decoding)."""
+    present = {c.name for c in columns}
+    if sum(n in present for n in reading.names) < len(reading.names) - 1:
+        raise SourceError(
+            f"table {reading.table.name!r}: the binary log's row events carry no column names "
+            "(the server needs binlog_row_metadata=FULL)"
+        )
+    reading.columns = columns
+    reading.images = RowImages.for_columns(columns, reading.names, reading.keep)
+    if reading.images is None:
+        log.info("table %s: a column type the fast row decoder does not read; the library decodes", reading.table.name)
+    cursor = reading.table.cursor
+    reading.fill = None if cursor in present else reading.names.index(cursor)
 
 
 def adopt_published(store: ObjectStore, table: Table, start: Position) -> Position | None:
