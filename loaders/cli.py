@@ -514,7 +514,7 @@ def run(ctx, tables) -> None:
     """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
     dbt build, a verify-and-repair when due, and write the dashboard (data/dashboard.html).
 
-    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    DWH_VERIFY_EVERY (24h, the default; 0 never) runs `dwh verify --repair` of the tables
     when the last verify is older than that, and after a historical extract; its cost (time,
     bytes read from the source) is printed.
 
