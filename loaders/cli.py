@@ -134,8 +134,9 @@ def demo(ctx, scale) -> None:
 
     Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
     funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
-    simulates one hour of orders, extracts incrementally, loads and builds again, and writes
-    the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
+    simulates one hour of orders and deletes one review in the source, extracts incrementally,
+    loads and builds again, verifies every table against the source and repairs what differs
+    (the deleted review), and writes the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
     warehouse.duckdb, csv/, funnel/, dashboard.html.
     """
     settings = _settings(ctx, scale=scale)
