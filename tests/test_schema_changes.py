@@ -31,7 +31,6 @@ from loaders.sources.sqlite import SQLITE_NOW
 from loaders.store import ObjectStore
 
 from .helpers import extract_and_load, fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 
 TABLES = ["products", "order_items", "sellers"]
 
@@ -337,7 +336,7 @@ def test_catalog_types_read_back_as_logical_types():
     assert mysql_logical("json", "json", None, None, None) is None
 
 
-def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv):  # noqa: F811
+def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv):
     """The same evolution on PostgreSQL: ADD COLUMN and ALTER COLUMN ... TYPE, values intact."""
     import psycopg2
 
