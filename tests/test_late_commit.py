@@ -67,9 +67,11 @@ def test_a_late_commit_is_missed_by_the_next_runs_and_brought_by_verify_and_repa
 
     pipeline.run(s, quiet())  # a plain run reads from the watermark minus the lookback: misses it
     assert _status(s, order_id) == [("delivered", "delivered")]
-    assert staging_differences(s, orders) == [
-        f"orders ('{order_id}',): order_status is 'delivered' in staging, 'canceled' in the source"
-    ]
+    status, cursor = staging_differences(s, orders)
+    assert status == f"orders ('{order_id}',): order_status is 'delivered' in staging, 'canceled' in the source"
+    assert cursor.startswith(f"orders ('{order_id}',): source_updated_at is ") and cursor.endswith(
+        f", {stamped!r} in the source"
+    )
 
     pipeline.run(s.with_(verify_every="24h"), quiet())  # never verified: due now, and repairs
     assert _status(s, order_id) == [("canceled", "canceled")]
