@@ -12,7 +12,9 @@ import pytest
 
 from loaders import pipeline
 from loaders.declarations import declared_tables
+from loaders.extract.watermark import read_watermark
 from loaders.sources import open_source
+from loaders.store import ObjectStore
 from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet, staging_differences, warehouse_rows
@@ -179,8 +181,8 @@ class Edits:
     updates that leave the cursor unchanged (an ORM writing it back) and late commits (a cursor
     behind the watermark the last extract advanced to, so no cursor read picks them up)."""
 
-    def __init__(self, db, rng: random.Random, behind: datetime):
-        self.db, self.rng, self.behind = db, rng, behind
+    def __init__(self, db, rng: random.Random, watermarks: dict[str, datetime]):
+        self.db, self.rng, self.watermarks = db, rng, watermarks
         self.done: dict[str, list[tuple]] = {}
 
     def run(self, sql: str, params: tuple = ()) -> None:
@@ -250,32 +252,33 @@ class Edits:
             if self.db.name == "sqlite"
             else '"updated_at" + INTERVAL 1000 MICROSECOND'
         )
-        behind = self.db.timestamp_literal(self.behind - timedelta(milliseconds=1))
-        oid, n = _one(
-            self.db, self.rng, f'SELECT "order_id", "order_item_id" FROM "order_items" WHERE "updated_at" < {behind}'
-        )
         price = "printf('%.2f', CAST(\"price\" AS REAL) + 0.01)" if self.db.name == "sqlite" else '"price" + 0.01'
-        self.run(
-            f'UPDATE "order_items" SET "price" = {price}, "updated_at" = {later} '
-            'WHERE "order_id" = ? AND "order_item_id" = ?',
-            (oid, n),
-        )
-        (order,) = _one(self.db, self.rng, f'SELECT "order_id" FROM "orders" WHERE "updated_at" < {behind}')
-        self.run(
-            'UPDATE "orders" SET "order_approved_at" = ?, "updated_at" = ' + later + ' WHERE "order_id" = ?',
-            ("2017-01-02 03:04:05", order),
-        )
-        self.note("late commit", (oid, n))
-        self.note("late commit", (order,))
+        changes = {
+            "order_items": (f'"price" = {price}', ("order_id", "order_item_id")),
+            "orders": ("\"order_approved_at\" = '2017-01-02 03:04:05'", ("order_id",)),
+        }
+        for table, (change, key) in changes.items():
+            watermark = self.watermarks[table]
+            behind = self.db.timestamp_literal(watermark - timedelta(milliseconds=1))
+            names = ", ".join(f'"{k}"' for k in key)
+            row = _one(self.db, self.rng, f'SELECT {names} FROM "{table}" WHERE "updated_at" < {behind}')
+            match = " AND ".join(f'"{k}" = ?' for k in key)
+            self.run(f'UPDATE "{table}" SET {change}, "updated_at" = {later} WHERE {match}', row)
+            ((cursor,),) = self.db.execute(_q(self.db, f'SELECT "updated_at" FROM "{table}" WHERE {match}'), row)
+            assert datetime.fromisoformat(str(cursor)) < watermark, (table, row, cursor, watermark)
+            self.note("late commit", (table, *row))
 
 
 HOURS, RUN_EVERY = 4, 2  # simulated hours, and a `dwh run` after every second one (a build costs most)
 
 
-def _edit_hour(db, rng: random.Random, behind: datetime) -> dict[str, list[tuple]]:
-    """One hour of the shop's own changes and every kind of Edits, in random order; `behind`
-    is a time the last extract read up to. Returns the edits made, by kind."""
-    edits = Edits(db, rng, behind)
+def _edit_hour(settings, db, rng: random.Random) -> dict[str, list[tuple]]:
+    """One hour of the shop's own changes and every kind of Edits, in random order, the late
+    commits behind the watermarks the last extract left. Returns the edits made, by kind."""
+    store = ObjectStore(settings.store_url, settings)
+    declared = declared_tables(settings.project_dir)
+    marks = {t: read_watermark(store, declared[t]) for t in ("orders", "order_items")}
+    edits = Edits(db, rng, {t: m for t, m in marks.items() if m is not None})
     steps = [
         lambda: simulate_hour(db, rng, orders_per_hour=6, progress_per_hour=15),
         edits.delete_order,
@@ -289,14 +292,6 @@ def _edit_hour(db, rng: random.Random, behind: datetime) -> dict[str, list[tuple
     for step in steps:
         step()
     return edits.done
-
-
-def _run(settings) -> datetime:
-    """`dwh run`; returns the source's clock before it, which its extract read up to (at least)."""
-    with open_source(settings.source_url) as db:
-        mark = db.now()
-    pipeline.run(settings, quiet())
-    return mark
 
 
 def fact_rows(settings) -> dict[str, list[tuple]]:
@@ -316,13 +311,13 @@ def test_randomized_hours_converge_after_verify_and_repair(pair, olist_csv):
     fill_source(s, olist_csv)
     rng = random.Random(12)
     done: dict[str, list[tuple]] = {}
-    mark = _run(s)
+    pipeline.run(s, quiet())
     for hour in range(1, HOURS + 1):
         with open_source(s.source_url) as db:
-            for kind, keys in _edit_hour(db, rng, mark).items():
+            for kind, keys in _edit_hour(s, db, rng).items():
                 done.setdefault(kind, []).extend(keys)
         if hour % RUN_EVERY == 0:  # the last run is due to verify and repair (never verified before)
-            mark = _run(s.with_(verify_every="24h") if hour == HOURS else s)
+            pipeline.run(s.with_(verify_every="24h") if hour == HOURS else s, quiet())
     assert sorted(done) == [
         "cursor unchanged",
         "late commit",
