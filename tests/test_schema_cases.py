@@ -31,7 +31,6 @@ from loaders.runs import RunFailed
 from loaders.sources import open_source
 
 from .helpers import fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 
 CASE = Path(__file__).parent / "cases" / "schema_drift"
 ORDER = "18899d7d59a5ab5aa0dff9fca8604ece"

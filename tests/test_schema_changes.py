@@ -31,7 +31,6 @@ from loaders.sources.sqlite import SQLITE_NOW
 from loaders.store import ObjectStore
 
 from .helpers import extract_and_load, fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 
 TABLES = ["products", "order_items", "sellers"]
 
@@ -456,7 +455,7 @@ def test_catalog_types_read_back_as_logical_types():
 
 
 @pytest.mark.parametrize("source", ["sqlite", "mysql"])
-def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv, tmp_path, request, source):  # noqa: F811
+def test_postgres_raw_takes_additions_and_widenings(pg_settings, olist_csv, tmp_path, request, source):
     """The same on PostgreSQL, every widening at once: (i) ADD COLUMN and ALTER COLUMN ... TYPE,
     values intact; (ii) values beyond the declared types stop their tables, nothing written; (iii)
     each declared in turn, the values reach raw and staging exactly (PostgreSQL's cast to a
