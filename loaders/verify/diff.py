@@ -69,6 +69,8 @@ class TableDiff:
     seconds: float = 0.0
     upper: datetime | None = None
     queries: int = 0  # queries per side
+    source_seconds: float = 0.0  # time in the source's queries (they overlap the warehouse's)
+    warehouse_seconds: float = 0.0
 
     @property
     def equal(self) -> bool:
@@ -169,15 +171,29 @@ class _Sides:
         return {_normal(tuple(r[:n])): r[n] for r in rows}
 
 
-def _both(pool: ThreadPoolExecutor, source: Callable[[], T], warehouse: Callable[[], U]) -> tuple[T, U]:
+def _both(
+    pool: ThreadPoolExecutor, source: Callable[[], T], warehouse: Callable[[], U], diff: TableDiff
+) -> tuple[T, U]:
     """Run the warehouse's call on the worker thread while the source's runs on this one (a
-    SQLite source connection belongs to the thread that opened it); both results."""
-    future = pool.submit(warehouse)
+    SQLite source connection belongs to the thread that opened it); both results. Adds each
+    side's time to `diff`."""
+
+    def timed_warehouse() -> U:
+        started = time.perf_counter()
+        try:
+            return warehouse()
+        finally:
+            diff.warehouse_seconds += time.perf_counter() - started
+
+    future = pool.submit(timed_warehouse)
+    started = time.perf_counter()
     try:
         src = source()
     except BaseException:
         wait([future])
         raise
+    finally:
+        diff.source_seconds += time.perf_counter() - started
     return src, future.result()
 
 
@@ -210,7 +226,9 @@ def verify_table(
     sides = _Sides(engine, wh, table)
     level = digits or bucket_digits(engine.estimate_rows(table))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-warehouse") as pool:
-        src, dst = _both(pool, partial(sides.source_sums, level, [], 0), partial(sides.warehouse_sums, level, [], 0))
+        src, dst = _both(
+            pool, partial(sides.source_sums, level, [], 0), partial(sides.warehouse_sums, level, [], 0), diff
+        )
         diff.source_rows = sum(c for c, _ in src.values())
         diff.warehouse_rows = sum(c for c, _ in dst.values())
         while True:
@@ -230,7 +248,7 @@ def verify_table(
                 break
             deeper = min(level + REFINE_DIGITS, HASH_DIGITS)
             src_call = partial(sides.source_sums, deeper, large, level)
-            src, dst = _both(pool, src_call, partial(sides.warehouse_sums, deeper, large, level))
+            src, dst = _both(pool, src_call, partial(sides.warehouse_sums, deeper, large, level), diff)
             level = deeper
     for found in (diff.missing, diff.extra, diff.changed):
         found.sort(key=lambda k: tuple(str(v) for v in k))
@@ -243,7 +261,7 @@ def _compare(
 ) -> None:
     """Fetch the rows of the buckets `prefixes` from both sides and add their differences."""
     source, warehouse = _both(
-        pool, partial(sides.source_rows, prefixes, digits), partial(sides.warehouse_rows, prefixes, digits)
+        pool, partial(sides.source_rows, prefixes, digits), partial(sides.warehouse_rows, prefixes, digits), diff
     )
     diff.queries += 1
     diff.source_bytes += len(source) * sides.width
