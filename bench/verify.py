@@ -15,7 +15,7 @@ Times are wall seconds; bytes are verify's estimate of what it read from the sou
 is this process's VmHWM growth during the verify (memory flat in table size).
 
 Scale 10 (any scale above 1) loads the scale-1 CSVs and copies the rows in the database with
-new order ids (`_replicate`): only orders and order_items are needed, and generating them at
+new hex order ids (`_replicate`): only orders and order_items are needed, and generating them at
 scale 10 takes minutes. `reladiff` (not a dependency: docs/verify.md) runs when
 `--reladiff-python` (default `.reladiff-venv/bin/python`, a scratch venv) can import it; it
 compares the source table with a plain copy of the warehouse's latest versions in a DuckDB file
@@ -48,9 +48,11 @@ def _hwm_mb() -> float:
 
 def _replicate(admin: Any, database: str, tables: list[str], copies: int) -> None:
     """Scale the loaded scale-1 tables up in the database itself: `copies - 1` more copies of
-    every row whose `order_id` ends in a letter after `f` (`h`, `i`, ...), so no copy collides
-    with a generated (hex) id and order_items still point at their order. Much faster than
-    generating and bulk-loading the CSVs at scale 10 (only orders and order_items are needed)."""
+    every row (MariaDB's sequence table `seq_1_to_N`), copy i with the last hex digit of
+    `order_id` moved by i (mod 16): ids stay 32 hex digits (reladiff keys them as such) and
+    order_items still point at their order; a copy collides with another id only if two ids
+    share their first 31 digits. Much faster than generating and bulk-loading the CSVs at
+    scale 10 (only orders and order_items are needed)."""
     with admin.cursor() as cur:
         for table in tables:
             cur.execute(
@@ -59,12 +61,12 @@ def _replicate(admin: Any, database: str, tables: list[str], copies: int) -> Non
                 (database, table),
             )
             (cols,) = cur.fetchone()
-            for i in range(1, copies):
-                picked = cols.replace("`order_id`", f"CONCAT(SUBSTRING(`order_id`, 1, 31), CHAR({103 + i}))", 1)
-                cur.execute(
-                    f"INSERT INTO `{database}`.`{table}` ({cols}) SELECT {picked} FROM `{database}`.`{table}` "
-                    f"WHERE RIGHT(`order_id`, 1) <= 'f'"
-                )
+            moved = "LOWER(CONV(MOD(CONV(RIGHT(`order_id`, 1), 16, 10) + seq, 16), 10, 16))"
+            picked = cols.replace("`order_id`", f"CONCAT(SUBSTRING(`order_id`, 1, 31), {moved})", 1)
+            cur.execute(
+                f"INSERT INTO `{database}`.`{table}` ({cols}) SELECT {picked} "
+                f"FROM `{database}`.`{table}` CROSS JOIN seq_1_to_{copies - 1}"
+            )
 
 
 def _reladiff_copy(wh: Any, tables: list[Any], path: Path) -> None:
@@ -187,7 +189,8 @@ def bench_scale(scale: float, host: str, port: int, reladiff_python: Path | None
             with open_source(url) as db, open_warehouse(settings, store) as wh:
                 n = max(1, equal.source_rows // 1000)
                 first = db.quote(t.primary_key[0])
-                keys = db.execute(f"SELECT DISTINCT {first} FROM `{t.name}` ORDER BY md5({first}) LIMIT {n}")
+                # order ids from orders (unique: a top-n sort, no temporary table of every key)
+                keys = db.execute(f"SELECT {first} FROM `orders` ORDER BY md5({first}) LIMIT {n}")
                 changed = 0
                 for (k,) in keys:
                     changed += db._conn.cursor().execute(  # cursor written back: a difference, not in flight
