@@ -65,7 +65,7 @@ def _replicate(admin: Any, database: str, tables: list[str], copies: int) -> Non
             picked = cols.replace("`order_id`", f"CONCAT(SUBSTRING(`order_id`, 1, 31), {moved})", 1)
             cur.execute(
                 f"INSERT INTO `{database}`.`{table}` ({cols}) SELECT {picked} "
-                f"FROM `{database}`.`{table}` CROSS JOIN seq_1_to_{copies - 1}"
+                f"FROM `{database}`.`{table}` CROSS JOIN `{database}`.seq_1_to_{copies - 1}"
             )
 
 
