@@ -11,7 +11,9 @@ database, extract (historical) and load them into a fresh DuckDB warehouse, then
 * 0.1%     `verify_table` after 0.1% of the rows were changed in the source with their cursor
            written back unchanged (so they are differences, not in-flight rows).
 
-Times are wall seconds; bytes are verify's estimate of what it read from the source; peak RSS
+Scans and verifies alternate `--repeat` times (3) per table and state, and the medians are
+reported (the machine is shared: one run of each was seen to vary by 2 x). Times are wall
+seconds; bytes are verify's estimate of what it read from the source; peak RSS
 is this process's VmHWM growth during the verify (memory flat in table size).
 
 Scale 10 (any scale above 1) loads the scale-1 CSVs and copies the rows in the database with
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -63,10 +66,14 @@ def _replicate(admin: Any, database: str, tables: list[str], copies: int) -> Non
             (cols,) = cur.fetchone()
             moved = "LOWER(CONV(MOD(CONV(RIGHT(`order_id`, 1), 16, 10) + seq, 16), 10, 16))"
             picked = cols.replace("`order_id`", f"CONCAT(SUBSTRING(`order_id`, 1, 31), {moved})", 1)
+            # from a copy: an INSERT ... SELECT from its own table would go through a temporary
+            # table on disk (seen deleted under the server on this shared machine)
+            cur.execute(f"CREATE TABLE `{database}`.`{table}__base` AS SELECT * FROM `{database}`.`{table}`")
             cur.execute(
                 f"INSERT INTO `{database}`.`{table}` ({cols}) SELECT {picked} "
-                f"FROM `{database}`.`{table}` CROSS JOIN `{database}`.seq_1_to_{copies - 1}"
+                f"FROM `{database}`.`{table}__base` CROSS JOIN `{database}`.seq_1_to_{copies - 1}"
             )
+            cur.execute(f"DROP TABLE `{database}`.`{table}__base`")
 
 
 def _reladiff_copy(wh: Any, tables: list[Any], path: Path) -> None:
@@ -130,7 +137,12 @@ def _reladiff_python(path: str) -> Path | None:
     return None
 
 
-def bench_scale(scale: float, host: str, port: int, reladiff_python: Path | None) -> list[dict]:
+def _median(diffs: list[Any]) -> Any:
+    """The TableDiff of median time (the verify results are the same each time)."""
+    return sorted(diffs, key=lambda d: d.seconds)[len(diffs) // 2]
+
+
+def bench_scale(scale: float, host: str, port: int, reladiff_python: Path | None, repeat: int) -> list[dict]:
     import pymysql
 
     from loaders.config import Settings
@@ -176,14 +188,22 @@ def bench_scale(scale: float, host: str, port: int, reladiff_python: Path | None
             if reladiff_python:
                 _reladiff_copy(wh, tables, copy)
         for t in tables:
-            with open_source(url) as db, open_warehouse(settings, store) as wh:
-                h = row_hash_sql("mysql", t.columns)
+            h = row_hash_sql("mysql", t.columns)
+            scans: list[float] = []
+
+            def scan(db: Any) -> None:
                 started = time.perf_counter()
-                db.execute(f"SELECT count(*), {bucket_sum_sql('mysql', h)} FROM `{t.name}`")
-                scan = time.perf_counter() - started
+                db.execute(f"SELECT count(*), {bucket_sum_sql('mysql', h)} FROM `{t.name}`")  # noqa: B023
+                scans.append(time.perf_counter() - started)  # noqa: B023
+
+            with open_source(url) as db, open_warehouse(settings, store) as wh:
                 upper = read_watermark(store, t)
                 before = _hwm_mb()
-                equal = verify_table(db, wh, t, upper)
+                equals = []
+                for _ in range(repeat):  # interleaved: the machine's load hits both alike
+                    scan(db)
+                    equals.append(verify_table(db, wh, t, upper))
+                equal = _median(equals)
                 equal_mb = _hwm_mb() - before
             rd_equal = _reladiff(reladiff_python, url, copy, t)
             with open_source(url) as db, open_warehouse(settings, store) as wh:
@@ -197,22 +217,30 @@ def bench_scale(scale: float, host: str, port: int, reladiff_python: Path | None
                         f"UPDATE `{t.name}` SET `{t.cursor}` = `{t.cursor}`, {_touch(t)} WHERE {first} = %s", (k,)
                     )
                 before = _hwm_mb()
-                differ = verify_table(db, wh, t, upper)
+                differs = []
+                for _ in range(repeat):
+                    scan(db)
+                    differs.append(verify_table(db, wh, t, upper))
+                differ = _median(differs)
                 differ_mb = _hwm_mb() - before
             rd_differ = _reladiff(reladiff_python, url, copy, t)
+            scan_s = statistics.median(scans)
             row = {
                 "scale": scale,
                 "table": t.name,
                 "rows": equal.source_rows,
-                "scan_s": round(scan, 2),
+                "scan_s": round(scan_s, 2),
+                "scans": [round(x, 2) for x in scans],
                 "equal_s": round(equal.seconds, 2),
-                "equal_ratio": round(equal.seconds / scan, 2) if scan else None,
+                "equals": [round(d.seconds, 2) for d in equals],
+                "equal_ratio": round(equal.seconds / scan_s, 2),
                 "equal_mb_read": round(equal.source_bytes / 1e6, 2),
                 "equal_rss_growth_mb": round(equal_mb, 1),
                 "changed_rows": changed,
                 "found": len(differ.changed) + len(differ.missing) + len(differ.extra),
                 "differ_s": round(differ.seconds, 2),
-                "differ_ratio": round(differ.seconds / scan, 2) if scan else None,
+                "differs": [round(d.seconds, 2) for d in differs],
+                "differ_ratio": round(differ.seconds / scan_s, 2),
                 "differ_mb_read": round(differ.source_bytes / 1e6, 2),
                 "differ_rss_growth_mb": round(differ_mb, 1),
                 "buckets": differ.ranges,
@@ -247,6 +275,7 @@ def main() -> int:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3306)
+    parser.add_argument("--repeat", type=int, default=3, help="scans and verifies per table and state (medians)")
     parser.add_argument(
         "--reladiff-python",
         default=str(PROJECT_DIR / ".reladiff-venv" / "bin" / "python"),
@@ -254,7 +283,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     reladiff_python = _reladiff_python(args.reladiff_python)
-    rows = [r for scale in args.scales for r in bench_scale(scale, args.host, args.port, reladiff_python)]
+    rows = [r for scale in args.scales for r in bench_scale(scale, args.host, args.port, reladiff_python, args.repeat)]
     head = (
         "| scale | table | rows | source scan s | verify equal s (x scan) | 0.1% changed | found "
         "| verify 0.1% s (x scan) | MB read equal / 0.1% | RSS growth MB | reladiff equal s (x) "
