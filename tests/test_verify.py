@@ -11,6 +11,7 @@ from loaders.cli import main
 from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
+from .test_postgres_load import pg_settings  # noqa: F401  # the fixture
 
 TABLES = ["orders", "order_items", "order_reviews"]
 
@@ -187,3 +188,26 @@ def test_verify_on_mariadb_case_insensitive_keys_composite_keys_recursion_and_em
     assert (gone.source_rows, gone.missing, gone.changed) == (0, [], [])
     assert len(gone.extra) == gone.warehouse_rows > 0
     assert ("MixedCase_Order_A", 1) in gone.extra and ("Trailing_Space_Key", last_item) in gone.extra
+
+
+def test_verify_with_a_postgres_warehouse(pg_settings, olist_csv):  # noqa: F811  # the imported fixture
+    """The buckets and sums computed by PostgreSQL over its raw table match SQLite's (a composite
+    key, a cent, a delete), at the default level and through a recursion."""
+    s = pg_settings
+    fill_source(s, olist_csv, ["order_items"])
+    extract_and_load(s, tables=["order_items"])
+    (equal,) = pipeline.verify(s, quiet(), ["order_items"])
+    assert equal.equal and equal.source_rows == equal.warehouse_rows > 0, equal.summary()
+    with open_source(s.source_url) as db:
+        db.execute('DROP TRIGGER IF EXISTS "order_items__touch"')
+        item, seq = _one(db, "SELECT order_id, order_item_id FROM order_items ORDER BY order_id LIMIT 1 OFFSET 9")
+        db.execute(
+            "UPDATE order_items SET price = printf('%.2f', CAST(price AS REAL) + 0.01) "
+            "WHERE order_id = ? AND order_item_id = ?",
+            (item, seq),
+        )
+        gone = _one(db, "SELECT order_id, order_item_id FROM order_items ORDER BY order_id DESC LIMIT 1")
+        db.execute("DELETE FROM order_items WHERE order_id = ? AND order_item_id = ?", gone)
+    for kwargs in ({}, {"digits": 1, "fetch_rows": 3}):
+        d = _verify_direct(s, "order_items", **kwargs)
+        assert (d.changed, d.extra, d.missing) == ([(item, seq)], [gone], []), d.summary()
