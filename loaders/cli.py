@@ -134,8 +134,9 @@ def demo(ctx, scale) -> None:
 
     Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
     funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
-    simulates one hour of orders, extracts incrementally, loads and builds again, and writes
-    the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
+    simulates one hour of orders and deletes one review in the source, extracts incrementally,
+    loads and builds again, verifies every table against the source and repairs what differs
+    (the deleted review), and writes the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
     warehouse.duckdb, csv/, funnel/, dashboard.html.
     """
     settings = _settings(ctx, scale=scale)
@@ -228,7 +229,9 @@ def extract(ctx, mode, tables) -> None:
     Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
     evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
     shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
-    changed; freeze stops a table for any change. A stopped table writes nothing.
+    changed, or a widened column's value that does not fit the declared type (one line naming
+    table, column, key, value, both types and the YAML line to declare); freeze stops a table for
+    any change. A stopped table writes nothing.
 
     A table whose extract fails (a value a later stage cannot hold, named by table, column, key
     and value; a watermark later than the source clock; a damaged state file; a schema change
@@ -514,7 +517,7 @@ def run(ctx, tables) -> None:
     """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
     dbt build, a verify-and-repair when due, and write the dashboard (data/dashboard.html).
 
-    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    DWH_VERIFY_EVERY (24h, the default; 0 never) runs `dwh verify --repair` of the tables
     when the last verify is older than that, and after a historical extract; its cost (time,
     bytes read from the source) is printed.
 

@@ -18,9 +18,14 @@ another moment. The GTID set (`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` 
 recorded beside the position for people and tools (only when it is certainly the snapshot's:
 nothing committed between the snapshot and reading it); capture resumes by file and position.
 
-Each later run (`capture_table`) reads the row events of the table from the stored position up
-to the end position read once at the run's start (`SHOW MASTER STATUS`, always a transaction
-boundary), with the `mysql-replication` package over a replication connection. Inserts become
+Each later run reads the row events of all its tables in one pass (`LogPass`, driven by
+loaders/extract/capture.py): from the earliest of their stored positions up to the end position
+read once at the run's start (`SHOW MASTER STATUS`, always a transaction boundary), with the
+`mysql-replication` package over one replication connection; each table takes the events after
+its own position, so each change is read into its table's batch once. The library frames the
+stream and parses each event's header and table map; the rows of WRITE/UPDATE/DELETE_ROWS events
+are decoded by a function generated per table map (loaders/extract/binlog_rows.py, `RowImages`),
+or by the library where a column type needs it. Inserts become
 versions with `_op` 'c', updates 'u' (the after image), deletes 'd' tombstones (primary key,
 cursor as in the before image, the other declared columns NULL); `_change_seq` numbers the
 changes in commit order (the order of the log), so several changes of one key in one batch keep
@@ -30,9 +35,10 @@ between the two finds the published batch that starts at the stored position and
 position instead of reading the range again (`_adopt_published`), so no change is written twice.
 
 A schema change of a captured table (ALTER, DROP, RENAME, TRUNCATE) in the log stops that
-table's capture: the changes before it are published, the position stays at the start of the
-statement's transaction, and `SchemaChangeError` names the table and the statement; every run
-stops there again until the table is re-extracted (`dwh extract --mode historical`).
+table's capture (the other tables of the pass read on): the changes before it are published,
+the position stays at the start of the statement's transaction, and `SchemaChangeError` names
+the table and the statement; every run stops there again until the table is re-extracted
+(`dwh extract --mode historical`).
 
 When the server no longer has the stored position's file (binary-log retention shorter than the
 outage), `PositionLostError` says so; the pipeline then takes a new historical extract of that
@@ -57,6 +63,7 @@ from ..config import Settings
 from ..declarations import Table
 from ..sources import SourceEngine, SourceError, scrub
 from ..store import ObjectStore
+from .binlog_rows import RowImages
 from .parts import ExtractError, conform
 
 log = logging.getLogger("loaders.extract")
@@ -251,8 +258,7 @@ def snapshot_rows(
 def _to_batch(table: Table, rows: list[tuple] | list[list]) -> pa.RecordBatch:
     """Rows (tuples in declaration order) as a record batch typed to the declaration."""
     arrays = []
-    for i, c in enumerate(table.columns):
-        values = [r[i] for r in rows]
+    for c, values in zip(table.columns, zip(*rows, strict=True) if rows else [()] * len(table.columns), strict=True):
         try:
             arrays.append(pa.array(values, type=c.type.arrow()))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
@@ -264,12 +270,176 @@ def _to_batch(table: Table, rows: list[tuple] | list[list]) -> pa.RecordBatch:
 
 
 @dataclass
-class Change:
-    """Row versions read from the log for one table, in commit order, with the position up to
-    which they are complete."""
+class Chunk:
+    """Row versions of one table read from the log, in commit order: rows in declaration order
+    and their `_op`s. The last chunk of a table stopped by a schema change has no rows, its
+    `stopped` error and `at`, the position before the change (where the table's capture resumes)."""
 
+    table: str
     rows: list[list[Any]]
     ops: list[str]
+    stopped: SchemaChangeError | None = None
+    at: Position | None = None
+
+
+@dataclass
+class _Reading:
+    """One table in a pass: where its changes start (events ending at or before it are already
+    in its batches) and the rows read for it since its last chunk."""
+
+    table: Table
+    start: Position
+    names: list[str]
+    keep: frozenset[str]  # the columns a tombstone keeps: primary key and cursor
+    rows: list[list[Any]]
+    ops: list[str]
+    columns: Any = None  # the table map (mysql-replication's column list) `images` was made for
+    images: RowImages | None = None  # the fast row decoder for it; None: the library decodes
+    fill: int | None = None  # the index of the declared cursor when the source lacks it
+    start_key: tuple[int, int] = (0, 0)  # start.key, compared with every event's
+
+    def __post_init__(self) -> None:
+        self.start_key = self.start.key
+
+
+class LogPass:
+    """One pass over the binary log for several tables: from the earliest of their start
+    positions up to `end` (fixed at the run's start), each table's row events routed to it in
+    commit order, as chunks of at most `batch_rows` rows (`Chunk`). A table sees only the events
+    after its own start, so tables whose positions differ (one re-extracted, one stopped by a
+    schema change) share the pass and still read each change once.
+
+    A schema change of one table (ALTER, DROP, RENAME, TRUNCATE) ends that table's reading with a
+    `stopped` chunk; the others go on. `drop(name)` stops routing a table's events (its batch
+    failed). Iterating raises PositionLostError (the log at the first position is gone) and
+    SourceError (the replication connection failed, or the log lacks column names:
+    binlog_row_metadata), naming the tables still being read."""
+
+    def __init__(self, engine: SourceEngine, starts: dict[str, tuple[Table, Position]], end: Position, batch_rows: int):
+        self.engine, self.end, self.batch_rows = engine, end, batch_rows
+        self._reading = {
+            name: _Reading(
+                table, start, list(table.column_names), frozenset({*table.primary_key, table.cursor}), [], []
+            )
+            for name, (table, start) in starts.items()
+            if start.key < end.key
+        }
+
+    def drop(self, name: str) -> None:
+        """Stop reading table `name` (its rows not yet handed out are forgotten)."""
+        self._reading.pop(name, None)
+
+    def _names(self) -> str:
+        return ", ".join(repr(n) for n in self._reading)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        # mysql-replication ships no type information (no py.typed): its classes are Any here
+        from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
+        from pymysqlreplication.event import QueryEvent, XidEvent  # type: ignore[import-untyped]  # no py.typed
+        from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
+            DeleteRowsEvent,
+            UpdateRowsEvent,
+            WriteRowsEvent,
+        )
+
+        if not self._reading:
+            return
+        first = min((r.start for r in self._reading.values()), key=lambda s: s.key)
+        p = self.engine._parts
+        database = unquote(p.path.lstrip("/"))
+        stream = BinLogStreamReader(
+            connection_settings={
+                "host": p.hostname or "127.0.0.1",
+                "port": p.port or 3306,
+                "user": unquote(p.username or ""),
+                "password": unquote(p.password or ""),
+                "charset": "utf8mb4",
+            },
+            server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),  # unique among the server's replicas
+            log_file=first.file,
+            log_pos=first.pos,
+            resume_stream=True,
+            blocking=False,
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
+            only_tables=sorted(self._reading),  # other tables' row events are skipped unparsed
+            only_schemas=[database],
+            # a table map already seen is not parsed again (the library's default re-parses one per
+            # row event: 80% of the time); safe because a schema change of a table stops its capture
+            freeze_schema=True,
+            enable_logging=False,
+        )
+        end_key = self.end.key
+        # positions as (file number, offset) keys, a Position only where one is kept
+        file, seq = first.file, first.key[0]
+        boundary = first  # the last transaction boundary read: where a stopped capture resumes
+        try:
+            for event in stream:
+                if stream.log_file != file:
+                    file = stream.log_file
+                    seq = Position(file, 0).key[0]
+                here_key = (seq, event.packet.log_pos)
+                if here_key > end_key:
+                    break
+                if isinstance(event, XidEvent):
+                    boundary = Position(file, here_key[1])
+                    continue
+                if isinstance(event, QueryEvent):
+                    query = event.query.decode("utf-8", "replace") if isinstance(event.query, bytes) else event.query
+                    schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
+                    for name, changed in list(self._reading.items()):
+                        if here_key > changed.start_key and _schema_change(query, database, schema, changed.table):
+                            yield from self._flush(name, changed)
+                            # the statement's transaction starts at the boundary before it
+                            at = max(boundary, changed.start, key=lambda s: s.key)
+                            del self._reading[name]
+                            yield Chunk(name, [], [], _schema_stop(changed.table, at, query), at)
+                    if not self._reading:
+                        return
+                    if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
+                        boundary = Position(file, here_key[1])
+                    continue
+                reading = self._reading.get(event.table) if event.schema == database else None
+                if reading is None or here_key <= reading.start_key:
+                    continue
+                if reading.columns is not event.columns:  # a new table map: its decoder
+                    _table_map(reading, event.columns)
+                if isinstance(event, UpdateRowsEvent):
+                    kind = OP_UPDATE
+                elif isinstance(event, WriteRowsEvent):
+                    kind = OP_INSERT
+                else:
+                    kind = OP_DELETE
+                rows = reading.images.rows(event) if reading.images is not None else None
+                if rows is None:
+                    _library_rows(event, kind, reading)
+                else:
+                    if reading.fill is not None:  # no cursor column in the source: the event's time
+                        committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
+                        for row in rows:
+                            row[reading.fill] = committed
+                    reading.rows += rows
+                    reading.ops += [kind] * len(rows)
+                if len(reading.rows) >= self.batch_rows:
+                    yield from self._flush(event.table, reading)
+            for name, reading in list(self._reading.items()):
+                yield from self._flush(name, reading)
+        except (ExtractError, GeneratorExit):
+            raise
+        except Exception as exc:
+            if "Could not find first log file" in str(exc) or "1236" in str(exc):
+                raise PositionLostError(
+                    f"tables {self._names()}: the binary log at {first} is gone from the server"
+                ) from None
+            detail = scrub(str(exc), self.engine.url)
+            raise SourceError(f"reading the binary log for tables {self._names()} failed: {detail}") from None
+        finally:
+            stream.close()
+
+    def _flush(self, name: str, reading: _Reading) -> Iterator[Chunk]:
+        if reading.rows:
+            chunk = Chunk(name, reading.rows, reading.ops)
+            reading.rows, reading.ops = [], []
+            yield chunk
 
 
 def _schema_change(query: str, database: str, schema: str, table: Table) -> bool:
@@ -284,129 +454,53 @@ def _schema_change(query: str, database: str, schema: str, table: Table) -> bool
     return bool(names & tokens)
 
 
-def read_changes(
-    engine: SourceEngine,
-    table: Table,
-    start: Position,
-    end: Position,
-    batch_rows: int,
-) -> Iterator[tuple[list[list[Any]], list[str], Position | None]]:
-    """The changes of `table` between `start` and `end`, in commit order, as chunks of at most
-    `batch_rows` (rows in declaration order, their `_op`s, None); the last item of a capture
-    stopped by a schema change carries the position before it instead of None.
-
-    Raises PositionLostError (the start's file is gone) and SourceError (the replication
-    connection failed, or the log lacks column names: binlog_row_metadata)."""
-    # mysql-replication ships no type information (no py.typed): its classes are Any here
-    from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
-    from pymysqlreplication.event import QueryEvent, XidEvent  # type: ignore[import-untyped]  # no py.typed
-    from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
-        DeleteRowsEvent,
-        UpdateRowsEvent,
-        WriteRowsEvent,
+def _schema_stop(table: Table, at: Position, query: str) -> SchemaChangeError:
+    return SchemaChangeError(
+        f"table {table.name!r}: binlog capture stopped at {at} by a schema change: "
+        f"{' '.join(query.split())[:200]}; re-extract the table (dwh extract --mode historical "
+        f"--tables {table.name}) once its declaration matches"
     )
 
-    if start.key >= end.key:
-        return
-    check_position(engine, table, start)
-    p = engine._parts
-    database = unquote(p.path.lstrip("/"))
-    stream = BinLogStreamReader(
-        connection_settings={
-            "host": p.hostname or "127.0.0.1",
-            "port": p.port or 3306,
-            "user": unquote(p.username or ""),
-            "password": unquote(p.password or ""),
-            "charset": "utf8mb4",
-        },
-        server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),  # unique among the server's replicas
-        log_file=start.file,
-        log_pos=start.pos,
-        resume_stream=True,
-        blocking=False,
-        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
-        only_tables=[table.name],  # other tables' row events are skipped unparsed
-        only_schemas=[database],
-        # a table map already seen is not parsed again (the library's default re-parses one per
-        # row event: 80% of the time); safe because a schema change of the table stops the capture
-        freeze_schema=True,
-        enable_logging=False,
-    )
-    names = list(table.column_names)
-    rows: list[list[Any]] = []
-    ops: list[str] = []
-    boundary = start  # the last transaction boundary read: where a stopped capture resumes
-    try:
-        for event in stream:
-            here = Position(stream.log_file, int(event.packet.log_pos))
-            if here.key > end.key:
-                break
-            if isinstance(event, XidEvent):
-                boundary = here
-                continue
-            if isinstance(event, QueryEvent):
-                query = event.query.decode("utf-8", "replace") if isinstance(event.query, bytes) else event.query
-                schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
-                if _schema_change(query, database, schema, table):
-                    # the statement's transaction starts at the boundary before it
-                    if rows:
-                        yield rows, ops, None
-                    yield [], [], boundary
-                    raise SchemaChangeError(
-                        f"table {table.name!r}: binlog capture stopped at {boundary} by a schema change: "
-                        f"{' '.join(query.split())[:200]}; re-extract the table (dwh extract --mode historical "
-                        f"--tables {table.name}) once its declaration matches"
-                    )
-                if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
-                    boundary = here
-                continue
-            if event.schema != database or event.table != table.name:
-                continue
-            if not _has_names(event, names):
-                raise SourceError(
-                    f"table {table.name!r}: the binary log's row events carry no column names "
-                    "(the server needs binlog_row_metadata=FULL)"
-                )
-            committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
-            for row in event.rows:
-                if isinstance(event, UpdateRowsEvent):
-                    values, op = row["after_values"], OP_UPDATE
-                elif isinstance(event, WriteRowsEvent):
-                    values, op = row["values"], OP_INSERT
-                else:
-                    before = row["values"]
-                    keep = {*table.primary_key, table.cursor}
-                    values, op = {n: before.get(n) if n in keep else None for n in before}, OP_DELETE
-                if table.cursor not in values:  # no cursor column in the source: the event's time
-                    values = {**values, table.cursor: committed}
-                rows.append([values.get(n) for n in names])
-                ops.append(op)
-                if len(rows) >= batch_rows:
-                    yield rows, ops, None
-                    rows, ops = [], []
-        if rows:
-            yield rows, ops, None
-    except (SchemaChangeError, PositionLostError):
-        raise
-    except ExtractError:
-        raise
-    except Exception as exc:
-        if "Could not find first log file" in str(exc) or "1236" in str(exc):
-            raise PositionLostError(
-                f"table {table.name!r}: the binary log at the stored position {start} is gone from the server"
-            ) from None
-        detail = scrub(str(exc), engine.url)
-        raise SourceError(f"reading the binary log for table {table.name!r} failed: {detail}") from None
-    finally:
-        stream.close()
+
+def _library_rows(event: Any, kind: str, reading: _Reading) -> None:
+    """Append the row versions of a row event to `reading`, decoded by mysql-replication: an
+    insert's image, an update's after image, a delete's before image as a tombstone (primary key
+    and cursor kept, the other columns NULL); a source table without the cursor column gets the
+    event's commit time (UTC) as its cursor."""
+    names, keep, cursor = reading.names, reading.keep, reading.table.cursor
+    committed = None
+    for row in event.rows:
+        if kind == OP_UPDATE:
+            values = row["after_values"]
+        elif kind == OP_INSERT:
+            values = row["values"]
+        else:
+            before = row["values"]
+            values = {n: before.get(n) if n in keep else None for n in before}
+        if cursor not in values:  # no cursor column in the source: the event's time
+            if committed is None:
+                committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
+            values = {**values, cursor: committed}
+        reading.rows.append([values.get(n) for n in names])
+        reading.ops.append(kind)
 
 
-def _has_names(event: Any, names: list[str]) -> bool:
-    """Whether the row event names its columns (binlog_row_metadata=FULL): the declared ones
-    are there, perhaps without the cursor (a source table without one)."""
-    row = event.rows[0] if event.rows else {}
-    values = row.get("values") or row.get("after_values") or {}
-    return not values or sum(n in values for n in names) >= len(names) - 1
+def _table_map(reading: _Reading, columns: list[Any]) -> None:
+    """Take a table map of the table being read: check that it names the declared columns
+    (binlog_row_metadata=FULL; the cursor may be missing, a source table without one) and make
+    its fast row decoder (None where a column type needs the library's decoding)."""
+    present = {c.name for c in columns}
+    if sum(n in present for n in reading.names) < len(reading.names) - 1:
+        raise SourceError(
+            f"table {reading.table.name!r}: the binary log's row events carry no column names "
+            "(the server needs binlog_row_metadata=FULL)"
+        )
+    reading.columns = columns
+    reading.images = RowImages.for_columns(columns, reading.names, reading.keep)
+    if reading.images is None:
+        log.info("table %s: a column type the fast row decoder does not read; the library decodes", reading.table.name)
+    cursor = reading.table.cursor
+    reading.fill = None if cursor in present else reading.names.index(cursor)
 
 
 def adopt_published(store: ObjectStore, table: Table, start: Position) -> Position | None:
