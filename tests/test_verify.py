@@ -11,7 +11,6 @@ from loaders.cli import main
 from loaders.sources import open_source
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
-from .test_postgres_load import pg_settings  # noqa: F401  # the fixture
 
 TABLES = ["orders", "order_items", "order_reviews"]
 
@@ -190,7 +189,7 @@ def test_verify_on_mariadb_case_insensitive_keys_composite_keys_recursion_and_em
     assert ("MixedCase_Order_A", 1) in gone.extra and ("Trailing_Space_Key", last_item) in gone.extra
 
 
-def test_verify_with_a_postgres_warehouse(pg_settings, olist_csv):  # noqa: F811  # the imported fixture
+def test_verify_with_a_postgres_warehouse(pg_settings, olist_csv):
     """The buckets and sums computed by PostgreSQL over its raw table match SQLite's (a composite
     key, a cent, a delete), at the default level and through a recursion."""
     s = pg_settings
