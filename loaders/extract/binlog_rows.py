@@ -270,20 +270,36 @@ class RowImages:
         return self._images[key]
 
     def rows(self, event: Any, variant: str = "") -> list[list[Any]] | None:
-        """The rows of a WRITE/UPDATE/DELETE_ROWS event: the declared columns of an insert's image
-        and an update's after image, the tombstone columns of a delete's image (`variant` "all":
-        every column of every image instead, an update's before image then its after image, as
-        separate rows). None when the event is not one this decoder reads exactly (the caller
-        then takes the library's `event.rows`); the library's own reading is left untouched."""
-        kind = event.event_type
+        """The rows of a mysql-replication WRITE/UPDATE/DELETE_ROWS event (`decode` on the bytes
+        the library framed; the library's own reading is left untouched), for comparing the two
+        decodings in tests."""
         wrapper = event.packet
         packet = wrapper.packet
-        d, start = packet._data, packet._position
-        end = start + event.event_size - wrapper.read_bytes
+        start = packet._position
+        return self.decode(
+            event.event_type,
+            packet._data,
+            start,
+            start + event.event_size - wrapper.read_bytes,
+            event.columns_present_bitmap,
+            getattr(event, "columns_present_bitmap2", b""),
+            variant,
+        )
+
+    def decode(
+        self, kind: int, d: bytes, start: int, end: int, present: bytes, present_after: bytes, variant: str = ""
+    ) -> list[list[Any]] | None:
+        """The rows of a WRITE/UPDATE/DELETE_ROWS event whose row images are `d[start:end]`, with
+        the columns-present bitmaps `present` (and `present_after`, an update's after image): the
+        declared columns of an insert's image and an update's after image, the tombstone columns of
+        a delete's image (`variant` "all": every column of every image instead, an update's before
+        image then its after image, as separate rows). None when the bytes do not read exactly
+        (the rows do not end at `end`, a value does not decode) or a column type needs the
+        library."""
         try:
             if kind in UPDATE_ROWS:
-                before = self._image(event.columns_present_bitmap, variant or "skip")
-                after = self._image(event.columns_present_bitmap2, variant or "declared")
+                before = self._image(present, variant or "skip")
+                after = self._image(present_after, variant or "declared")
                 if before is None or after is None:
                     return None
                 out: list[list[Any]] = []
@@ -295,9 +311,7 @@ class RowImages:
                         out.append(old)
                     out.append(new)
             elif kind in WRITE_ROWS or kind in DELETE_ROWS:
-                image = self._image(
-                    event.columns_present_bitmap, variant or ("declared" if kind in WRITE_ROWS else "tombstone")
-                )
+                image = self._image(present, variant or ("declared" if kind in WRITE_ROWS else "tombstone"))
                 if image is None:
                     return None
                 out = []

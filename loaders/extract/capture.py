@@ -25,7 +25,7 @@ from ..manifest import MANIFEST_VERSION, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .batch import BatchReport, _discard_batch, new_batch_id
-from .binlog import LogPass, Position, SchemaChangeError, _to_batch, adopt_published, check_position
+from .binlog import LogPass, Position, _to_batch, adopt_published, check_position
 from .parts import ExtractError, PartWriter, conform, with_change_columns
 from .watermark import read_state, write_watermark
 
@@ -122,7 +122,7 @@ class _TableBatch:
         self.rows = 0
         self.max_cursor: Any = None
         self.stop: Position | None = None
-        self.stopped: SchemaChangeError | None = None
+        self.stopped: ExtractError | None = None
         self.done = False
 
     @classmethod
