@@ -424,6 +424,68 @@ def test_schema_change_stops_only_its_table_in_the_shared_pass(binlog_settings):
     _assert_staging_equals_source(s, ["order_items", "sellers"])
 
 
+def test_partial_row_image_stops_only_its_table(binlog_settings):
+    """A session writing MINIMAL row images (the after image holds only the changed column): the
+    table stops there with one line naming the absent columns, rather than staging NULLs for them;
+    the changes before it are published, the other tables read on, and the next run stops at the
+    same place until the table is re-extracted."""
+    s = binlog_settings
+    _run(s, build=False)
+    _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+    conn = _connect(s)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION binlog_row_image = 'MINIMAL'")
+            cur.execute("UPDATE orders SET order_approved_at = '2002-02-02' ORDER BY order_id DESC LIMIT 1")
+    finally:
+        conn.close()
+    _sql(s, "UPDATE order_items SET price = 12345.67 ORDER BY order_id LIMIT 1")
+    with pytest.raises(RunFailed) as failed:
+        pipeline.extract(s, quiet(), "auto", TABLES)
+    assert [f.unit for f in failed.value.failures] == ["orders"]
+    message = str(failed.value.failures[0].error)
+    assert "partial row image without column(s) order_id, customer_id" in message and "MINIMAL" in message
+    assert "\n" not in message
+    pipeline.load(s, quiet(), TABLES)
+    marks = dict(
+        warehouse_rows(s, "SELECT CAST(order_approved_at AS DATE)::VARCHAR, count(*) FROM raw.orders GROUP BY 1")
+    )
+    assert marks.get("2001-01-01") == 1 and "2002-02-02" not in marks  # before published, the partial not
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.orders WHERE order_id IS NULL OR customer_id IS NULL") == [(0,)]
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.order_items WHERE price = 12345.67") == [(1,)]
+    store = ObjectStore(s.store_url, s)
+    held = stored_position(store, declared_tables(s.project_dir)["orders"])
+    with pytest.raises(Exception, match="partial row image"):
+        pipeline.extract(s, quiet(), "auto", ["orders"])
+    assert stored_position(store, declared_tables(s.project_dir)["orders"]) == held
+    pipeline.extract(s, quiet(), "historical", ["orders"])
+    _run(s, ["orders"])
+    _assert_staging_equals_source(s, ["orders"])
+
+
+def test_compressed_binary_log_is_refused(binlog_settings):
+    """MariaDB's log_bin_compress=ON: capture refuses the server with one line naming the setting;
+    compressed events left in the log after it is turned off fail the pass with one line instead
+    of being skipped."""
+    s = binlog_settings
+    _run(s, build=False)
+    (min_len,) = _sql(s, "SELECT @@global.log_bin_compress_min_len")[0]
+    try:
+        _sql(s, "SET GLOBAL log_bin_compress_min_len = 10")
+        _sql(s, "SET GLOBAL log_bin_compress = ON")
+        _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+        with pytest.raises(Exception, match=r"needs the source server's log_bin_compress=OFF \(it is ON\)"):
+            pipeline.extract(s, quiet(), "auto", ["orders"])
+        _sql(s, "SET GLOBAL log_bin_compress = OFF")
+        with pytest.raises(RunFailed) as failed:
+            pipeline.extract(s, quiet(), "auto", ["orders"])
+        message = str(failed.value.failures[0].error)
+        assert "a compressed event" in message and "log_bin_compress=OFF" in message and "\n" not in message
+    finally:
+        _sql(s, "SET GLOBAL log_bin_compress = OFF")
+        _sql(s, f"SET GLOBAL log_bin_compress_min_len = {int(min_len)}")
+
+
 def test_purged_position_falls_back_to_a_historical_extract(binlog_settings, binlog_server):
     s = binlog_settings
     _run(s, build=False)

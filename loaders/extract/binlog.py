@@ -21,11 +21,16 @@ nothing committed between the snapshot and reading it); capture resumes by file 
 Each later run reads the row events of all its tables in one pass (`LogPass`, driven by
 loaders/extract/capture.py): from the earliest of their stored positions up to the end position
 read once at the run's start (`SHOW MASTER STATUS`, always a transaction boundary), with the
-`mysql-replication` package over one replication connection; each table takes the events after
-its own position, so each change is read into its table's batch once. The library frames the
-stream and parses each event's header and table map; the rows of WRITE/UPDATE/DELETE_ROWS events
-are decoded by a function generated per table map (loaders/extract/binlog_rows.py, `RowImages`),
-or by the library where a column type needs it. Inserts become
+`mysql-replication` package's replication connection; each table takes the events after its own
+position, so each change is read into its table's batch once. The library connects, registers as
+a replica and starts the dump; the events are framed here (`_Frames`, `LogPass._events`: the
+common header, ROTATE, FORMAT_DESCRIPTION's checksum algorithm, XID, QUERY, the table id of
+TABLE_MAP and row events), the library parsing only FORMAT_DESCRIPTION and the table maps of
+declared tables. Other tables' row events are skipped without decoding; the rows of a declared
+table's WRITE/UPDATE/DELETE_ROWS events are decoded by a function generated per table map
+(loaders/extract/binlog_rows.py, `RowImages`), or by the library where a column type needs it. An
+unknown event type, a compressed event or rows that do not decode exactly fail the pass with one
+line (SourceError); nothing is skipped silently. Inserts become
 versions with `_op` 'c', updates 'u' (the after image), deletes 'd' tombstones (primary key,
 cursor as in the before image, the other declared columns NULL); `_change_seq` numbers the
 changes in commit order (the order of the log), so several changes of one key in one batch keep
@@ -38,7 +43,9 @@ A schema change of a captured table (ALTER, DROP, RENAME, TRUNCATE) in the log s
 table's capture (the other tables of the pass read on): the changes before it are published,
 the position stays at the start of the statement's transaction, and `SchemaChangeError` names
 the table and the statement; every run stops there again until the table is re-extracted
-(`dwh extract --mode historical`).
+(`dwh extract --mode historical`). A row image that lacks declared columns (a session that set
+binlog_row_image=MINIMAL or NOBLOB) stops its table the same way (`PartialImageError`) rather than
+stage NULLs for the absent columns.
 
 When the server no longer has the stored position's file (binary-log retention shorter than the
 outage), `PositionLostError` says so; the pipeline then takes a new historical extract of that
@@ -127,18 +134,29 @@ class Position:
 
 def require_mysql(engine: SourceEngine) -> None:
     """Raise ExtractError unless the source is MySQL/MariaDB with a row-based binary log that
-    carries full row images (and, where the server has the setting, full row metadata)."""
+    carries full row images (and, where the server has the setting, full row metadata) and whose
+    events are not compressed (MariaDB's log_bin_compress, MySQL's binlog_transaction_compression:
+    capture reads no compressed event). A session may still change binlog_row_image; a partial
+    image then stops its table (PartialImageError)."""
     if engine.name != "mysql":
         raise ExtractError(f"DWH_CAPTURE=binlog needs a MySQL/MariaDB source; the source is {engine.name}")
     settings = dict(
         engine.execute(
-            "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
-            "('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')"
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', "
+            "'binlog_row_metadata', 'log_bin_compress', 'binlog_transaction_compression')"
         )
     )
-    need = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
+    need = {
+        "log_bin": "ON",
+        "binlog_format": "ROW",
+        "binlog_row_image": "FULL",
+        "binlog_row_metadata": "FULL",
+        "log_bin_compress": "OFF",
+        "binlog_transaction_compression": "OFF",
+    }
+    optional = {"binlog_row_metadata", "log_bin_compress", "binlog_transaction_compression"}  # not on every server
     for name, value in need.items():
-        have = str(settings.get(name, value if name == "binlog_row_metadata" else "")).upper()
+        have = str(settings.get(name, value if name in optional else "")).upper()
         if have != value:
             raise ExtractError(
                 f"DWH_CAPTURE=binlog needs the source server's {name}={value} (it is {have or 'unset'}): "

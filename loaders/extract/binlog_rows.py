@@ -1,21 +1,23 @@
 """Fast decoding of binary-log row images (binlog capture, loaders/extract/binlog.py).
 
-`mysql-replication` frames the replication stream and parses each event's header, table map and
-column bitmaps; it decodes a row event's rows lazily, on `.rows`, in pure Python at about 0.2 ms
-a row (a method call, a bitmap test and a packet read per column). `RowImages` reads the rows of
-WRITE/UPDATE/DELETE_ROWS events itself instead, from the bytes the library has already framed,
-with one Python function per table map and image variant, generated from the columns' types
-(`compile_image`): fixed-width integers and floats with `struct.unpack_from`, length-prefixed
-strings, MySQL's packed DECIMAL, DATETIME2/TIMESTAMP2 with fractional seconds and DATE, the NULL
-bitmap as one integer, the columns-present bitmap of a partial image (absent columns are None).
-The wire formats are MySQL's (sql/log_event.cc, `Rows_log_event`; strings/decimal.c,
-`decimal2bin`; sql-common/my_time.c, `TIME_to_longlong_datetime_packed`) and match the
-library's own decoding value for value (tests/test_binlog.py checks it on a real server).
+mysql-replication decodes a row event's rows in pure Python at about 0.2 ms a row (a method
+call, a bitmap test and a packet read per column). `RowImages` reads the rows of
+WRITE/UPDATE/DELETE_ROWS events itself instead, from the event's bytes (framed by
+loaders/extract/binlog.py), with one Python function per table map and image variant, generated
+from the columns' types (`compile_image`): fixed-width integers and floats with
+`struct.unpack_from`, length-prefixed strings, MySQL's packed DECIMAL, DATETIME2/TIMESTAMP2 with
+fractional seconds and DATE, the NULL bitmap as one integer, the columns-present bitmap of a
+partial image (absent columns are None; capture refuses partial images of declared columns
+before decoding). The wire formats are MySQL's (sql/log_event.cc, `Rows_log_event`;
+strings/decimal.c, `decimal2bin`; sql-common/my_time.c, `TIME_to_longlong_datetime_packed`) and
+match the library's own decoding value for value (tests/test_binlog.py checks it on a real
+server).
 
 A table map with a column type this module does not decode (TIME, JSON, ENUM, SET, BIT,
 GEOMETRY, the pre-5.6 temporal types) is decoded by the library: `RowImages.for_columns`
-returns None. An event whose rows do not end exactly at the end of its body is decoded by the
-library too. Correctness first: the fast path only ever takes what it can read exactly.
+returns None. `decode` returns None for an event whose rows do not end exactly at the end of
+its body, and capture then fails loudly. Correctness first: the fast path only ever takes what it
+can read exactly.
 """
 
 from __future__ import annotations
