@@ -820,3 +820,89 @@ def test_fast_row_decoder_leaves_unknown_types_to_the_library():
     for unknown in (SimpleNamespace(type=19, name="t", fsp=0), SimpleNamespace(type=245, name="j", length_size=4)):
         assert RowImages.for_columns([known, unknown], ["id"], frozenset({"id"})) is None
     assert RowImages.for_columns([known], ["id"], frozenset({"id"})) is not None
+
+
+def test_log_pass_frames_the_log_like_the_library(binlog_server, binlog_url):
+    """Our framing (LogPass) over a range holding a declared table of every fast-decoded type
+    (`types`), a declared table with a TIME column only the library decodes (`spans`), and an
+    undeclared table's changes in between, in chunks of about 3 rows: each declared table's changes
+    are, change for change, what mysql-replication's own event reading gives (an insert's image,
+    an update's after image, a delete's key and cursor)."""
+    from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
+    from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
+        DeleteRowsEvent,
+        UpdateRowsEvent,
+        WriteRowsEvent,
+    )
+
+    from loaders.declarations.olist import Column, Table
+    from loaders.declarations.types import LogicalType
+    from loaders.extract.binlog import LogPass
+
+    database = binlog_url.rsplit("/", 1)[1]
+    text = LogicalType.parse("text")
+    types_names = [line.split()[0] for line in TYPES_TABLE.splitlines()[1:-1]]
+    declared = {
+        "types": Table("types", "", tuple(Column(n, text) for n in types_names), ("id",), "at_us", "id"),
+        "spans": Table("spans", "", (Column("id", text), Column("label", text)), ("id",), "label", "id"),
+    }
+    conn = binlog_server.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+            cur.execute(TYPES_TABLE)
+            cur.execute("CREATE TABLE spans (id INT PRIMARY KEY, span TIME(3) NULL, label VARCHAR(10) NULL)")
+            cur.execute("CREATE TABLE other (id INT PRIMARY KEY, v INT)")
+            cur.execute("SHOW MASTER STATUS")
+            start = Position(*cur.fetchall()[0][:2])
+            marks = ", ".join(["%s"] * len(TYPE_ROWS[0]))
+            cur.executemany(f"INSERT INTO types VALUES ({marks})", TYPE_ROWS)
+            cur.execute("INSERT INTO other VALUES (1, 1), (2, 2)")
+            cur.executemany("INSERT INTO spans VALUES (%s, %s, %s)", [(i, f"{i}:30:00.125", f"s{i}") for i in range(5)])
+            cur.execute("UPDATE types SET money = -money, name = CONCAT(name, ' ✓') WHERE id <> 4")
+            cur.execute("UPDATE other SET v = v + 1")
+            cur.execute("UPDATE spans SET label = 'changed' WHERE id < 3")
+            cur.execute("DELETE FROM types WHERE id IN (2, -3)")
+            cur.execute("DELETE FROM spans WHERE id = 4")
+            cur.execute("SHOW MASTER STATUS")
+            end = Position(*cur.fetchall()[0][:2])
+    finally:
+        conn.close()
+    with open_source(binlog_url) as engine:
+        chunks = list(LogPass(engine, {n: (t, start) for n, t in declared.items()}, end, 3))
+    ours: dict[str, list] = {"types": [], "spans": []}
+    for chunk in chunks:
+        assert chunk.stopped is None
+        ours[chunk.table] += list(zip(chunk.ops, chunk.rows, strict=True))
+    theirs: dict[str, list] = {"types": [], "spans": []}
+    stream = BinLogStreamReader(
+        connection_settings={"host": "127.0.0.1", "port": binlog_server.port, "user": "root", "password": ""},
+        server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),
+        log_file=start.file,
+        log_pos=start.pos,
+        resume_stream=True,
+        blocking=False,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[database],
+    )
+    try:
+        for event in stream:
+            if (stream.log_file, event.packet.log_pos) > (end.file, end.pos):
+                break
+            table = declared.get(event.table)
+            if table is None:
+                continue
+            names, keep = table.column_names, {*table.primary_key, table.cursor}
+            for row in event.rows:
+                if isinstance(event, UpdateRowsEvent):
+                    theirs[event.table].append(("u", [row["after_values"][n] for n in names]))
+                elif isinstance(event, WriteRowsEvent):
+                    theirs[event.table].append(("c", [row["values"][n] for n in names]))
+                else:
+                    theirs[event.table].append(("d", [row["values"][n] if n in keep else None for n in names]))
+    finally:
+        stream.close()
+    assert [op for op, _ in ours["types"]] == ["c"] * 4 + ["u"] * 2 + ["d"] * 2
+    assert [op for op, _ in ours["spans"]] == ["c"] * 5 + ["u"] * 3 + ["d"]
+    assert ours == theirs
+    assert len(chunks) >= 4  # handed out batch_rows at a time (after the event that reaches it)
