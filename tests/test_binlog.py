@@ -828,8 +828,8 @@ def test_log_pass_frames_the_log_like_the_library(binlog_server, binlog_url):
     undeclared table's changes in between, in chunks of about 3 rows: each declared table's changes
     are, change for change, what mysql-replication's own event reading gives (an insert's image,
     an update's after image, a delete's key and cursor)."""
-    from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
-    from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import (
         DeleteRowsEvent,
         UpdateRowsEvent,
         WriteRowsEvent,
