@@ -229,7 +229,9 @@ def extract(ctx, mode, tables) -> None:
     Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
     evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
     shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
-    changed; freeze stops a table for any change. A stopped table writes nothing.
+    changed, or a widened column's value that does not fit the declared type (one line naming
+    table, column, key, value, both types and the YAML line to declare); freeze stops a table for
+    any change. A stopped table writes nothing.
 
     A table whose extract fails (a value a later stage cannot hold, named by table, column, key
     and value; a watermark later than the source clock; a damaged state file; a schema change

@@ -126,10 +126,7 @@ def extract(
                 outcomes[order[table.name]] = (table, result)
                 while shown[0] in outcomes:
                     done_table, done = outcomes[shown[0]]
-                    if isinstance(done, SchemaChangeError):  # this table stops (contract 12)
-                        _schema_changes(rep, done.plan.decisions if done.plan else ())
-                        unit_failed(rep, done_table.name, done)
-                    elif isinstance(done, Exception):
+                    if isinstance(done, Exception):  # a schema stop too: its one line (contract 12)
                         unit_failed(rep, done_table.name, done)
                     else:
                         _schema_changes(rep, done.schema)
@@ -203,8 +200,9 @@ def auto_mode(store: ObjectStore, table: Table) -> Mode:
 
 
 def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
-    """One line per schema change in the output, and one `schema` unit per change in the run
-    history (its message is the line; `failed` when the change stopped the table)."""
+    """One line per schema change of an extracted table in the output, and one `schema` unit per
+    change in the run history (its message is the line). A table that a change stops is only its
+    failed `extract` unit, whose one line is the stopping change's (policy.SchemaPlan.stop_message)."""
     for d in decisions:
         rep.echo(f"  schema: {d.line}")
         with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
@@ -225,7 +223,7 @@ def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = No
         rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
         for table in selected:
             plan = check_source_schema(engine, table, settings.schema_changes)
-            for line in diff_lines(plan):
+            for line in diff_lines(plan, settings.project_dir):
                 rep.echo(line)
             plans.append(plan)
     return plans
@@ -653,7 +651,9 @@ def verify(
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
 
+    since = len(rep.run.outcomes)
     failed: dict[str, UnitOutcome] = {}  # table -> its last failed verify unit
+    stopped: list[str] = []  # the repair's load or build, when it could not finish
 
     def check(label: str, final: bool) -> list:
         found = []
@@ -702,17 +702,29 @@ def verify(
         with open_source(settings.source_url) as engine:
             tables_by_name = {t.name: t for t in selected}
             for d in diffs:
-                batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                try:
+                    batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                except USER_ERRORS as exc:  # this table only: the verify after the repair names it
+                    rep.echo(f"  {d.table}: not repaired: {first_line(exc)}")
+                    continue
                 if batch_id:
                     rep.echo(f"  {d.table}: repair batch {batch_id} written")
-        load(settings, rep, [d.table for d in diffs if not d.equal])
-        build(settings, rep, check_freshness=False)
+        for name, stage in (
+            ("load", lambda: load(settings, rep, [d.table for d in diffs if not d.equal])),
+            ("build", lambda: build(settings, rep, check_freshness=False)),
+        ):
+            try:
+                stage()
+            except USER_ERRORS as exc:  # what did load is still verified again (raw, not staging)
+                rep.echo(f"  {name} after the repair stopped: {first_line(exc)}")
+                stopped.append(f"{name} after the repair stopped: {first_line(exc)}")
         diffs = check(" (after repair)", final=True)
     seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
     what = "verify and repair" if repair else "verify"
     rep.echo(f"  {what} cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
-    if failed:
-        raise RunFailed(list(failed.values()), reports=diffs)
+    if failed or stopped:  # differences alone return (exit 1 from the CLI); this names them too
+        last = {o.unit: o for o in rep.run.outcomes[since:] if o.stage == "verify"}
+        raise RunFailed([o for o in last.values() if o.status == "failed"], stopped, reports=diffs)
     return diffs
 
 
