@@ -424,6 +424,68 @@ def test_schema_change_stops_only_its_table_in_the_shared_pass(binlog_settings):
     _assert_staging_equals_source(s, ["order_items", "sellers"])
 
 
+def test_partial_row_image_stops_only_its_table(binlog_settings):
+    """A session writing MINIMAL row images (the after image holds only the changed column): the
+    table stops there with one line naming the absent columns, rather than staging NULLs for them;
+    the changes before it are published, the other tables read on, and the next run stops at the
+    same place until the table is re-extracted."""
+    s = binlog_settings
+    _run(s, build=False)
+    _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+    conn = _connect(s)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION binlog_row_image = 'MINIMAL'")
+            cur.execute("UPDATE orders SET order_approved_at = '2002-02-02' ORDER BY order_id DESC LIMIT 1")
+    finally:
+        conn.close()
+    _sql(s, "UPDATE order_items SET price = 12345.67 ORDER BY order_id LIMIT 1")
+    with pytest.raises(RunFailed) as failed:
+        pipeline.extract(s, quiet(), "auto", TABLES)
+    assert [f.unit for f in failed.value.failures] == ["orders"]
+    message = str(failed.value.failures[0].error)
+    assert "partial row image without column(s) order_id, customer_id" in message and "MINIMAL" in message
+    assert "\n" not in message
+    pipeline.load(s, quiet(), TABLES)
+    marks = dict(
+        warehouse_rows(s, "SELECT CAST(order_approved_at AS DATE)::VARCHAR, count(*) FROM raw.orders GROUP BY 1")
+    )
+    assert marks.get("2001-01-01") == 1 and "2002-02-02" not in marks  # before published, the partial not
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.orders WHERE order_id IS NULL OR customer_id IS NULL") == [(0,)]
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.order_items WHERE price = 12345.67") == [(1,)]
+    store = ObjectStore(s.store_url, s)
+    held = stored_position(store, declared_tables(s.project_dir)["orders"])
+    with pytest.raises(Exception, match="partial row image"):
+        pipeline.extract(s, quiet(), "auto", ["orders"])
+    assert stored_position(store, declared_tables(s.project_dir)["orders"]) == held
+    pipeline.extract(s, quiet(), "historical", ["orders"])
+    _run(s, ["orders"])
+    _assert_staging_equals_source(s, ["orders"])
+
+
+def test_compressed_binary_log_is_refused(binlog_settings):
+    """MariaDB's log_bin_compress=ON: capture refuses the server with one line naming the setting;
+    compressed events left in the log after it is turned off fail the pass with one line instead
+    of being skipped."""
+    s = binlog_settings
+    _run(s, build=False)
+    (min_len,) = _sql(s, "SELECT @@global.log_bin_compress_min_len")[0]
+    try:
+        _sql(s, "SET GLOBAL log_bin_compress_min_len = 10")
+        _sql(s, "SET GLOBAL log_bin_compress = ON")
+        _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+        with pytest.raises(Exception, match=r"needs the source server's log_bin_compress=OFF \(it is ON\)"):
+            pipeline.extract(s, quiet(), "auto", ["orders"])
+        _sql(s, "SET GLOBAL log_bin_compress = OFF")
+        with pytest.raises(RunFailed) as failed:
+            pipeline.extract(s, quiet(), "auto", ["orders"])
+        message = str(failed.value.failures[0].error)
+        assert "a compressed event" in message and "log_bin_compress=OFF" in message and "\n" not in message
+    finally:
+        _sql(s, "SET GLOBAL log_bin_compress = OFF")
+        _sql(s, f"SET GLOBAL log_bin_compress_min_len = {int(min_len)}")
+
+
 def test_purged_position_falls_back_to_a_historical_extract(binlog_settings, binlog_server):
     s = binlog_settings
     _run(s, build=False)
@@ -758,3 +820,89 @@ def test_fast_row_decoder_leaves_unknown_types_to_the_library():
     for unknown in (SimpleNamespace(type=19, name="t", fsp=0), SimpleNamespace(type=245, name="j", length_size=4)):
         assert RowImages.for_columns([known, unknown], ["id"], frozenset({"id"})) is None
     assert RowImages.for_columns([known], ["id"], frozenset({"id"})) is not None
+
+
+def test_log_pass_frames_the_log_like_the_library(binlog_server, binlog_url):
+    """Our framing (LogPass) over a range holding a declared table of every fast-decoded type
+    (`types`), a declared table with a TIME column only the library decodes (`spans`), and an
+    undeclared table's changes in between, in chunks of about 3 rows: each declared table's changes
+    are, change for change, what mysql-replication's own event reading gives (an insert's image,
+    an update's after image, a delete's key and cursor)."""
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import (
+        DeleteRowsEvent,
+        UpdateRowsEvent,
+        WriteRowsEvent,
+    )
+
+    from loaders.declarations.olist import Column, Table
+    from loaders.declarations.types import LogicalType
+    from loaders.extract.binlog import LogPass
+
+    database = binlog_url.rsplit("/", 1)[1]
+    text = LogicalType.parse("text")
+    types_names = [line.split()[0] for line in TYPES_TABLE.splitlines()[1:-1]]
+    declared = {
+        "types": Table("types", "", tuple(Column(n, text) for n in types_names), ("id",), "at_us", "id"),
+        "spans": Table("spans", "", (Column("id", text), Column("label", text)), ("id",), "label", "id"),
+    }
+    conn = binlog_server.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+            cur.execute(TYPES_TABLE)
+            cur.execute("CREATE TABLE spans (id INT PRIMARY KEY, span TIME(3) NULL, label VARCHAR(10) NULL)")
+            cur.execute("CREATE TABLE other (id INT PRIMARY KEY, v INT)")
+            cur.execute("SHOW MASTER STATUS")
+            start = Position(*cur.fetchall()[0][:2])
+            marks = ", ".join(["%s"] * len(TYPE_ROWS[0]))
+            cur.executemany(f"INSERT INTO types VALUES ({marks})", TYPE_ROWS)
+            cur.execute("INSERT INTO other VALUES (1, 1), (2, 2)")
+            cur.executemany("INSERT INTO spans VALUES (%s, %s, %s)", [(i, f"{i}:30:00.125", f"s{i}") for i in range(5)])
+            cur.execute("UPDATE types SET money = -money, name = CONCAT(name, ' ✓') WHERE id <> 4")
+            cur.execute("UPDATE other SET v = v + 1")
+            cur.execute("UPDATE spans SET label = 'changed' WHERE id < 3")
+            cur.execute("DELETE FROM types WHERE id IN (2, -3)")
+            cur.execute("DELETE FROM spans WHERE id = 4")
+            cur.execute("SHOW MASTER STATUS")
+            end = Position(*cur.fetchall()[0][:2])
+    finally:
+        conn.close()
+    with open_source(binlog_url) as engine:
+        chunks = list(LogPass(engine, {n: (t, start) for n, t in declared.items()}, end, 3))
+    ours: dict[str, list] = {"types": [], "spans": []}
+    for chunk in chunks:
+        assert chunk.stopped is None
+        ours[chunk.table] += list(zip(chunk.ops, chunk.rows, strict=True))
+    theirs: dict[str, list] = {"types": [], "spans": []}
+    stream = BinLogStreamReader(
+        connection_settings={"host": "127.0.0.1", "port": binlog_server.port, "user": "root", "password": ""},
+        server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),
+        log_file=start.file,
+        log_pos=start.pos,
+        resume_stream=True,
+        blocking=False,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[database],
+    )
+    try:
+        for event in stream:
+            if (stream.log_file, event.packet.log_pos) > (end.file, end.pos):
+                break
+            table = declared.get(event.table)
+            if table is None:
+                continue
+            names, keep = table.column_names, {*table.primary_key, table.cursor}
+            for row in event.rows:
+                if isinstance(event, UpdateRowsEvent):
+                    theirs[event.table].append(("u", [row["after_values"][n] for n in names]))
+                elif isinstance(event, WriteRowsEvent):
+                    theirs[event.table].append(("c", [row["values"][n] for n in names]))
+                else:
+                    theirs[event.table].append(("d", [row["values"][n] if n in keep else None for n in names]))
+    finally:
+        stream.close()
+    assert [op for op, _ in ours["types"]] == ["c"] * 4 + ["u"] * 2 + ["d"] * 2
+    assert [op for op, _ in ours["spans"]] == ["c"] * 5 + ["u"] * 3 + ["d"]
+    assert ours == theirs
+    assert len(chunks) >= 4  # handed out batch_rows at a time (after the event that reaches it)

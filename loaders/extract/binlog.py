@@ -21,11 +21,16 @@ nothing committed between the snapshot and reading it); capture resumes by file 
 Each later run reads the row events of all its tables in one pass (`LogPass`, driven by
 loaders/extract/capture.py): from the earliest of their stored positions up to the end position
 read once at the run's start (`SHOW MASTER STATUS`, always a transaction boundary), with the
-`mysql-replication` package over one replication connection; each table takes the events after
-its own position, so each change is read into its table's batch once. The library frames the
-stream and parses each event's header and table map; the rows of WRITE/UPDATE/DELETE_ROWS events
-are decoded by a function generated per table map (loaders/extract/binlog_rows.py, `RowImages`),
-or by the library where a column type needs it. Inserts become
+`mysql-replication` package's replication connection; each table takes the events after its own
+position, so each change is read into its table's batch once. The library connects, registers as
+a replica and starts the dump; the events are framed here (`_Frames`, `LogPass._events`: the
+common header, ROTATE, FORMAT_DESCRIPTION's checksum algorithm, XID, QUERY, the table id of
+TABLE_MAP and row events), the library parsing only FORMAT_DESCRIPTION and the table maps of
+declared tables. Other tables' row events are skipped without decoding; the rows of a declared
+table's WRITE/UPDATE/DELETE_ROWS events are decoded by a function generated per table map
+(loaders/extract/binlog_rows.py, `RowImages`), or by the library where a column type needs it. An
+unknown event type, a compressed event or rows that do not decode exactly fail the pass with one
+line (SourceError); nothing is skipped silently. Inserts become
 versions with `_op` 'c', updates 'u' (the after image), deletes 'd' tombstones (primary key,
 cursor as in the before image, the other declared columns NULL); `_change_seq` numbers the
 changes in commit order (the order of the log), so several changes of one key in one batch keep
@@ -38,7 +43,9 @@ A schema change of a captured table (ALTER, DROP, RENAME, TRUNCATE) in the log s
 table's capture (the other tables of the pass read on): the changes before it are published,
 the position stays at the start of the statement's transaction, and `SchemaChangeError` names
 the table and the statement; every run stops there again until the table is re-extracted
-(`dwh extract --mode historical`).
+(`dwh extract --mode historical`). A row image that lacks declared columns (a session that set
+binlog_row_image=MINIMAL or NOBLOB) stops its table the same way (`PartialImageError`) rather than
+stage NULLs for the absent columns.
 
 When the server no longer has the stored position's file (binary-log retention shorter than the
 outage), `PositionLostError` says so; the pipeline then takes a new historical extract of that
@@ -50,6 +57,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,12 +71,25 @@ from ..config import Settings
 from ..declarations import Table
 from ..sources import SourceEngine, SourceError, scrub
 from ..store import ObjectStore
-from .binlog_rows import RowImages
+from .binlog_rows import DELETE_ROWS, UPDATE_ROWS, WRITE_ROWS, RowImages
 from .parts import ExtractError, conform
 
 log = logging.getLogger("loaders.extract")
 
 OP_INSERT, OP_UPDATE, OP_DELETE = "c", "u", "d"
+# binary-log event types (MySQL's Log_event_type, MariaDB's additions from 160)
+QUERY, ROTATE, FORMAT_DESCRIPTION, XID, TABLE_MAP, PARTIAL_UPDATE_ROWS = 2, 4, 15, 16, 19, 39
+_ROWS = WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS | {PARTIAL_UPDATE_ROWS}
+# MySQL's TRANSACTION_PAYLOAD (binlog_transaction_compression), MariaDB's compressed QUERY and
+# WRITE/UPDATE/DELETE_ROWS v1/v2 (log_bin_compress)
+_COMPRESSED = frozenset({40, *range(165, 172)})
+# events that carry neither rows nor schema changes nor transaction ends: STOP, INTVAR, RAND,
+# USER_VAR, HEARTBEAT, IGNORABLE, ROWS_QUERY, GTID, ANONYMOUS_GTID, PREVIOUS_GTIDS,
+# TRANSACTION_CONTEXT, VIEW_CHANGE, XA_PREPARE, HEARTBEAT_V2, GTID_TAGGED; MariaDB's
+# ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID, GTID_LIST, START_ENCRYPTION
+_IGNORED = frozenset({3, 5, 13, 14, 27, 28, 29, 33, 34, 35, 36, 37, 38, 41, 42, 160, 161, 162, 163, 164})
+_HEAD = struct.Struct("<IBIIIH")  # the common event header after the OK byte: timestamp, type,
+# server id, event size, end position, flags
 SCHEMA_STATEMENT = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE\s+OR\s+REPLACE)\b", re.IGNORECASE)
 COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*|#[^\n]*", re.DOTALL)
 
@@ -79,6 +100,11 @@ class PositionLostError(ExtractError):
 
 class SchemaChangeError(ExtractError):
     """A schema change of a captured table in the binary log stops its capture."""
+
+
+class PartialImageError(ExtractError):
+    """A row event of a captured table lacks declared columns (a partial row image) or holds a
+    partial JSON update: its capture stops rather than write NULLs for the absent columns."""
 
 
 @dataclass(frozen=True, order=True)
@@ -108,18 +134,29 @@ class Position:
 
 def require_mysql(engine: SourceEngine) -> None:
     """Raise ExtractError unless the source is MySQL/MariaDB with a row-based binary log that
-    carries full row images (and, where the server has the setting, full row metadata)."""
+    carries full row images (and, where the server has the setting, full row metadata) and whose
+    events are not compressed (MariaDB's log_bin_compress, MySQL's binlog_transaction_compression:
+    capture reads no compressed event). A session may still change binlog_row_image; a partial
+    image then stops its table (PartialImageError)."""
     if engine.name != "mysql":
         raise ExtractError(f"DWH_CAPTURE=binlog needs a MySQL/MariaDB source; the source is {engine.name}")
     settings = dict(
         engine.execute(
-            "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
-            "('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')"
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', "
+            "'binlog_row_metadata', 'log_bin_compress', 'binlog_transaction_compression')"
         )
     )
-    need = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
+    need = {
+        "log_bin": "ON",
+        "binlog_format": "ROW",
+        "binlog_row_image": "FULL",
+        "binlog_row_metadata": "FULL",
+        "log_bin_compress": "OFF",
+        "binlog_transaction_compression": "OFF",
+    }
+    optional = {"binlog_row_metadata", "log_bin_compress", "binlog_transaction_compression"}  # not on every server
     for name, value in need.items():
-        have = str(settings.get(name, value if name == "binlog_row_metadata" else "")).upper()
+        have = str(settings.get(name, value if name in optional else "")).upper()
         if have != value:
             raise ExtractError(
                 f"DWH_CAPTURE=binlog needs the source server's {name}={value} (it is {have or 'unset'}): "
@@ -278,7 +315,7 @@ class Chunk:
     table: str
     rows: list[list[Any]]
     ops: list[str]
-    stopped: SchemaChangeError | None = None
+    stopped: ExtractError | None = None
     at: Position | None = None
 
 
@@ -297,9 +334,24 @@ class _Reading:
     images: RowImages | None = None  # the fast row decoder for it; None: the library decodes
     fill: int | None = None  # the index of the declared cursor when the source lacks it
     start_key: tuple[int, int] = (0, 0)  # start.key, compared with every event's
+    needed: dict[str, list[tuple[int, str]]] | None = None  # per op: (table-map index, name) an image needs
+    _absent: dict[tuple[bytes, str], list[str]] | None = None
 
     def __post_init__(self) -> None:
         self.start_key = self.start.key
+
+    def absent(self, bitmap: bytes, op: str) -> list[str]:
+        """The declared columns an image with the columns-present `bitmap` lacks for a change of
+        kind `op` (an insert's or update's image needs every declared column the source has, a
+        delete's the primary key and the cursor); remembered per bitmap."""
+        if self._absent is None or self.needed is None:
+            self._absent = {}
+        key = (bytes(bitmap), op)
+        found = self._absent.get(key)
+        if found is None:
+            needed = (self.needed or {})[op]
+            found = self._absent[key] = [n for i, n in needed if not bitmap[i >> 3] & (1 << (i & 7))]
+        return found
 
 
 class LogPass:
@@ -335,12 +387,6 @@ class LogPass:
     def __iter__(self) -> Iterator[Chunk]:
         # mysql-replication ships no type information (no py.typed): its classes are Any here
         from pymysqlreplication import BinLogStreamReader  # type: ignore[import-untyped]  # no py.typed
-        from pymysqlreplication.event import QueryEvent, XidEvent  # type: ignore[import-untyped]  # no py.typed
-        from pymysqlreplication.row_event import (  # type: ignore[import-untyped]  # no py.typed
-            DeleteRowsEvent,
-            UpdateRowsEvent,
-            WriteRowsEvent,
-        )
 
         if not self._reading:
             return
@@ -360,69 +406,14 @@ class LogPass:
             log_pos=first.pos,
             resume_stream=True,
             blocking=False,
-            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
-            only_tables=sorted(self._reading),  # other tables' row events are skipped unparsed
-            only_schemas=[database],
-            # a table map already seen is not parsed again (the library's default re-parses one per
-            # row event: 80% of the time); safe because a schema change of a table stops its capture
-            freeze_schema=True,
             enable_logging=False,
         )
-        end_key = self.end.key
-        # positions as (file number, offset) keys, a Position only where one is kept
-        file, seq = first.file, first.key[0]
-        boundary = first  # the last transaction boundary read: where a stopped capture resumes
         try:
-            for event in stream:
-                if stream.log_file != file:
-                    file = stream.log_file
-                    seq = Position(file, 0).key[0]
-                here_key = (seq, event.packet.log_pos)
-                if here_key > end_key:
-                    break
-                if isinstance(event, XidEvent):
-                    boundary = Position(file, here_key[1])
-                    continue
-                if isinstance(event, QueryEvent):
-                    query = event.query.decode("utf-8", "replace") if isinstance(event.query, bytes) else event.query
-                    schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
-                    for name, changed in list(self._reading.items()):
-                        if here_key > changed.start_key and _schema_change(query, database, schema, changed.table):
-                            yield from self._flush(name, changed)
-                            # the statement's transaction starts at the boundary before it
-                            at = max(boundary, changed.start, key=lambda s: s.key)
-                            del self._reading[name]
-                            yield Chunk(name, [], [], _schema_stop(changed.table, at, query), at)
-                    if not self._reading:
-                        return
-                    if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
-                        boundary = Position(file, here_key[1])
-                    continue
-                reading = self._reading.get(event.table) if event.schema == database else None
-                if reading is None or here_key <= reading.start_key:
-                    continue
-                if reading.columns is not event.columns:  # a new table map: its decoder
-                    _table_map(reading, event.columns)
-                if isinstance(event, UpdateRowsEvent):
-                    kind = OP_UPDATE
-                elif isinstance(event, WriteRowsEvent):
-                    kind = OP_INSERT
-                else:
-                    kind = OP_DELETE
-                rows = reading.images.rows(event) if reading.images is not None else None
-                if rows is None:
-                    _library_rows(event, kind, reading)
-                else:
-                    if reading.fill is not None:  # no cursor column in the source: the event's time
-                        committed = datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None)
-                        for row in rows:
-                            row[reading.fill] = committed
-                    reading.rows += rows
-                    reading.ops += [kind] * len(rows)
-                if len(reading.rows) >= self.batch_rows:
-                    yield from self._flush(event.table, reading)
-            for name, reading in list(self._reading.items()):
-                yield from self._flush(name, reading)
+            # the library connects, registers as a replica and sends COM_BINLOG_DUMP; the events
+            # on its connection are framed here (`_Frames`)
+            stream._BinLogStreamReader__connect_to_stream()
+            stream._BinLogStreamReader__connect_to_ctl()
+            yield from self._events(_Frames(stream), first, database)
         except (ExtractError, GeneratorExit):
             raise
         except Exception as exc:
@@ -435,11 +426,237 @@ class LogPass:
         finally:
             stream.close()
 
+    def _events(self, frames: _Frames, first: Position, database: str) -> Iterator[Chunk]:
+        """The pass over the events of `frames` from `first`: row events routed to their tables,
+        schema changes and partial row images stopping theirs, up to the end position."""
+        end_key = self.end.key
+        file, seq = first.file, first.key[0]
+        boundary = first  # the last transaction boundary read: where a stopped capture resumes
+        tables: dict[int, _Reading | None] = {}  # table id -> the table being read (None: not read)
+        checksum = frames.checksum  # bytes of each event's checksum footer (4 with CRC32; each FDE says)
+        head = _HEAD.unpack_from
+        for packet in frames:
+            d = packet._data
+            timestamp, kind, _, _, log_pos, _ = head(d, 1)
+            if kind in _ROWS:
+                table = tables.get(int.from_bytes(d[20:26], "little"))
+                if table is None:
+                    continue
+                if (seq, log_pos) > end_key:
+                    break
+                if (seq, log_pos) <= table.start_key:
+                    continue
+                reading = self._reading.get(table.table.name)
+                if reading is not table:  # stopped or dropped since its table map
+                    continue
+                stop = self._rows(
+                    frames, packet, kind, d, len(d) - checksum, reading, timestamp, Position(file, log_pos)
+                )
+                if stop is not None:
+                    yield from self._flush(reading.table.name, reading)
+                    at = max(boundary, reading.start, key=lambda s: s.key)
+                    del self._reading[reading.table.name]
+                    yield Chunk(reading.table.name, [], [], _stop(reading.table, at, stop), at)
+                    if not self._reading:
+                        return
+                elif len(reading.rows) >= self.batch_rows:
+                    yield from self._flush(reading.table.name, reading)
+            elif kind == XID:
+                if (seq, log_pos) > end_key:
+                    break
+                boundary = Position(file, log_pos)
+            elif kind == TABLE_MAP:
+                table_id = int.from_bytes(d[20:26], "little")
+                if table_id in tables:  # a table map already taken (a schema change stops its table)
+                    continue
+                n = d[28]
+                schema = d[29 : 29 + n].decode("utf-8", "replace")
+                name = d[31 + n : 31 + n + d[30 + n]].decode("utf-8", "replace")
+                reading = self._reading.get(name) if schema == database else None
+                if reading is not None:
+                    _table_map(reading, frames.table_map(packet))
+                tables[table_id] = reading
+            elif kind == QUERY:
+                if (seq, log_pos) > end_key:
+                    break
+                status = int.from_bytes(d[31:33], "little")
+                n = d[28]
+                text = 33 + status
+                schema = d[text : text + n].decode("utf-8", "replace")
+                query = d[text + n + 1 : len(d) - checksum].decode("utf-8", "replace")
+                here_key = (seq, log_pos)
+                for name, changed in list(self._reading.items()):
+                    if here_key > changed.start_key and _schema_change(query, database, schema, changed.table):
+                        yield from self._flush(name, changed)
+                        # the statement's transaction starts at the boundary before it
+                        stop_at = max(boundary, changed.start, key=lambda s: s.key)
+                        del self._reading[name]
+                        yield Chunk(name, [], [], _schema_stop(changed.table, stop_at, query), stop_at)
+                if not self._reading:
+                    return
+                if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
+                    boundary = Position(file, log_pos)
+            elif kind == ROTATE:
+                file = d[28 : len(d) - checksum].decode()
+                seq = Position(file, 0).key[0]
+                if timestamp:  # a real rotation (perhaps a restart): table ids may be reused
+                    tables = {}
+            elif kind == FORMAT_DESCRIPTION:
+                # the checksum algorithm is the byte before the 4-byte footer, which the FDE always
+                # has room for (MySQL's Log_event_footer::get_checksum_alg)
+                alg = d[-5]
+                if alg not in (0, 1):
+                    raise SourceError(f"binary log {file}: unknown checksum algorithm {alg}")
+                checksum = frames.checksum = 4 if alg == 1 else 0
+                frames.format_description(packet)
+            elif kind in _COMPRESSED:
+                raise SourceError(
+                    f"binary log {Position(file, log_pos)}: a compressed event (type {kind}); binlog "
+                    "capture needs the source server's log_bin_compress=OFF and binlog_transaction_compression=OFF"
+                )
+            elif kind not in _IGNORED:
+                raise SourceError(f"binary log {Position(file, log_pos)}: an event of unknown type {kind}")
+        for name, reading in list(self._reading.items()):
+            yield from self._flush(name, reading)
+
+    def _rows(
+        self,
+        frames: _Frames,
+        packet: Any,
+        kind: int,
+        d: bytes,
+        end: int,
+        reading: _Reading,
+        timestamp: int,
+        here: Position,
+    ) -> str | None:
+        """Append the row versions of a row event (bytes `d`, rows ending at `end`) to `reading`;
+        the reason the table must stop instead (a partial row image, a partial JSON update)."""
+        if kind == PARTIAL_UPDATE_ROWS:
+            return "a partial JSON update (binlog_row_value_options=PARTIAL_JSON)"
+        p = 28 if kind < 30 else 28 + int.from_bytes(d[28:30], "little")
+        count = d[p]
+        p += 1
+        if count >= 251:
+            width = {252: 2, 253: 3, 254: 8}[count]
+            count = int.from_bytes(d[p : p + width], "little")
+            p += width
+        if count != len(reading.columns):
+            raise SourceError(
+                f"table {reading.table.name!r}: a row event at {here} has {count} columns, its table map "
+                f"{len(reading.columns)}"
+            )
+        size = (count + 7) // 8
+        present, present_after = d[p : p + size], b""
+        p += size
+        if kind in UPDATE_ROWS:
+            present_after = d[p : p + size]
+            p += size
+            op, image = OP_UPDATE, present_after
+        else:
+            op, image = (OP_INSERT, present) if kind in WRITE_ROWS else (OP_DELETE, present)
+        absent = reading.absent(image, op)
+        if absent:
+            return (
+                f"a partial row image without column(s) {', '.join(absent)} (a session with "
+                "binlog_row_image=MINIMAL or NOBLOB)"
+            )
+        if reading.images is None:
+            _library_rows(frames.rows_event(packet), op, reading)
+            return None
+        rows = reading.images.decode(kind, d, p, end, present, present_after)
+        if rows is None:
+            raise SourceError(
+                f"table {reading.table.name!r}: the row event at {here} does not decode exactly "
+                "(the fast row decoder and the log disagree)"
+            )
+        if reading.fill is not None:  # no cursor column in the source: the event's time
+            committed = datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
+            for row in rows:
+                row[reading.fill] = committed
+        reading.rows += rows
+        reading.ops += [op] * len(rows)
+        return None
+
     def _flush(self, name: str, reading: _Reading) -> Iterator[Chunk]:
         if reading.rows:
             chunk = Chunk(name, reading.rows, reading.ops)
             reading.rows, reading.ops = [], []
             yield chunk
+
+
+class _Frames:
+    """The events on mysql-replication's replication connection, as pymysql packets (an OK byte,
+    the 19-byte common header, the body, the checksum footer), read without the library's event
+    objects; the library parses the rare events whose layout is intricate (FORMAT_DESCRIPTION,
+    TABLE_MAP) and the row events of a table whose column types only it decodes."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.connection = stream._stream_connection
+        # the checksum footer before the first FORMAT_DESCRIPTION (the fake ROTATE): as the library
+        self.checksum = 4 if stream._BinLogStreamReader__use_checksum else 0
+        self.tables: dict[int, Any] = {}  # the library's Table per table id, for `rows_event`
+        self.mysql_version: tuple[int, ...] = (0, 0, 0)
+        self.post_header: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        read = self.connection._read_packet
+        while True:
+            packet = read()  # raises on an error packet
+            if packet.is_eof_packet():
+                return
+            if not packet.is_ok_packet():
+                raise SourceError(f"the replication stream sent an unexpected packet (first byte {packet._data[0]})")
+            yield packet
+
+    def _library(self, packet: Any, allowed: set[Any]) -> Any:
+        from pymysqlreplication.packet import BinLogPacketWrapper  # type: ignore[import-untyped]  # no py.typed
+
+        packet._position = 0
+        wrapper = BinLogPacketWrapper(
+            packet,
+            self.tables,
+            self.stream._ctl_connection,
+            self.mysql_version,
+            self.checksum == 4,
+            allowed,
+            None,
+            None,
+            None,
+            None,
+            False,  # freeze_schema: this table map is wanted (the caller skips ones it has)
+            False,  # ignore_decode_errors
+            False,  # verify_checksum
+            True,  # optional_meta_data: binlog_row_metadata=FULL (require_mysql)
+            False,  # enable_logging
+            False,  # use_column_name_cache
+            self.post_header,
+        )
+        if wrapper.event is None:
+            raise SourceError(f"mysql-replication did not parse a binary-log event of type {wrapper.event_type}")
+        return wrapper.event
+
+    def format_description(self, packet: Any) -> None:
+        """Take the server version and post-header lengths of a FORMAT_DESCRIPTION event."""
+        from pymysqlreplication.event import FormatDescriptionEvent  # type: ignore[import-untyped]  # no py.typed
+
+        event = self._library(packet, {FormatDescriptionEvent})
+        self.mysql_version, self.post_header = event.mysql_version, event.post_header_len
+
+    def table_map(self, packet: Any) -> list[Any]:
+        """The columns (mysql-replication's Column objects, named) of a TABLE_MAP event."""
+        from pymysqlreplication.row_event import TableMapEvent  # type: ignore[import-untyped]  # no py.typed
+
+        event = self._library(packet, {TableMapEvent})
+        self.tables[event.table_id] = event.get_table()
+        return list(event.columns)
+
+    def rows_event(self, packet: Any) -> Any:
+        """mysql-replication's WRITE/UPDATE/DELETE_ROWS event of a packet (its table map taken)."""
+        from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+        return self._library(packet, {WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent})
 
 
 def _schema_change(query: str, database: str, schema: str, table: Table) -> bool:
@@ -452,6 +669,13 @@ def _schema_change(query: str, database: str, schema: str, table: Table) -> bool
     if schema and schema.lower() != database.lower():
         return f"{database}.{table.name}".lower() in tokens
     return bool(names & tokens)
+
+
+def _stop(table: Table, at: Position, reason: str) -> PartialImageError:
+    return PartialImageError(
+        f"table {table.name!r}: binlog capture stopped at {at} by {reason}; re-extract the table "
+        f"(dwh extract --mode historical --tables {table.name}) once every session writes full row images"
+    )
 
 
 def _schema_stop(table: Table, at: Position, query: str) -> SchemaChangeError:
@@ -496,6 +720,14 @@ def _table_map(reading: _Reading, columns: list[Any]) -> None:
             "(the server needs binlog_row_metadata=FULL)"
         )
     reading.columns = columns
+    index = {c.name: i for i, c in enumerate(columns)}
+    declared = [(index[n], n) for n in reading.names if n in index]
+    reading.needed = {
+        OP_INSERT: declared,
+        OP_UPDATE: declared,
+        OP_DELETE: [(i, n) for i, n in declared if n in reading.keep],
+    }
+    reading._absent = {}
     reading.images = RowImages.for_columns(columns, reading.names, reading.keep)
     if reading.images is None:
         log.info("table %s: a column type the fast row decoder does not read; the library decodes", reading.table.name)

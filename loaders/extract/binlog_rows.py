@@ -1,21 +1,23 @@
 """Fast decoding of binary-log row images (binlog capture, loaders/extract/binlog.py).
 
-`mysql-replication` frames the replication stream and parses each event's header, table map and
-column bitmaps; it decodes a row event's rows lazily, on `.rows`, in pure Python at about 0.2 ms
-a row (a method call, a bitmap test and a packet read per column). `RowImages` reads the rows of
-WRITE/UPDATE/DELETE_ROWS events itself instead, from the bytes the library has already framed,
-with one Python function per table map and image variant, generated from the columns' types
-(`compile_image`): fixed-width integers and floats with `struct.unpack_from`, length-prefixed
-strings, MySQL's packed DECIMAL, DATETIME2/TIMESTAMP2 with fractional seconds and DATE, the NULL
-bitmap as one integer, the columns-present bitmap of a partial image (absent columns are None).
-The wire formats are MySQL's (sql/log_event.cc, `Rows_log_event`; strings/decimal.c,
-`decimal2bin`; sql-common/my_time.c, `TIME_to_longlong_datetime_packed`) and match the
-library's own decoding value for value (tests/test_binlog.py checks it on a real server).
+mysql-replication decodes a row event's rows in pure Python at about 0.2 ms a row (a method
+call, a bitmap test and a packet read per column). `RowImages` reads the rows of
+WRITE/UPDATE/DELETE_ROWS events itself instead, from the event's bytes (framed by
+loaders/extract/binlog.py), with one Python function per table map and image variant, generated
+from the columns' types (`compile_image`): fixed-width integers and floats with
+`struct.unpack_from`, length-prefixed strings, MySQL's packed DECIMAL, DATETIME2/TIMESTAMP2 with
+fractional seconds and DATE, the NULL bitmap as one integer, the columns-present bitmap of a
+partial image (absent columns are None; capture refuses partial images of declared columns
+before decoding). The wire formats are MySQL's (sql/log_event.cc, `Rows_log_event`;
+strings/decimal.c, `decimal2bin`; sql-common/my_time.c, `TIME_to_longlong_datetime_packed`) and
+match the library's own decoding value for value (tests/test_binlog.py checks it on a real
+server).
 
 A table map with a column type this module does not decode (TIME, JSON, ENUM, SET, BIT,
 GEOMETRY, the pre-5.6 temporal types) is decoded by the library: `RowImages.for_columns`
-returns None. An event whose rows do not end exactly at the end of its body is decoded by the
-library too. Correctness first: the fast path only ever takes what it can read exactly.
+returns None. `decode` returns None for an event whose rows do not end exactly at the end of
+its body, and capture then fails loudly. Correctness first: the fast path only ever takes what it
+can read exactly.
 """
 
 from __future__ import annotations
@@ -270,20 +272,36 @@ class RowImages:
         return self._images[key]
 
     def rows(self, event: Any, variant: str = "") -> list[list[Any]] | None:
-        """The rows of a WRITE/UPDATE/DELETE_ROWS event: the declared columns of an insert's image
-        and an update's after image, the tombstone columns of a delete's image (`variant` "all":
-        every column of every image instead, an update's before image then its after image, as
-        separate rows). None when the event is not one this decoder reads exactly (the caller
-        then takes the library's `event.rows`); the library's own reading is left untouched."""
-        kind = event.event_type
+        """The rows of a mysql-replication WRITE/UPDATE/DELETE_ROWS event (`decode` on the bytes
+        the library framed; the library's own reading is left untouched), for comparing the two
+        decodings in tests."""
         wrapper = event.packet
         packet = wrapper.packet
-        d, start = packet._data, packet._position
-        end = start + event.event_size - wrapper.read_bytes
+        start = packet._position
+        return self.decode(
+            event.event_type,
+            packet._data,
+            start,
+            start + event.event_size - wrapper.read_bytes,
+            event.columns_present_bitmap,
+            getattr(event, "columns_present_bitmap2", b""),
+            variant,
+        )
+
+    def decode(
+        self, kind: int, d: bytes, start: int, end: int, present: bytes, present_after: bytes, variant: str = ""
+    ) -> list[list[Any]] | None:
+        """The rows of a WRITE/UPDATE/DELETE_ROWS event whose row images are `d[start:end]`, with
+        the columns-present bitmaps `present` (and `present_after`, an update's after image): the
+        declared columns of an insert's image and an update's after image, the tombstone columns of
+        a delete's image (`variant` "all": every column of every image instead, an update's before
+        image then its after image, as separate rows). None when the bytes do not read exactly
+        (the rows do not end at `end`, a value does not decode) or a column type needs the
+        library."""
         try:
             if kind in UPDATE_ROWS:
-                before = self._image(event.columns_present_bitmap, variant or "skip")
-                after = self._image(event.columns_present_bitmap2, variant or "declared")
+                before = self._image(present, variant or "skip")
+                after = self._image(present_after, variant or "declared")
                 if before is None or after is None:
                     return None
                 out: list[list[Any]] = []
@@ -295,9 +313,7 @@ class RowImages:
                         out.append(old)
                     out.append(new)
             elif kind in WRITE_ROWS or kind in DELETE_ROWS:
-                image = self._image(
-                    event.columns_present_bitmap, variant or ("declared" if kind in WRITE_ROWS else "tombstone")
-                )
+                image = self._image(present, variant or ("declared" if kind in WRITE_ROWS else "tombstone"))
                 if image is None:
                     return None
                 out = []

@@ -25,7 +25,7 @@ from ..manifest import MANIFEST_VERSION, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .batch import BatchReport, _discard_batch, new_batch_id
-from .binlog import LogPass, Position, SchemaChangeError, _to_batch, adopt_published, check_position
+from .binlog import LogPass, Position, _to_batch, adopt_published, check_position
 from .parts import ExtractError, PartWriter, conform, with_change_columns
 from .watermark import read_state, write_watermark
 
@@ -54,7 +54,7 @@ def capture_tables(
 
     Returns, per table name, its report or the exception that failed it, so that one table costs
     only itself (contract 13): ExtractError when it has no stored position, PositionLostError when
-    the server purged it, SchemaChangeError (after publishing the changes before the schema change
+    the server purged it, SchemaChangeError or PartialImageError (after publishing the changes before the schema change
     and advancing the position to just before it), SourceError (the log could not be read: every
     table still being read gets it), or whatever failed writing its batch. Each table's batch is
     published (parts, manifest, then its position) after the pass, in the order of `tables`;
@@ -122,7 +122,7 @@ class _TableBatch:
         self.rows = 0
         self.max_cursor: Any = None
         self.stop: Position | None = None
-        self.stopped: SchemaChangeError | None = None
+        self.stopped: ExtractError | None = None
         self.done = False
 
     @classmethod
@@ -164,7 +164,7 @@ class _TableBatch:
 
     def publish(self) -> BatchReport:
         """Finish the parts, write the manifest (when there are rows), then advance the stored
-        position; raises the table's SchemaChangeError after that when a schema change stopped it."""
+        position; raises the table's SchemaChangeError or PartialImageError after that when one stopped it."""
         table, settings = self.table, self.settings
         try:
             parts = self.writer.finish()
