@@ -463,6 +463,45 @@ def test_partial_row_image_stops_only_its_table(binlog_settings):
     _assert_staging_equals_source(s, ["orders"])
 
 
+def test_statement_logged_change_stops_only_its_table(binlog_settings):
+    """A session with binlog_format=STATEMENT logs its UPDATE as a statement, without rows: the
+    table's capture stops there with one line (instead of missing the change), the changes
+    before it are published, the other tables read on, and a re-extract recovers."""
+    s = binlog_settings
+    _run(s, build=False)
+    _sql(s, "UPDATE orders SET order_approved_at = '2001-01-01' ORDER BY order_id LIMIT 1")
+    conn = _connect(s)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+            cur.execute("UPDATE orders SET order_delivered_customer_date = '2003-03-03' ORDER BY order_id DESC LIMIT 1")
+        conn.commit()
+    finally:
+        conn.close()
+    _sql(s, "UPDATE order_items SET price = 12345.67 ORDER BY order_id LIMIT 1")
+    with pytest.raises(RunFailed) as failed:
+        pipeline.extract(s, quiet(), "auto", TABLES)
+    assert [f.unit for f in failed.value.failures] == ["orders"]
+    message = str(failed.value.failures[0].error)
+    assert "logged as a statement" in message and "order_delivered_customer_date = '2003-03-03'" in message
+    assert "binlog_format=ROW" in message and "--table orders" in message and "\n" not in message
+    pipeline.load(s, quiet(), TABLES)
+    marks = dict(
+        warehouse_rows(s, "SELECT CAST(order_approved_at AS DATE)::VARCHAR, count(*) FROM raw.orders GROUP BY 1")
+    )
+    assert marks.get("2001-01-01") == 1  # the change before the statement is published
+    marks = dict(
+        warehouse_rows(
+            s, "SELECT CAST(order_delivered_customer_date AS DATE)::VARCHAR, count(*) FROM raw.orders GROUP BY 1"
+        )
+    )
+    assert "2003-03-03" not in marks
+    assert warehouse_rows(s, "SELECT count(*) FROM raw.order_items WHERE price = 12345.67") == [(1,)]
+    pipeline.extract(s, quiet(), "historical", ["orders"])
+    _run(s, ["orders"])
+    _assert_staging_equals_source(s, ["orders"])
+
+
 def test_compressed_binary_log_is_refused(binlog_settings):
     """MariaDB's log_bin_compress=ON: capture refuses the server with one line naming the setting;
     compressed events left in the log after it is turned off fail the pass with one line instead

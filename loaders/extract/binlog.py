@@ -91,6 +91,9 @@ _IGNORED = frozenset({3, 5, 13, 14, 27, 28, 29, 33, 34, 35, 36, 37, 38, 41, 42, 
 _HEAD = struct.Struct("<IBIIIH")  # the common event header after the OK byte: timestamp, type,
 # server id, event size, end position, flags
 SCHEMA_STATEMENT = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE\s+OR\s+REPLACE)\b", re.IGNORECASE)
+DML_STATEMENT = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b", re.IGNORECASE)
+"""A change logged as a statement (a session with binlog_format=STATEMENT, or MIXED choosing it):
+its rows are not in the log, so the table's capture stops instead of missing them."""
 COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*|#[^\n]*", re.DOTALL)
 
 
@@ -492,6 +495,14 @@ class LogPass:
                         stop_at = max(boundary, changed.start, key=lambda s: s.key)
                         del self._reading[name]
                         yield Chunk(name, [], [], _schema_stop(changed.table, stop_at, query), stop_at)
+                for name, changed in list(self._reading.items()):
+                    if here_key > changed.start_key and _schema_change(
+                        query, database, schema, changed.table, DML_STATEMENT
+                    ):
+                        yield from self._flush(name, changed)
+                        stop_at = max(boundary, changed.start, key=lambda s: s.key)
+                        del self._reading[name]
+                        yield Chunk(name, [], [], _statement_stop(changed.table, stop_at, query), stop_at)
                 if not self._reading:
                     return
                 if query.strip().upper() in ("COMMIT", "ROLLBACK") or SCHEMA_STATEMENT.match(query):
@@ -659,10 +670,11 @@ class _Frames:
         return self._library(packet, {WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent})
 
 
-def _schema_change(query: str, database: str, schema: str, table: Table) -> bool:
-    """Whether the statement (from a QueryEvent on `schema`) changes the schema of `table`."""
+def _schema_change(query: str, database: str, schema: str, table: Table, kind: re.Pattern = SCHEMA_STATEMENT) -> bool:
+    """Whether the statement (from a QueryEvent on `schema`) changes the schema of `table`
+    (`kind`: DML_STATEMENT asks instead whether it changes the table's rows as a statement)."""
     text = COMMENT.sub(" ", query)
-    if not SCHEMA_STATEMENT.match(text):
+    if not kind.match(text):
         return False
     names = {table.name.lower(), f"{database}.{table.name}".lower()}
     tokens = {t.replace("`", "").lower() for t in re.findall(r"`[^`]+`(?:\.`[^`]+`)?|[\w$.]+", text)}
@@ -674,7 +686,16 @@ def _schema_change(query: str, database: str, schema: str, table: Table) -> bool
 def _stop(table: Table, at: Position, reason: str) -> PartialImageError:
     return PartialImageError(
         f"table {table.name!r}: binlog capture stopped at {at} by {reason}; re-extract the table "
-        f"(dwh extract --mode historical --tables {table.name}) once every session writes full row images"
+        f"(dwh extract --mode historical --table {table.name}) once every session writes full row images"
+    )
+
+
+def _statement_stop(table: Table, at: Position, query: str) -> PartialImageError:
+    return PartialImageError(
+        f"table {table.name!r}: binlog capture stopped at {at} by a change logged as a statement, "
+        f"without its rows: {' '.join(query.split())[:200]}; every session must write row events "
+        f"(binlog_format=ROW, also per session); then re-extract the table (dwh extract --mode historical "
+        f"--table {table.name})"
     )
 
 
@@ -682,7 +703,7 @@ def _schema_stop(table: Table, at: Position, query: str) -> SchemaChangeError:
     return SchemaChangeError(
         f"table {table.name!r}: binlog capture stopped at {at} by a schema change: "
         f"{' '.join(query.split())[:200]}; re-extract the table (dwh extract --mode historical "
-        f"--tables {table.name}) once its declaration matches"
+        f"--table {table.name}) once its declaration matches"
     )
 
 
