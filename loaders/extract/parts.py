@@ -58,7 +58,10 @@ def with_change_columns(batch: pa.RecordBatch, table: Table, op: str, first_seq:
     from ..verify.checksum import arrow_row_hashes
 
     n = batch.num_rows
-    hashes = arrow_row_hashes(batch, table.columns)
+    try:
+        hashes = arrow_row_hashes(batch, table.columns)
+    except ValueError as exc:  # a double the row hash cannot render
+        raise ExtractError(f"table {table.name!r}, {exc}") from None
     seq = pa.array(range(first_seq, first_seq + n), pa.int64())
     arrays = [*batch.columns, pa.array([op] * n, pa.string()), hashes, seq]
     return pa.RecordBatch.from_arrays(arrays, schema=table.part_schema())

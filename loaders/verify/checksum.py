@@ -12,7 +12,8 @@ U+001F (unit separator). Canonical texts per logical type:
   and DuckDB rounded 1 value in 10,000 differently: the binary value sits on the boundary).
 
 `_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). It is
-computed at extract over each Arrow page (DuckDB, `arrow_row_hashes`), and the same expression
+computed at extract over each Arrow page (pyarrow.compute and hashlib, `arrow_row_hashes`; no
+DuckDB in the extract process since issue 18), and the same expression
 is rendered for SQLite, MySQL/MariaDB, DuckDB, PostgreSQL and Redshift (`row_hash_sql`) so
 that `dwh verify` can compute it on both sides. A key's bucket (`key_bucket_sql`) is the
 first digits of the MD5 of the key columns' canonical text: `dwh verify` groups both sides by
@@ -26,12 +27,15 @@ character. SQLite has no MD5: the source registers `md5()` as a Python function.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..declarations import Column, LogicalType
 
@@ -208,9 +212,85 @@ def register_sqlite(conn: object) -> None:
 
 
 # -- extract: hashing an Arrow page -----------------------------------------------------------
+DOUBLE_LIMIT = 1e32
+"""Doubles at or beyond this magnitude do not fit DECIMAL(38,6), the rendering of a double."""
+
+
+def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
+    """The canonical text of every value of one conformed column (a string array; NULL stays
+    NULL), computed with pyarrow.compute: byte for byte what `value_text_sql("duckdb", ...)`
+    renders (tests/test_checksum.py compares them over random pages).
+
+    - strings as they are; integers as decimal digits (Arrow's cast);
+    - decimal(p,s): Arrow's cast of the decimal128(p,s) array, which writes exactly s digits
+      (Python's Decimal when Arrow would write E notation: scales over 6, values under 10^-6);
+    - timestamp(us): Arrow's cast, `YYYY-MM-DD HH:MM:SS.ffffff` (always six digits);
+    - double: times 10^6, rounded half away from zero (DuckDB's double -> DECIMAL(38,6) cast),
+      the integer then written as a decimal with 6 digits after the point.
+
+    Raises ValueError naming the column when a double is NaN, infinite or at least 1e32 in
+    magnitude (DuckDB refuses those casts as well)."""
+    kind = column.type.kind
+    if kind == "double":
+        values = values.cast(pa.float64())
+        finite = pc.is_finite(values)
+        if pc.any(pc.or_kleene(pc.invert(finite), pc.greater_equal(pc.abs(values), DOUBLE_LIMIT))).as_py():
+            bad = next(v for v in values.to_pylist() if v is not None and not abs(v) < DOUBLE_LIMIT)
+            raise ValueError(f"column {column.name!r}: double {bad!r} does not fit DECIMAL(38,{DOUBLE_SCALE})")
+        scaled = pc.round(pc.multiply(values, float(10**DOUBLE_SCALE)), ndigits=0, round_mode="half_towards_infinity")
+        units = scaled.cast(pa.decimal128(38, 0))  # an integer-valued double: exact
+        micro = pa.Array.from_buffers(pa.decimal128(38, DOUBLE_SCALE), len(units), units.buffers(), offset=units.offset)
+        return micro.cast(pa.string())
+    if values.type == pa.string():
+        return values
+    text = values.cast(pa.string())
+    if kind == "decimal" and (column.type.scale or 0) > 6 and pc.any(pc.match_substring(text, "E")).as_py():
+        # Arrow writes a value under 10^-6 of a scale over 6 in E notation (1E-10): Python's Decimal
+        # gives the plain digits (a per-value loop, only for such columns when a page has one)
+        return pa.array([None if v is None else f"{v:f}" for v in values.to_pylist()], pa.string())
+    return text
+
+
+def arrow_row_texts(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
+    """The canonical row text of every row of a conformed batch (a string array without NULLs),
+    in the declared order of `columns` (module docstring)."""
+    fields = [
+        pc.fill_null(pc.binary_join_element_wise(VALUE_MARK, arrow_value_text(batch.column(c.name), c), ""), NULL_MARK)
+        for c in columns
+    ]
+    return pc.binary_join_element_wise(*fields, SEPARATOR)
+
+
 def arrow_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
-    """`_row_hash` of every row of a conformed record batch (DuckDB over the Arrow data, the
-    DuckDB rendering of the same expression). Returns a string array of the batch's length."""
+    """`_row_hash` of every row of a conformed record batch: a string array of the batch's
+    length, each the 32 lowercase hex digits of the MD5 of the row's canonical text.
+
+    Pure pyarrow and hashlib: no DuckDB in the extract process (its Arrow import loads pandas,
+    +56 MB RSS, and it took 1.5 x this CPU per row; BENCHMARKS.md, issue 18). Equal to
+    `duckdb_row_hashes` on every page (tests/test_checksum.py). Raises ValueError as
+    `arrow_value_text` does."""
+    texts = arrow_row_texts(batch, columns)
+    n = len(texts)
+    if n == 0:
+        return pa.array([], pa.string())
+    offsets = memoryview(texts.buffers()[1]).cast("i")[texts.offset : texts.offset + n + 1].tolist()
+    data = memoryview(texts.buffers()[2] or b"")
+    md5 = _page_md5
+    digests = b"".join([md5(data[a:b]).digest() for a, b in pairwise(offsets)])
+    hex_offsets = array("i", range(0, 32 * (n + 1), 32)).tobytes()
+    return pa.StringArray.from_buffers(n, pa.py_buffer(hex_offsets), pa.py_buffer(digests.hex().encode("ascii")))
+
+
+try:  # CPython's own MD5: a quarter less CPU per short row than OpenSSL's (context set-up)
+    from _md5 import md5 as _page_md5  # type: ignore[import-not-found]  # CPython's module, no stub
+except ImportError:  # a build without it (FIPS builds): OpenSSL's, the same digest
+    _page_md5 = hashlib.md5
+
+
+def duckdb_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
+    """`_row_hash` of every row of a batch computed by DuckDB over the Arrow data with the
+    DuckDB rendering (`row_hash_sql`): the reference `arrow_row_hashes` is tested against
+    (the extract used it until issue 18). Returns a string array of the batch's length."""
     con = _duck()
     try:
         con.register("page", pa.Table.from_batches([batch]))
