@@ -210,9 +210,10 @@ def test_a_double_outside_decimal_38_6_names_its_column():
         checksum.duckdb_row_hashes(batch, [ratio])
 
 
-def test_extracting_a_page_does_not_import_duckdb():
-    """Hashing a page in the extract process loads no DuckDB (issue 18: DuckDB's Arrow import
-    cost the extract RSS and seconds per run)."""
+def test_extracting_a_page_imports_neither_duckdb_nor_pandas():
+    """Adding the change columns to a page in the extract process loads neither DuckDB nor
+    pandas (issue 18: DuckDB's Arrow import, and pyarrow's conversion of any Python object,
+    import pandas: together about 56 MB of RSS and seconds per run)."""
     code = (
         "import sys, pyarrow as pa\n"
         "from loaders.declarations import select_tables\n"
@@ -221,10 +222,14 @@ def test_extracting_a_page_does_not_import_duckdb():
         "t = select_tables(Path('.'), ['order_items'])[0]\n"
         "s = pa.schema([pa.field(c.name, c.type.arrow()) for c in t.columns])\n"
         "b = pa.RecordBatch.from_arrays([pa.nulls(3, f.type) for f in s], schema=s)\n"
-        "print(with_change_columns(b, t, 'r', 1).num_rows, 'duckdb' in sys.modules)\n"
+        "from loaders.declarations import Column, LogicalType\n"
+        "from loaders.verify.checksum import arrow_row_hashes\n"
+        "d = pa.RecordBatch.from_arrays([pa.nulls(2, pa.float64())], names=['r'])\n"
+        "arrow_row_hashes(d, [Column('r', LogicalType.parse('double'))])\n"
+        "print(with_change_columns(b, t, 'r', 1).num_rows, 'duckdb' in sys.modules, 'pandas' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_DIR)
-    assert out.stdout.split() == ["3", "False"]
+    assert out.stdout.split() == ["3", "False", "False"]
 
 
 def test_mariadb_matches_the_reference(mysql_url):

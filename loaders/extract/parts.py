@@ -55,15 +55,14 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
 def with_change_columns(batch: pa.RecordBatch, table: Table, op: str, first_seq: int) -> pa.RecordBatch:
     """A conformed batch with `_op` (`op` on every row), `_row_hash` (loaders/verify/checksum.py)
     and `_change_seq` (`first_seq`, `first_seq + 1`, ... in batch order) appended (contract 8)."""
-    from ..verify.checksum import arrow_row_hashes
+    from ..verify.checksum import arrow_row_hashes, int64_range, repeated_string
 
     n = batch.num_rows
     try:
         hashes = arrow_row_hashes(batch, table.columns)
     except ValueError as exc:  # a double the row hash cannot render
         raise ExtractError(f"table {table.name!r}, {exc}") from None
-    seq = pa.array(range(first_seq, first_seq + n), pa.int64())
-    arrays = [*batch.columns, pa.array([op] * n, pa.string()), hashes, seq]
+    arrays = [*batch.columns, repeated_string(op, n), hashes, int64_range(first_seq, n)]  # no pandas import
     return pa.RecordBatch.from_arrays(arrays, schema=table.part_schema())
 
 

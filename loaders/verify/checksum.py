@@ -212,8 +212,38 @@ def register_sqlite(conn: object) -> None:
 
 
 # -- extract: hashing an Arrow page -----------------------------------------------------------
+# pyarrow imports pandas (about 40 MB and a second) the first time it converts a Python object
+# (pa.array of a list, pa.scalar, a str or float argument to a compute function). The extract
+# process converts none: the arrays and scalars below are built from buffers.
+def string_array(values: Sequence[str]) -> pa.Array:
+    """A pa.string() array of `values` (no NULLs), built from buffers (no pandas import)."""
+    data = [v.encode("utf-8") for v in values]
+    offsets = array("i", [0])
+    for d in data:
+        offsets.append(offsets[-1] + len(d))
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(data)))
+
+
+def repeated_string(text: str, n: int) -> pa.Array:
+    """A pa.string() array of `n` times `text`, built from buffers (no pandas import)."""
+    data = text.encode("utf-8")
+    offsets = array("i", range(0, len(data) * (n + 1), len(data))) if data else array("i", [0] * (n + 1))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n))
+
+
+def int64_range(start: int, n: int) -> pa.Array:
+    """A pa.int64() array `start`, `start + 1`, ... (`n` values), built from buffers."""
+    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", range(start, start + n)).tobytes())])
+
+
+def _double(x: float) -> pa.Scalar:
+    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(array("d", [x]).tobytes())])[0]
+
+
+_VALUE_MARK, _NULL_MARK, _SEPARATOR, _EMPTY = string_array([VALUE_MARK, NULL_MARK, SEPARATOR, ""])
 DOUBLE_LIMIT = 1e32
 """Doubles at or beyond this magnitude do not fit DECIMAL(38,6), the rendering of a double."""
+_DOUBLE_LIMIT, _DOUBLE_UNITS = _double(DOUBLE_LIMIT), _double(float(10**DOUBLE_SCALE))
 
 
 def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
@@ -234,10 +264,10 @@ def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
     if kind == "double":
         values = values.cast(pa.float64())
         finite = pc.is_finite(values)
-        if pc.any(pc.or_kleene(pc.invert(finite), pc.greater_equal(pc.abs(values), DOUBLE_LIMIT))).as_py():
+        if pc.any(pc.or_kleene(pc.invert(finite), pc.greater_equal(pc.abs(values), _DOUBLE_LIMIT))).as_py():
             bad = next(v for v in values.to_pylist() if v is not None and not abs(v) < DOUBLE_LIMIT)
             raise ValueError(f"column {column.name!r}: double {bad!r} does not fit DECIMAL(38,{DOUBLE_SCALE})")
-        scaled = pc.round(pc.multiply(values, float(10**DOUBLE_SCALE)), ndigits=0, round_mode="half_towards_infinity")
+        scaled = pc.round(pc.multiply(values, _DOUBLE_UNITS), ndigits=0, round_mode="half_towards_infinity")
         units = scaled.cast(pa.decimal128(38, 0))  # an integer-valued double: exact
         micro = pa.Array.from_buffers(pa.decimal128(38, DOUBLE_SCALE), len(units), units.buffers(), offset=units.offset)
         return micro.cast(pa.string())
@@ -254,11 +284,9 @@ def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
 def arrow_row_texts(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
     """The canonical row text of every row of a conformed batch (a string array without NULLs),
     in the declared order of `columns` (module docstring)."""
-    fields = [
-        pc.fill_null(pc.binary_join_element_wise(VALUE_MARK, arrow_value_text(batch.column(c.name), c), ""), NULL_MARK)
-        for c in columns
-    ]
-    return pc.binary_join_element_wise(*fields, SEPARATOR)
+    texts = [arrow_value_text(batch.column(c.name), c) for c in columns]
+    fields = [pc.fill_null(pc.binary_join_element_wise(_VALUE_MARK, t, _EMPTY), _NULL_MARK) for t in texts]
+    return pc.binary_join_element_wise(*fields, _SEPARATOR)
 
 
 def arrow_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
@@ -272,7 +300,7 @@ def arrow_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Arr
     texts = arrow_row_texts(batch, columns)
     n = len(texts)
     if n == 0:
-        return pa.array([], pa.string())
+        return string_array([])
     offsets = memoryview(texts.buffers()[1]).cast("i")[texts.offset : texts.offset + n + 1].tolist()
     data = memoryview(texts.buffers()[2] or b"")
     md5 = _page_md5
