@@ -198,16 +198,19 @@ def setup(args: argparse.Namespace, scale: float, work: Path) -> tuple[dict[str,
     source_url = f"mysql://{args.user}@{args.host}:{args.port}/{database}"
     quiet = Reporter(echo=lambda line: None)
     base = Settings(data_dir=work / "source", source_url=source_url, lookback_seconds=0)
-    meta = _meta(work) if args.reuse else {}
-    if not args.reuse:
-        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     lock = open(work / "lock", "w")  # noqa: SIM115  (held until the process ends)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise SystemExit(f"{work} is in use by another bench/hourly.py run") from None
+        print(f"scale {scale:g}: waiting for another bench/hourly.py run to release {work}", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     _HELD.append(lock)
+    meta = _meta(work) if args.reuse else {}
+    if not args.reuse:  # afresh: everything but the lock goes
+        for old in work.iterdir():
+            if old.name != "lock":
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
     setup_seconds = meta.setdefault("setup_seconds", {})
     if not meta.get("source_done"):
         meta = {"setup_seconds": setup_seconds, "hours": 0}
@@ -315,32 +318,39 @@ def main() -> int:
         "load_average_start": os.getloadavg(),
         "scales": {},
     }
-    for scale in args.scales:
+    prepared = {}
+    for scale in args.scales:  # every scale set up first, so the timed hours can alternate
         work = _cache_dir(scale) if args.reuse else RESULTS / f"hourly-scale-{_tag(scale)}"
         twins, meta = setup(args, scale, work)
-        runs: dict[str, list[dict[str, float]]] = {w: [] for w in twins}
-        first_hour = meta["hours"]
-        for run in range(args.runs):
+        prepared[scale] = (work, twins, meta, meta["hours"], {w: [] for w in twins})
+
+    for run in range(args.runs):
+        # scales in turn within each run (reversed every other run), so a change in the shared
+        # machine's load falls on every scale alike
+        order = args.scales if run % 2 == 0 else list(reversed(args.scales))
+        for scale in order:
+            work, twins, meta, _, runs = prepared[scale]
             hour = meta["hours"]
             with open_source(next(iter(twins.values())).source_url) as db:
                 # the same sequence of hours at every scale: seed 1000 + the source's hour number
                 simulate_hour(db, random.Random(1000 + hour), args.orders, args.progress)
             for warehouse, s in twins.items():
-                runs[warehouse].append(hourly_run(s))
-                runs[warehouse][-1]["hour"] = hour
+                runs[warehouse].append({**hourly_run(s), "hour": hour, "load_average": os.getloadavg()[0]})
                 last = runs[warehouse][-1]
                 print(
                     f"scale {scale:g} {warehouse:<8} run {run + 1} (hour {hour}): "
                     + "  ".join(f"{stage} {last[stage]:.2f}s" for stage in STAGES)
-                    + f"  ({last['rows_extracted']:.0f} rows extracted, {last['rows_inserted']:.0f} inserted)",
+                    + f"  ({last['rows_extracted']:.0f} rows extracted, {last['rows_inserted']:.0f} inserted;"
+                    f" load average {last['load_average']:.1f})",
                     flush=True,
                 )
             meta["hours"] = hour + 1
             _save_meta(work, meta)
+
+    for scale, (work, twins, meta, first_hour, runs) in prepared.items():
         results["scales"][f"{scale:g}"] = {
             "setup_seconds": meta["setup_seconds"],
             "hours": [first_hour, meta["hours"]],
-            "load_average_after": os.getloadavg(),
             **{
                 w: {
                     "median": {stage: statistics.median(r[stage] for r in rs) for stage in STAGES} if rs else {},
@@ -349,14 +359,14 @@ def main() -> int:
                 for w, rs in runs.items()
             },
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))  # kept if a later scale fails
         if not args.keep and not args.reuse:
             database = f"dwh_hourly_s{_tag(scale)}"
             _mysql(args, f"DROP DATABASE IF EXISTS `{database}`")
             if "postgres" in twins:
                 _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             shutil.rmtree(work, ignore_errors=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
 
     if args.runs == 0:
         print("set up only (--runs 0)")
