@@ -57,7 +57,7 @@ STAGES = ("extract", "load", "build")
 VARS = ["--vars", "{lookback_hours: 0}"]
 TARGET_GROWTH = 1.2
 WAREHOUSES = ("duckdb", "postgres")
-_HELD: list = []  # the cache locks this process holds
+_HELD: list = []  # the cache locks this process holds (released when it ends)
 
 
 def csv_for(scale: float) -> Path:
@@ -174,46 +174,68 @@ def _cache_dir(scale: float) -> Path:
     return CACHE / f"scale-{_tag(scale)}-seed{SEED}"
 
 
+def _lock(work: Path, name: str, wait: bool = True):
+    """An exclusive lock on `work/lock-<name>`: the open file (keep it to hold the lock), or
+    None when `wait` is false and another process holds it."""
+    handle = open(work / f"lock-{name}", "w")  # noqa: SIM115  (held as long as the handle lives)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not wait:
+            handle.close()
+            return None
+        print(f"waiting for another bench/hourly.py run to release {work.name}/lock-{name}", flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
 def _meta(folder: Path) -> dict:
     path = folder / "meta.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save_meta(folder: Path, meta: dict) -> None:
-    (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=2))
-    (folder / "meta.json.tmp").replace(folder / "meta.json")
+def _update_meta(folder: Path, change) -> dict:
+    """Apply `change(meta)` to meta.json under its own lock (several runs may share a cache: each
+    changes only its own keys) and return the result."""
+    with open(folder / "lock-meta", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        meta = _meta(folder)
+        change(meta)
+        (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=2))
+        (folder / "meta.json.tmp").replace(folder / "meta.json")
+    return meta
 
 
 def setup(args: argparse.Namespace, scale: float, work: Path) -> tuple[dict[str, Settings], dict]:
     """A loaded MariaDB source and, per warehouse, a store and warehouse after the first run.
 
     Returns the settings per warehouse and the cache's metadata (`hours`: simulated hours the
-    source has had, `setup_seconds`: what each setup step took when it ran). With --reuse, a
-    source and warehouses kept by an earlier run at this scale (and seed) are used as they are:
-    they were left consistent (every hour applied was extracted, loaded and built), so the next
-    hourly run is an ordinary one. Each step is marked done in meta.json only once it finished,
-    so an interrupted setup redoes the unfinished step (and what depends on it) next time.
+    source has had; `synced`: per warehouse, the hours its store and warehouse have caught up
+    with; `setup_seconds`: what each setup step took when it ran). With --reuse, a source and
+    warehouses kept by an earlier run at this scale (and seed) are used as they are: a warehouse
+    behind the source catches up in an untimed hourly run before the timed ones, so a later run's
+    hours are ordinary hourly runs. Each step is marked done in meta.json only once it finished,
+    so an interrupted setup redoes the unfinished step next time. Locks (files `lock-*`): the
+    source while it is set up or changed by timed runs, each warehouse while a run uses it; so a
+    second warehouse can be set up (--runs 0) while another run times the first.
     """
     database = f"dwh_hourly_s{_tag(scale)}"
     source_url = f"mysql://{args.user}@{args.host}:{args.port}/{database}"
     quiet = Reporter(echo=lambda line: None)
     base = Settings(data_dir=work / "source", source_url=source_url, lookback_seconds=0)
     work.mkdir(parents=True, exist_ok=True)
-    lock = open(work / "lock", "w")  # noqa: SIM115  (held until the process ends)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"scale {scale:g}: waiting for another bench/hourly.py run to release {work}", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    _HELD.append(lock)
-    meta = _meta(work) if args.reuse else {}
-    if not args.reuse:  # afresh: everything but the lock goes
+    source_lock = _lock(work, "source")
+    if not args.reuse:  # afresh: everything but the locks goes
         for old in work.iterdir():
-            if old.name != "lock":
+            if not old.name.startswith("lock-"):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
-    setup_seconds = meta.setdefault("setup_seconds", {})
+    # a cache from before `synced` was kept: its warehouses were in step with the source
+    meta = _update_meta(
+        work,
+        lambda m: m.setdefault("synced", {w: m.get("hours", 0) for w in WAREHOUSES if m.get(f"{w}_done")}),
+    )
     if not meta.get("source_done"):
-        meta = {"setup_seconds": setup_seconds, "hours": 0}
+        setup_seconds: dict = {}
         for leftover in WAREHOUSES:
             shutil.rmtree(work / leftover, ignore_errors=True)
         started = time.perf_counter()
@@ -224,50 +246,61 @@ def setup(args: argparse.Namespace, scale: float, work: Path) -> tuple[dict[str,
         started = time.perf_counter()
         setup_seconds["source_load_tables"] = fast_source_load(args, database, csv)
         setup_seconds["source_load"] = time.perf_counter() - started
-        meta["source_done"] = True
-        _save_meta(work, meta)
+        fresh = {"setup_seconds": setup_seconds, "hours": 0, "synced": {}, "source_done": True}
+        meta = _update_meta(work, lambda m: (m.clear(), m.update(fresh)))
         print(f"scale {scale:g}: MariaDB source loaded ({setup_seconds['source_load']:.0f}s)", flush=True)
     else:
         print(f"scale {scale:g}: reusing MariaDB {database} and {work} ({meta['hours']} hours applied)", flush=True)
+    if args.runs:
+        _HELD.append(source_lock)  # the timed hours change the source
+    else:
+        source_lock.close()
     twins = {}
-    shared_store: Path | None = None
     for warehouse in args.warehouses:
         data_dir = work / warehouse
         s = base.with_(data_dir=data_dir, store_url=str(data_dir / "store"), duckdb_path="", warehouse=warehouse)
         if warehouse == "postgres":
             s = s.with_(pg_database=database)
         twins[warehouse] = s
-        if meta.get(f"{warehouse}_done"):
-            shared_store = shared_store or data_dir / "store"
+        _HELD.append(_lock(work, warehouse))
+        if _meta(work).get(f"{warehouse}_done"):
             continue
         shutil.rmtree(data_dir, ignore_errors=True)
         if warehouse == "postgres":
             _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             _postgres(f'CREATE DATABASE "{database}"')
-        steps = setup_seconds.setdefault(warehouse, {})
+        steps: dict[str, float] = {}
         started = time.perf_counter()
-        if shared_store is not None and meta["hours"] == meta.get("store_hours", -1):
-            # one historical extract for both warehouses: the other's store holds the same batches
-            shutil.copytree(shared_store, data_dir / "store")
-            steps["copy_store"] = time.perf_counter() - started
+        for other in WAREHOUSES:  # one historical extract per scale: copy a finished store if free
+            held = _lock(work, other, wait=False) if other != warehouse and _meta(work).get(f"{other}_done") else None
+            if held:
+                synced = _meta(work)["synced"][other]
+                shutil.copytree(work / other / "store", data_dir / "store")
+                held.close()
+                steps["copy_store"] = time.perf_counter() - started
+                break
         else:
+            synced = _meta(work)["hours"]
             pipeline.extract(s, quiet, "historical")
             steps["historical_extract"] = time.perf_counter() - started
-            meta["store_hours"] = meta["hours"]
-            shared_store = data_dir / "store"
         started = time.perf_counter()
         pipeline.load(s, quiet)
         steps["load"] = time.perf_counter() - started
         started = time.perf_counter()
         pipeline.build(s, quiet, VARS)
         steps["whole_build"] = time.perf_counter() - started
-        meta[f"{warehouse}_done"] = True
-        _save_meta(work, meta)
+
+        def done(m: dict, warehouse: str = warehouse, steps: dict = steps, synced: int = synced) -> None:
+            m[f"{warehouse}_done"] = True
+            m["setup_seconds"][warehouse] = steps
+            m["synced"][warehouse] = synced
+
+        _update_meta(work, done)
         print(
             f"scale {scale:g}: {warehouse} first run: " + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items()),
             flush=True,
         )
-    return twins, meta
+    return twins, _meta(work)
 
 
 def hourly_run(s: Settings) -> dict[str, float]:
@@ -322,6 +355,12 @@ def main() -> int:
     for scale in args.scales:  # every scale set up first, so the timed hours can alternate
         work = _cache_dir(scale) if args.reuse else RESULTS / f"hourly-scale-{_tag(scale)}"
         twins, meta = setup(args, scale, work)
+        for warehouse, s in twins.items() if args.runs else ():
+            behind = meta["hours"] - meta["synced"][warehouse]
+            if behind:  # the source had hours this warehouse has not seen: one untimed run
+                print(f"scale {scale:g}: {warehouse} catches up {behind} hour(s) (not timed)", flush=True)
+                hourly_run(s)
+                meta = _update_meta(work, lambda m, w=warehouse: m["synced"].__setitem__(w, m["hours"]))
         prepared[scale] = (work, twins, meta, meta["hours"], {w: [] for w in twins})
 
     for run in range(args.runs):
@@ -344,8 +383,12 @@ def main() -> int:
                     f" load average {last['load_average']:.1f})",
                     flush=True,
                 )
-            meta["hours"] = hour + 1
-            _save_meta(work, meta)
+
+            def advanced(m: dict, hour: int = hour, twins: dict = twins) -> None:
+                m["hours"] = hour + 1
+                m["synced"].update(dict.fromkeys(twins, hour + 1))
+
+            prepared[scale] = (work, twins, _update_meta(work, advanced), *prepared[scale][3:])
 
     for scale, (work, twins, meta, first_hour, runs) in prepared.items():
         results["scales"][f"{scale:g}"] = {
