@@ -134,8 +134,9 @@ def demo(ctx, scale) -> None:
 
     Generates Olist CSVs and funnel files, loads the CSVs into SQLite, lands and converts the
     funnel files, extracts every table (historical), loads DuckDB, runs dbt build; then
-    simulates one hour of orders, extracts incrementally, loads and builds again, and writes
-    the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
+    simulates one hour of orders and deletes one review in the source, extracts incrementally,
+    loads and builds again, verifies every table against the source and repairs what differs
+    (the deleted review), and writes the dashboard. Replaces the demo files in the data folder: olist.sqlite, store/,
     warehouse.duckdb, csv/, funnel/, dashboard.html.
     """
     settings = _settings(ctx, scale=scale)
@@ -514,7 +515,7 @@ def run(ctx, tables) -> None:
     """One scheduled run: remove old litter, convert new funnel files, extract (auto mode), load,
     dbt build, a verify-and-repair when due, and write the dashboard (data/dashboard.html).
 
-    DWH_VERIFY_EVERY (e.g. 24h; 0, the default, never) runs `dwh verify --repair` of the tables
+    DWH_VERIFY_EVERY (24h, the default; 0 never) runs `dwh verify --repair` of the tables
     when the last verify is older than that, and after a historical extract; its cost (time,
     bytes read from the source) is printed.
 

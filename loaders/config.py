@@ -111,7 +111,7 @@ class Settings:
     schema_changes: SchemaChanges = "evolve"
     # `dwh run` verifies and repairs every table this often (`24h`, `30m`, `3600s`, `0` = never),
     # and after a historical extract (loaders/pipeline.py, verify_due)
-    verify_every: str = "0"
+    verify_every: str = "24h"
     # Funnel lake
     funnel_block_bytes: int = 16 * 1024 * 1024  # a converter block: whole lines, about this size
     funnel_max_reject_ratio: float = 0.01  # a file with more rejected rows fails, converting nothing

@@ -29,7 +29,7 @@ from .layout import MODES, Mode
 from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
-from .schema import Decision, SchemaChangeError, SchemaPlan
+from .schema import Decision, SchemaChangeError, SchemaPlan, check_source_schema
 from .sources import SourceEngine, open_source
 from .sources.bootstrap import BulkLoadReport, load_folder
 from .store import ObjectStore, StoreError
@@ -551,9 +551,7 @@ def run(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> N
 
     def verify_stage() -> None:  # DWH_VERIFY_EVERY, and after a historical extract (docs/verify.md)
         if verify_due(settings, any(r.mode == "historical" and r.batch_id for r in extracted)):
-            diffs = verify(settings, rep, tables, repair=True)
-            seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
-            rep.echo(f"  verify-and-repair cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
+            verify(settings, rep, tables, repair=True)  # prints its cost
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("litter", lambda: sweep_litter(settings, rep)),
@@ -601,8 +599,8 @@ def verify_due(settings: Settings, after_historical: bool) -> bool:
         if not wh.has_table(VERIFY_LOG):
             return True
         rows = wh.execute(
-            f"SELECT min(at) FROM (SELECT table_name, max(verified_at) AS at FROM {wh.raw_name(VERIFY_LOG)} "
-            "GROUP BY table_name) AS latest"
+            f"SELECT min(last_verified) FROM (SELECT table_name, max(verified_at) AS last_verified "
+            f"FROM {wh.raw_name(VERIFY_LOG)} GROUP BY table_name) AS latest"
         )
     last = rows[0][0] if rows else None
     return last is None or (datetime.now(UTC).replace(tzinfo=None) - last).total_seconds() >= every
@@ -622,6 +620,8 @@ def verify(
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
 
+    failed: dict[str, UnitOutcome] = {}  # table -> its last failed verify unit
+
     def check(label: str, final: bool) -> list:
         found = []
         with open_source(settings.source_url) as engine, open_warehouse(settings, store) as wh:
@@ -631,19 +631,38 @@ def verify(
             ensure_history(wh)
             with recording(rep.run, WarehouseHistory(wh)):
                 for table in selected:
-                    with rep.run.unit("verify", table.name) as unit:
-                        diff = verify_table(engine, wh, table, read_watermark(store, table))
-                        unit.rows, unit.bytes = diff.source_rows, diff.source_bytes
-                        if not diff.equal:
-                            # a difference that --repair is about to fix is not a failure of the run
-                            unit.status = "failed" if final else "succeeded"
-                            unit.error = (
-                                f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.changed)} changed"
-                            )
+                    try:
+                        diff = verify_one(engine, wh, table, final)
+                    except USER_ERRORS as exc:  # this table only (contract 13): the others are verified
+                        rep.echo(f"  {table.name}: not verified: {first_line(exc)}")
+                        failed[table.name] = next(
+                            o for o in reversed(rep.run.outcomes) if o.stage == "verify" and o.unit == table.name
+                        )
+                        continue
                     write_verify_log(wh, diff, examples)
                     rep.echo("  " + diff.summary(examples))
                     found.append(diff)
         return found
+
+    def verify_one(engine: SourceEngine, wh: Warehouse, table: Table, final: bool) -> Any:
+        """One table's verify as a unit of the run. A table whose source schema the policy stops
+        (a declared column dropped or renamed, a narrowing; DWH_SCHEMA_CHANGES) is not compared:
+        its declared columns are not all in the source (and SQLite would read a missing quoted
+        column as a string literal), so the unit fails with the extract's own line."""
+        with rep.run.unit("verify", table.name) as unit:
+            plan = check_source_schema(
+                engine, table, settings.schema_changes, cursor_optional=settings.capture == "binlog"
+            )
+            stop = plan.stop_message()
+            if stop:
+                raise SchemaChangeError(stop, plan)
+            diff = verify_table(engine, wh, table, read_watermark(store, table))
+            unit.rows, unit.bytes = diff.source_rows, diff.source_bytes
+            if not diff.equal:
+                # a difference that --repair is about to fix is not a failure of the run
+                unit.status = "failed" if final else "succeeded"
+                unit.error = f"{len(diff.missing)} missing, {len(diff.extra)} extra, {len(diff.changed)} changed"
+        return diff
 
     diffs = check("", final=not repair)
     if repair and any(not d.equal for d in diffs):
@@ -656,6 +675,11 @@ def verify(
         load(settings, rep, [d.table for d in diffs if not d.equal])
         build(settings, rep, check_freshness=False)
         diffs = check(" (after repair)", final=True)
+    seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
+    what = "verify and repair" if repair else "verify"
+    rep.echo(f"  {what} cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
+    if failed:
+        raise RunFailed(list(failed.values()), reports=diffs)
     return diffs
 
 

@@ -86,8 +86,24 @@ DEMO_FILES = (
 """What `dwh demo` replaces in the data folder."""
 
 
+def delete_a_review(settings: Settings, rep: Reporter) -> tuple:
+    """Delete the first order review in the source, as a moderator would; return its key
+    (review_id, order_id). A cursor extract cannot see a deleted row: the demo's verify finds it."""
+    with open_source(settings.source_url) as engine:
+        q, p = engine.quote, engine.paramstyle
+        key = tuple(
+            engine.execute(f"SELECT {q('review_id')}, {q('order_id')} FROM {q('order_reviews')} ORDER BY 1, 2 LIMIT 1")[
+                0
+            ]
+        )
+        engine.execute(f"DELETE FROM {q('order_reviews')} WHERE {q('review_id')} = {p} AND {q('order_id')} = {p}", key)
+    rep.echo(f"  deleted in the source: order_reviews {key[0]}/{key[1]} (the next extract cannot see it; verify will)")
+    return key
+
+
 def demo(settings: Settings, rep: Reporter) -> None:
-    """The whole pipeline from nothing, on the embedded default, twice (historical, then hourly)."""
+    """The whole pipeline from nothing, on the embedded default, twice (historical, then hourly),
+    then a verify-and-repair of every table against the source and the dashboard."""
     data = settings.data_dir
     for leftover in DEMO_FILES:
         path = data / leftover
@@ -106,9 +122,11 @@ def demo(settings: Settings, rep: Reporter) -> None:
     pipeline.load(settings, rep)
     pipeline.build(settings, rep)
     simulate(settings, rep, hours=1, orders_per_hour=max(5, int(400 * settings.scale)))
+    delete_a_review(settings, rep)
     pipeline.extract(settings, rep, "current")
     pipeline.load(settings, rep)
     pipeline.build(settings, rep)
+    pipeline.verify(settings, rep, repair=True)  # the data diff `dwh run` does daily (DWH_VERIFY_EVERY)
     page = pipeline.dashboard(settings, rep)
     rep.echo(f"\ndemo finished in {time.perf_counter() - rep.started:.0f}s; warehouse: {settings.duckdb_path}")
     rep.echo(f"dashboard: {page}")
