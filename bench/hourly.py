@@ -38,6 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT_DIR / "bench" / "results"
@@ -325,10 +326,10 @@ def _dbt_profile(s: Settings, since: float) -> dict:
     }
 
 
-def hourly_run(s: Settings) -> dict[str, float]:
+def hourly_run(s: Settings) -> dict[str, Any]:
     """The stages of one `dwh run`, each timed (seconds)."""
     quiet = Reporter(echo=lambda line: None)
-    times = {}
+    times: dict[str, Any] = {}
     started = time.perf_counter()
     batches = pipeline.extract(s, quiet, "auto")
     times["extract"] = time.perf_counter() - started
@@ -374,7 +375,7 @@ def main() -> int:
         "load_average_start": os.getloadavg(),
         "scales": {},
     }
-    prepared = {}
+    prepared: dict[float, tuple] = {}
     for scale in args.scales:  # every scale set up first, so the timed hours can alternate
         work = _cache_dir(scale) if args.reuse else RESULTS / f"hourly-scale-{_tag(scale)}"
         twins, meta = setup(args, scale, work)
