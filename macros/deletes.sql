@@ -88,25 +88,28 @@
             {%- if check | length > 4 -%}
                 {%- set via = adapter.quote(check[4]) -%}
                 {%- do tombstoned.append(
-                    "select " ~ raw_key ~ " from " ~ relation ~ " where " ~ via ~ " in (select " ~ via ~ " from "
-                    ~ relation ~ " where _op = 'd')") -%}
+                    "select " ~ raw_key ~ " as vanished_key from " ~ relation ~ " where " ~ via ~ " in (select "
+                    ~ via ~ " from " ~ relation ~ " where _op = 'd')") -%}
             {%- else -%}
-                {%- do tombstoned.append("select " ~ raw_key ~ " from " ~ relation ~ " where _op = 'd'") -%}
+                {%- do tombstoned.append("select " ~ raw_key ~ " as vanished_key from " ~ relation ~ " where _op = 'd'") -%}
             {%- endif -%}
         {%- endfor %}
-        {#- NOT EXISTS, not NOT IN: PostgreSQL runs a NOT IN over more rows than fit work_mem as a
-            scan of the whole subquery for every row of this model (quadratic: hours on 1M rows),
-            and a key in the tombstoned set is not null, so both mean the same. -#}
+        {#- The tombstoned keys that an upstream model lacks, one anti join per upstream model,
+            then one semi join with this model. Not `key not in (upstream)` nor `not exists (...)
+            or not exists (...)` over this model's rows: PostgreSQL runs both as a subquery per
+            row of this model (hours at 1M rows); this form costs one pass over each table. -#}
         delete from {{ this }}
         where {{ key }} in (
-            {{ tombstoned | join('\n            union\n            ') }}
-        )
-        and (
             {%- for check in checks %}
-            not exists (
+            select tombstoned.vanished_key
+            from (
+                {{ tombstoned | join('\n                union\n                ') }}
+            ) as tombstoned
+            where tombstoned.vanished_key is not null and not exists (
                 select 1 from {{ ref(check[2]) }} as upstream
-                where upstream.{{ check[3] }} = {{ this.identifier }}.{{ key }}
-            ){{ " or" if not loop.last }}
+                where upstream.{{ check[3] }} = tombstoned.vanished_key
+            )
+            {{- "\n            union" if not loop.last }}
             {%- endfor %}
         )
     {%- else -%}
