@@ -243,8 +243,8 @@ def main() -> int:
     out = RESULTS / f"cdc-{stamp}.json"
     out.write_text(json.dumps(results, indent=2))
     print(
-        "\n| changes | mode | extract s | rows | rows/s | peak RSS MB | load s | build s | commit-to-staging s | "
-        "staging keys differing |"
+        "\n| changes | mode | extract s | extract CPU s | rows | rows/s | peak RSS MB | load s | build s | "
+        "commit-to-staging s | staging keys differing |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in results["rounds"]:

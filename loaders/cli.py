@@ -229,7 +229,9 @@ def extract(ctx, mode, tables) -> None:
     Each table's source columns are first compared with the declaration (DWH_SCHEMA_CHANGES):
     evolve (default) extracts new columns and widened types (one line each; `dwh schema diff`
     shows how to declare them) and stops a table whose column was dropped, renamed, narrowed or
-    changed; freeze stops a table for any change. A stopped table writes nothing.
+    changed, or a widened column's value that does not fit the declared type (one line naming
+    table, column, key, value, both types and the YAML line to declare); freeze stops a table for
+    any change. A stopped table writes nothing.
 
     A table whose extract fails (a value a later stage cannot hold, named by table, column, key
     and value; a watermark later than the source clock; a damaged state file; a schema change
@@ -309,9 +311,12 @@ def schema_diff(ctx, tables) -> None:
 def verify(ctx, tables, repair, examples) -> None:
     """Compare each table between the source and the warehouse's latest versions (a data diff).
 
-    Key ranges on both sides, a row count and an order-independent checksum of the declared
-    columns per range (the same MD5-based row hash on every engine), ranges that differ are cut
-    again and compared key by key once small (docs/verify.md). Prints per table the rows in the
+    The keys are split into buckets by the first hex digits of their MD5 (about 32 rows per
+    bucket, at most 65,536 buckets); one grouped query per side, both sides at once, gives each
+    bucket's row count and an order-independent checksum of the declared columns (the same
+    MD5-based row hash on every engine); a second query per side fetches keys and row hashes of
+    the differing buckets only, so an equal table costs one scan of the source and 0.1% of rows
+    changed about two (docs/verify.md, BENCHMARKS.md). Prints per table the rows in the
     source and the warehouse, missing (in the source only), extra (deleted in the source) and
     changed keys with examples, the time and the bytes read; rows changed after the last
     extract's upper bound are in flight, not differences. Results go to raw._verify_log (shown

@@ -82,8 +82,9 @@ def extract(
     the failure is one line and a `failed` unit, and the other tables go on. Raises RunFailed
     naming every failed table after the last one.
 
-    With DWH_CAPTURE=binlog, `auto` and `current` read each table's row events from its stored
-    binary-log position up to the log's end at the run's start (loaders/extract/capture.py); a
+    With DWH_CAPTURE=binlog, `auto` and `current` read the row events of every table that has a
+    stored binary-log position, in one pass over the log up to its end at the run's start, each
+    table from its own position into its own batch (loaders/extract/capture.py); a
     table without a position, or whose position the server purged, gets a historical extract
     (a consistent snapshot that records its position) instead, announced in one line; a schema
     change stops only its table.
@@ -100,12 +101,14 @@ def extract(
             f"from {engine.name} -> {store.url}"
         )
         end = upper = None
+        captured: dict[str, tuple[datetime, BatchReport | Exception]] = {}
         if settings.capture == "binlog" and mode != "historical":
             from .extract.binlog import current_position, require_mysql
 
             require_mysql(engine)
             upper = engine.now()
             end = current_position(engine)  # fixed for the whole run: the changes up to here
+            captured = _capture_all(settings, engine, store, selected, end, upper)
         cost = lambda t: memory_estimate_mb(t, _mode_guess(store, t, mode), settings)
         # SQLite sources one table at a time (SQLiteSource.parallel_tables): a budget of 0 runs one
         budget = settings.max_memory_mb if engine.parallel_tables else 0
@@ -116,15 +119,14 @@ def extract(
         lock = threading.Lock()
 
         def work(table: Table) -> BatchReport | None:
-            result = _extract_one(settings, rep, store, table, mode, progress_bar=alone, end=end, upper=upper)
+            result = _extract_one(
+                settings, rep, store, table, mode, progress_bar=alone, end=end, upper=upper, captured=captured
+            )
             with lock:  # each table's line in table order, as soon as the tables before it are done
                 outcomes[order[table.name]] = (table, result)
                 while shown[0] in outcomes:
                     done_table, done = outcomes[shown[0]]
-                    if isinstance(done, SchemaChangeError):  # this table stops (contract 12)
-                        _schema_changes(rep, done.plan.decisions if done.plan else ())
-                        unit_failed(rep, done_table.name, done)
-                    elif isinstance(done, Exception):
+                    if isinstance(done, Exception):  # a schema stop too: its one line (contract 12)
                         unit_failed(rep, done_table.name, done)
                     else:
                         _schema_changes(rep, done.schema)
@@ -160,15 +162,18 @@ def _extract_one(
     progress_bar: bool,
     end: Position | None = None,
     upper: datetime | None = None,
+    captured: dict[str, tuple[datetime, BatchReport | Exception]] | None = None,
 ) -> BatchReport | Exception:
     """One table's extract as one unit of the run, on its own source connection: its report, or
     the exception that failed it (the unit is recorded `failed`). Progress bars only when the
     tables run one at a time (a terminal shows one at once). With `end` and `upper` (binlog
-    capture, fixed at the run's start) the table's row events up to `end` are read instead."""
+    capture, fixed at the run's start) the table's outcome in the run's pass over the log
+    (`captured`: when it started, then its report or error) is the unit's, or a historical
+    extract where the table has no position or lost it."""
     try:
         with rep.run.unit("extract", table.name) as unit, open_source(settings.source_url) as engine:
             if end is not None and upper is not None:
-                report = _capture(settings, rep, engine, store, table, mode, end, upper)
+                report = _capture(settings, rep, engine, store, table, mode, unit, (captured or {}).get(table.name))
                 unit.rows, unit.bytes = report.rows, report.bytes
                 unit.batch_ids = [report.batch_id] if report.batch_id else []
                 return report
@@ -195,8 +200,9 @@ def auto_mode(store: ObjectStore, table: Table) -> Mode:
 
 
 def _schema_changes(rep: Reporter, decisions: tuple[Decision, ...]) -> None:
-    """One line per schema change in the output, and one `schema` unit per change in the run
-    history (its message is the line; `failed` when the change stopped the table)."""
+    """One line per schema change of an extracted table in the output, and one `schema` unit per
+    change in the run history (its message is the line). A table that a change stops is only its
+    failed `extract` unit, whose one line is the stopping change's (policy.SchemaPlan.stop_message)."""
     for d in decisions:
         rep.echo(f"  schema: {d.line}")
         with rep.run.unit("schema", f"{d.change.table}.{d.change.column}") as unit:
@@ -217,10 +223,33 @@ def schema_diff(settings: Settings, rep: Reporter, tables: list[str] | None = No
         rep.stage(f"schema diff: {engine.name} source vs {SOURCES_YAML} (DWH_SCHEMA_CHANGES={settings.schema_changes})")
         for table in selected:
             plan = check_source_schema(engine, table, settings.schema_changes)
-            for line in diff_lines(plan):
+            for line in diff_lines(plan, settings.project_dir):
                 rep.echo(line)
             plans.append(plan)
     return plans
+
+
+def _capture_all(
+    settings: Settings, engine: SourceEngine, store: ObjectStore, tables: list[Table], end: Position, upper: datetime
+) -> dict[str, tuple[datetime, BatchReport | Exception]]:
+    """The binlog capture of every table that has a stored position, in one pass over the log
+    (loaders/extract/capture.py): per table, when the pass started and its report or error. A
+    table whose state cannot be read gets that error."""
+    from .extract.capture import capture_tables, stored_position
+
+    started = datetime.now(UTC)
+    outcomes: dict[str, tuple[datetime, BatchReport | Exception]] = {}
+    positioned = []
+    for table in tables:
+        try:
+            if stored_position(store, table) is not None:
+                positioned.append(table)
+        except Exception as exc:
+            outcomes[table.name] = (started, exc)
+    if positioned:
+        for name, result in capture_tables(settings, engine, store, positioned, end, upper).items():
+            outcomes[name] = (started, result)
+    return outcomes
 
 
 def _capture(
@@ -230,25 +259,27 @@ def _capture(
     store: ObjectStore,
     table: Table,
     mode: ExtractMode,
-    end: Position,
-    upper: datetime,
+    unit: UnitOutcome,
+    captured: tuple[datetime, BatchReport | Exception] | None,
 ) -> BatchReport:
-    """One table's binlog capture run; a historical extract when it has no position (mode
-    `auto`) or its position was purged from the server."""
+    """One table's binlog capture unit: its outcome in the run's pass over the log (the unit
+    starts when the pass did); a historical extract when it has no position (mode `auto`) or its
+    position was purged from the server."""
     from .extract.binlog import PositionLostError
-    from .extract.capture import capture_table, stored_position
 
-    if stored_position(store, table) is None:
+    if captured is None:
         if mode == "current":
             raise ExtractError(
                 f"table {table.name!r} has no binary-log position in {store.url}: run a historical extract first"
             )
         return extract_table(settings, engine, store, table, "historical")
-    try:
-        return capture_table(settings, engine, store, table, end, upper)
-    except PositionLostError as exc:
-        rep.echo(f"  {exc}: taking a historical extract of {table.name} instead")
+    unit.started_at, result = captured
+    if isinstance(result, PositionLostError):
+        rep.echo(f"  {result}: taking a historical extract of {table.name} instead")
         return extract_table(settings, engine, store, table, "historical")
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
@@ -620,7 +651,9 @@ def verify(
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
 
+    since = len(rep.run.outcomes)
     failed: dict[str, UnitOutcome] = {}  # table -> its last failed verify unit
+    stopped: list[str] = []  # the repair's load or build, when it could not finish
 
     def check(label: str, final: bool) -> list:
         found = []
@@ -669,17 +702,29 @@ def verify(
         with open_source(settings.source_url) as engine:
             tables_by_name = {t.name: t for t in selected}
             for d in diffs:
-                batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                try:
+                    batch_id = write_repair_batch(settings, engine, store, tables_by_name[d.table], d)
+                except USER_ERRORS as exc:  # this table only: the verify after the repair names it
+                    rep.echo(f"  {d.table}: not repaired: {first_line(exc)}")
+                    continue
                 if batch_id:
                     rep.echo(f"  {d.table}: repair batch {batch_id} written")
-        load(settings, rep, [d.table for d in diffs if not d.equal])
-        build(settings, rep, check_freshness=False)
+        for name, stage in (
+            ("load", lambda: load(settings, rep, [d.table for d in diffs if not d.equal])),
+            ("build", lambda: build(settings, rep, check_freshness=False)),
+        ):
+            try:
+                stage()
+            except USER_ERRORS as exc:  # what did load is still verified again (raw, not staging)
+                rep.echo(f"  {name} after the repair stopped: {first_line(exc)}")
+                stopped.append(f"{name} after the repair stopped: {first_line(exc)}")
         diffs = check(" (after repair)", final=True)
     seconds, read = sum(d.seconds for d in diffs), sum(d.source_bytes for d in diffs)
     what = "verify and repair" if repair else "verify"
     rep.echo(f"  {what} cost: {seconds:.1f}s, ~{read / 1e6:.1f} MB read from the source")
-    if failed:
-        raise RunFailed(list(failed.values()), reports=diffs)
+    if failed or stopped:  # differences alone return (exit 1 from the CLI); this names them too
+        last = {o.unit: o for o in rep.run.outcomes[since:] if o.stage == "verify"}
+        raise RunFailed([o for o in last.values() if o.status == "failed"], stopped, reports=diffs)
     return diffs
 
 

@@ -4,7 +4,8 @@
     data_type) as it is. Columns the raw table has but the declaration does not list (a new
     source column that DWH_SCHEMA_CHANGES=evolve took into raw) are not selected: nothing reaches
     staging until a person declares it. A raw column widened by a schema change reads as its
-    declared type: a value that no longer fits fails the build at the staging model.
+    declared type: the extract refuses a value that does not fit it (loaders/extract/values.py,
+    check_declared), so this cast neither fails, cuts a string nor rounds a decimal.
 
     `declared_type` spells a logical type (loaders/declarations/types.py, which this mirrors) for
     the target's engine.

@@ -1,7 +1,8 @@
 """Shared fixtures: real engines only.
 
 SQLite and DuckDB run in-process in a temporary folder per test. MariaDB is the server on
-127.0.0.1:3306: each test gets its own database, dropped afterwards. S3 is moto's server on a
+127.0.0.1:3306 and PostgreSQL the one on 127.0.0.1:5432: each test gets its own database,
+dropped afterwards. S3 is moto's server on a
 loopback port, reached with real boto3/s3fs clients; each test gets its own bucket.
 Outside CI a missing MariaDB skips its tests; in CI (CI=true) it fails them, because a skip
 there would hide a missing install step.
@@ -24,6 +25,7 @@ from olist_demo.olist_generator import generate_olist
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MYSQL_HOST = os.environ.get("DWH_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("DWH_TEST_MYSQL_PORT", "3306"))
+PG_HOST, PG_PORT = "127.0.0.1", 5432
 TEST_SCALE = 0.01
 
 
@@ -75,6 +77,34 @@ def mysql_url() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, by name; dropped afterwards (even when a
+    connection is still open)."""
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        _unavailable(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}: {exc}")
+    admin.autocommit = True
+    name = f"dwh_test_{secrets.token_hex(4)}"
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_settings(settings: Settings, pg_database: str) -> Settings:
+    """The test's settings with PostgreSQL (its own database) as the warehouse."""
+    return settings.with_(warehouse="postgres", pg_host=PG_HOST, pg_port=PG_PORT, pg_database=pg_database)
 
 
 def _free_port() -> int:

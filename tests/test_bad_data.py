@@ -12,12 +12,10 @@ import csv
 import json
 import os
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from loaders import layout
 from loaders.cli import main
 from loaders.config import Settings
 
-from .conftest import MYSQL_HOST, MYSQL_PORT, _unavailable
+from .conftest import MYSQL_HOST, MYSQL_PORT
 
 CASES = Path(__file__).parent / "cases"
 BASE = CASES / "whitespace-only-text"
@@ -129,24 +127,6 @@ def source_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'source.sqlite'}"
     return request.getfixturevalue("mysql_url")
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        _unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    name = f"dwh_test_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -55,11 +55,17 @@ ROWS = [
         datetime(1999, 12, 31, 23, 0, 0),
         46.0,
     ),
+    (5, "AbCdE", "Trailing Space  ", "MiXeD", Decimal("1.00"), 5, datetime(2021, 5, 6, 7, 8, 9), None, 1.5),
 ]
+KEY = (COLUMNS[0], COLUMNS[2])  # a composite key: integer and text (mixed case, trailing spaces)
 
 
 def _reference() -> list[str]:
     return [checksum.row_hash(r, COLUMNS) for r in ROWS]
+
+
+def _buckets() -> list[str]:
+    return [checksum.key_bucket((r[0], r[2]), KEY, 4) for r in ROWS]
 
 
 def _sums(hashes: list[str]) -> int:
@@ -74,9 +80,16 @@ def _create(engine: str) -> str:
 
 def _query(engine: str) -> tuple[str, str]:
     h = checksum.row_hash_sql(engine, COLUMNS)  # type: ignore[arg-type]  # engine names
-    rows = f"SELECT {h} FROM t ORDER BY id"
+    bucket = checksum.key_bucket_sql(engine, KEY, 4)  # type: ignore[arg-type]  # engine names
+    rows = f"SELECT {h}, {bucket} FROM t ORDER BY id"
     total = f"SELECT count(*), {checksum.bucket_sum_sql(engine, checksum.row_hash_sql(engine, COLUMNS))} FROM t"  # type: ignore[arg-type]  # engine names
     return rows, total
+
+
+def test_key_buckets_differ_by_case_and_trailing_spaces():
+    keys = [(1, "abc"), (1, "ABC"), (1, "abc "), (2, "abc"), (1, None)]
+    assert len({checksum.row_hash(k, KEY) for k in keys}) == len(keys)
+    assert [checksum.key_bucket(k, KEY, 3) for k in keys] == [checksum.row_hash(k, KEY)[:3] for k in keys]
 
 
 def test_null_empty_and_cent_change_the_hash():
@@ -102,6 +115,7 @@ def test_sqlite_matches_the_reference():
         conn.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
     rows, total = _query("sqlite")
     assert [r[0] for r in conn.execute(rows)] == _reference()
+    assert [r[1] for r in conn.execute(rows)] == _buckets()
     assert conn.execute(total).fetchone() == (len(ROWS), _sums(_reference()))
 
 
@@ -111,6 +125,7 @@ def test_duckdb_and_the_extract_match_the_reference():
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [list(r) for r in ROWS])
     rows, total = _query("duckdb")
     assert [r[0] for r in con.execute(rows).fetchall()] == _reference()
+    assert [r[1] for r in con.execute(rows).fetchall()] == _buckets()
     assert con.execute(total).fetchone() == (len(ROWS), _sums(_reference()))
     schema = pa.schema([pa.field(c.name, c.type.arrow()) for c in COLUMNS])
     batch = pa.RecordBatch.from_pylist([dict(zip([c.name for c in COLUMNS], r, strict=True)) for r in ROWS], schema)
@@ -129,12 +144,13 @@ def test_mariadb_matches_the_reference(mysql_url):
             cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", ROWS)
             rows, total = _query("mysql")
             cur.execute(rows)
-            hashes = [r[0] for r in cur.fetchall()]
+            hashes, buckets = zip(*cur.fetchall(), strict=True)
             cur.execute(total)
             count, sums = cur.fetchone()
     finally:
         conn.close()
-    assert hashes == _reference()
+    assert list(hashes) == _reference()
+    assert list(buckets) == _buckets()
     assert (count, int(sums)) == (len(ROWS), _sums(_reference()))
 
 
@@ -151,7 +167,7 @@ def test_postgres_matches_the_reference():
             cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", ROWS)
             rows, total = _query("postgres")
             cur.execute(rows)
-            assert [r[0] for r in cur.fetchall()] == _reference()
+            assert [r[:2] for r in cur.fetchall()] == list(zip(_reference(), _buckets(), strict=True))
             cur.execute(total)
             count, sums = cur.fetchone()
             assert (count, int(sums)) == (len(ROWS), _sums(_reference()))

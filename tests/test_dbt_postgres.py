@@ -16,7 +16,6 @@ from loaders.status import collect
 from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import extract_and_load, fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,7 @@ def pg_execute(s, *statements: str) -> None:
             cur.execute(sql)
 
 
-def test_dbt_build_on_postgres_historical_then_incremental(pg_settings, olist_csv):  # noqa: F811
+def test_dbt_build_on_postgres_historical_then_incremental(pg_settings, olist_csv):
     s = pg_settings
     fill_source(s, olist_csv)
     extract_and_load(s)
@@ -67,7 +66,7 @@ def test_dbt_build_on_postgres_historical_then_incremental(pg_settings, olist_cs
 BI_MODELS = sorted(p.stem for p in (PROJECT_DIR / "models" / "bi").glob("bi_*.sql"))
 
 
-def test_a_failed_build_leaves_every_bi_relation_queryable(pg_settings, olist_csv):  # noqa: F811
+def test_a_failed_build_leaves_every_bi_relation_queryable(pg_settings, olist_csv):
     """A gate fails in a model upstream of BI views while dim_date, a table rebuilt on every run (its
     swap ends with DROP ... CASCADE), succeeds: no BI relation goes missing, each keeps its last state."""
     s = pg_settings

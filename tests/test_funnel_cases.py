@@ -32,7 +32,6 @@ from loaders.warehouses import open_warehouse
 from olist_demo.run import simulate
 
 from .helpers import extract_and_load, fill_source, quiet, warehouse_rows
-from .test_postgres_load import pg_settings  # noqa: F401  (the fixture, one database per test)
 
 CASES = Path(__file__).parent / "funnel_cases"
 STAMP = "%m/%d/%Y %I:%M %p"
@@ -69,7 +68,7 @@ def test_funnel_blank_lines_are_not_rows(settings):
     assert len(csv_events(source)) == 40
 
 
-def test_funnel_redelivery_with_the_same_size_replaces_its_rows(pg_settings):  # noqa: F811  (the fixture)
+def test_funnel_redelivery_with_the_same_size_replaces_its_rows(pg_settings):
     s = pg_settings
     store = ObjectStore(s.store_url, s)
     first, second = (CASES / "redelivery" / d / "2017_funnel_week45.csv" for d in ("delivery1", "delivery2"))

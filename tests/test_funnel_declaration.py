@@ -22,8 +22,6 @@ from loaders.funnel import GlueCatalog, convert_file, land_files
 from loaders.store import ObjectStore
 from loaders.warehouses import open_warehouse
 
-from .test_postgres_load import pg_settings  # noqa: F401  (the fixture, one database per test)
-
 YAML = PROJECT_DIR / "models/staging/funnel/_funnel__sources.yml"
 
 
@@ -170,7 +168,7 @@ def test_the_duckdb_table_has_the_declared_columns(settings):
     ]
 
 
-def test_the_postgres_table_has_the_declared_columns_and_lengths(pg_settings):  # noqa: F811  (the fixture)
+def test_the_postgres_table_has_the_declared_columns_and_lengths(pg_settings):
     with open_warehouse(pg_settings, ObjectStore(pg_settings.store_url, pg_settings)) as wh:
         wh.publish_funnel()
         got = _table_columns(wh, pg_settings.raw_schema)

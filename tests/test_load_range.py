@@ -23,7 +23,6 @@ from loaders.warehouses import Warehouse, open_warehouse
 from olist_demo.shop_simulator import simulate_hour
 
 from .helpers import fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  # the fixture, shared
 
 TABLES = ["orders", "order_items", "order_payments"]
 
@@ -144,7 +143,7 @@ def test_duckdb_prunes_the_raw_scan_by_key_and_cursor(settings, olist_csv):
     ), texts
 
 
-def test_postgres_reads_the_batchs_cursor_range_through_the_brin_index(pg_settings, olist_csv):  # noqa: F811
+def test_postgres_reads_the_batchs_cursor_range_through_the_brin_index(pg_settings, olist_csv):
     _a_current_batch(pg_settings, olist_csv)
     wh, sql = _stage_and_render(pg_settings)
     try:

@@ -18,7 +18,6 @@ from loaders.runlock import SKIPPED, redshift_lock_statements, run_lock
 from loaders.store import ObjectStore
 
 from .helpers import fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  # the fixture, shared
 
 TABLES = ["orders", "order_reviews"]
 

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 import psycopg2
 import pytest
 
 from loaders import pipeline
 
-from .conftest import _unavailable
 from .helpers import extract_and_load, fill_source, quiet
-
-
-@pytest.fixture
-def pg_settings(settings):
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        _unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    name = f"dwh_test_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield settings.with_(warehouse="postgres", pg_database=name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_load_into_postgres_keeps_values_exactly(pg_settings, olist_csv):

@@ -1,10 +1,13 @@
 """The two schema-drift cases users reported (issue 14), on DuckDB and PostgreSQL, MariaDB source.
 
-* source-schema-change: the source gains orders.order_channel, widens order_items.price to
-  DECIMAL(12,2) (with a value that needs it) and renames customers.customer_city. The new
-  column and the wide value reach raw, the rename stops customers only; once a person declares
-  the column and the type (a copy of the dbt project, edited as `dwh schema diff` says), they
-  reach staging and the marts.
+* source-schema-change, steps (a) to (d) as the case runs them: the source gains
+  orders.order_channel and an order's update (a), widens order_items.price to DECIMAL(12,2)
+  with a value that does not fit the declared decimal(10,2) (b), and renames
+  customers.customer_city (c); then every table is extracted, loaded and built (d). The update
+  reaches fact_orders ('shipped'), the new column reaches raw; (b) and (c) each stop their table
+  with one line naming table and column, nothing of them written, rounded or nulled. Once a
+  person declares the column and the type (a copy of the dbt project, edited as the lines say),
+  they reach staging and the marts.
 * declared-new-column: the user declares the new column before extracting. The batch loaded
   under the old declaration is skipped, the new ones load, and the table keeps loading.
 
@@ -21,7 +24,6 @@ import psycopg2
 import pytest
 
 from loaders import pipeline
-from loaders.build import DbtError
 from loaders.config import Settings
 from loaders.declarations import declared_tables, freshness_rules
 from loaders.report import Reporter
@@ -29,7 +31,6 @@ from loaders.runs import RunFailed
 from loaders.sources import open_source
 
 from .helpers import fill_source, quiet
-from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 
 CASE = Path(__file__).parent / "cases" / "schema_drift"
 ORDER = "18899d7d59a5ab5aa0dff9fca8604ece"
@@ -117,59 +118,107 @@ def latest(s: Settings, table: str, key: str, columns: str) -> dict:
     return {r[0]: r[1:] for r in rows(s, sql)}
 
 
+def extract_lines(s: Settings, tables: list[str] | None = None) -> tuple[list[str], RunFailed | None]:
+    """`dwh extract [--table ...]`: the lines it prints, and the RunFailed it ends with (if any)."""
+    lines: list[str] = []
+    try:
+        pipeline.extract(s, Reporter(echo=lines.append), "auto", tables)
+    except RunFailed as exc:
+        return lines, exc
+    return lines, None
+
+
 def test_source_schema_change_case(case_settings):
     s = case_settings
     fill_source(s, CASE / "csv")
     pipeline.extract(s, quiet(), "auto")
     pipeline.load(s, quiet())
-    for name in ("a_add_column.sql", "b_widen_decimal.sql", "c_rename_column.sql"):
-        run_sql_file(s, name)
+    pipeline.build(s, quiet())
+    price_before = latest(s, "order_items", "order_id", "price")[ITEM_ORDER]
 
-    lines: list[str] = []
-    rep = Reporter(echo=lines.append)
-    with pytest.raises(RunFailed):  # customers failed, the other tables went on (contract 13)
-        pipeline.extract(s, rep, "auto")
-    (failed,) = [o for o in rep.run.outcomes if o.stage == "extract" and o.status == "failed"]
-    assert failed.unit == "customers" and str(failed.error).startswith(
-        "table 'customers', column 'customer_city' (varchar(64)): declared but missing in the source "
-        "(dropped, or renamed to 'customer_city_name'"
-    )
-    assert [x.split(":")[1].strip() for x in lines if x.startswith("  schema:")] == [
-        "table 'customers', column 'customer_city' (varchar(64))",
-        "table 'customers', column 'customer_city_name'",
-        "table 'orders', column 'order_channel'",
-        "table 'order_items', column 'price'",
+    # a) a new column and an update: the update arrives, the column reaches raw only
+    run_sql_file(s, "a_add_column.sql")
+    lines, failed = extract_lines(s, ["orders"])
+    assert failed is None
+    assert [x for x in lines if "schema:" in x] == [
+        "  schema: table 'orders', column 'order_channel': new in the source (varchar(16)), not declared: "
+        "extracted into raw.orders (nullable varchar(16)); declare it to use it: `dwh schema diff --table orders`"
     ]
-    others = set(declared_tables(s.project_dir)) - {"customers"}
-    assert {x.split()[0] for x in lines if " rows " in x} == others  # customers stopped, the others went on
-    loads = pipeline.load(s, quiet())
-    assert {r.table for r in loads if r.status == "loaded"} == others
+    pipeline.load(s, quiet(), ["orders"])
 
-    # raw: the new column (nullable, old rows NULL), the wide value exactly, the widened type
+    # b) a widened price whose value does not fit the declared decimal(10,2): one line
+    run_sql_file(s, "b_widen_decimal.sql")
+    widen = (
+        f"table 'order_items', column 'price', key (order_id='{ITEM_ORDER}', order_item_id=1): 123456789.50 does "
+        "not fit the declared decimal(10,2) (the source widened the column to decimal(12,2)): extract of "
+        "'order_items' stopped, nothing written; declare the wider type in models/staging/olist/_olist__sources.yml, "
+        'table order_items: `- {name: price, data_type: "decimal(12,2)", ...}` (every step: `dwh schema diff '
+        "--table order_items`), or fix the row in the source: the next run extracts it again"
+    )
+    lines, failed = extract_lines(s, ["order_items"])
+    assert lines[1:] == [f"  {'order_items':<34} FAILED: {widen}"]
+    assert str(failed) == f"1 unit(s) failed: extract order_items failed: {widen}"
+
+    # c) a renamed column: one line
+    run_sql_file(s, "c_rename_column.sql")
+    rename = (
+        "table 'customers', column 'customer_city' (varchar(64)): declared but missing in the source (dropped, or "
+        "renamed to 'customer_city_name': a rename shows as a drop plus a new column): extract of 'customers' "
+        "stopped; restore the column in the source, or remove it from models/staging/olist/_olist__sources.yml and "
+        "stg_olist__customers.sql (raw keeps it, NULL from then on)"
+    )
+    lines, failed = extract_lines(s, ["customers"])
+    assert lines[1:] == [f"  {'customers':<34} FAILED: {rename}"]
+    assert str(failed) == f"1 unit(s) failed: extract customers failed: {rename}"
+
+    # `dwh schema diff` now prints what the README shows
+    diff: list[str] = []
+    pipeline.schema_diff(s, Reporter(echo=diff.append))
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ dwh schema diff\n", 1)[1].split("```", 1)[0]
+    assert [x.strip("\n") for x in diff if x.strip()] == shown.splitlines()
+
+    # d) every table: customers and order_items stop, one line each, the others go on, load, build
+    lines, failed = extract_lines(s)
+    assert str(failed) == f"2 unit(s) failed: extract customers failed: {rename}; extract order_items failed: {widen}"
+    assert [x for x in lines if "FAILED" in x or "schema:" in x] == [
+        f"  {'customers':<34} FAILED: {rename}",
+        "  schema: table 'orders', column 'order_channel': new in the source (varchar(16)), not declared: "
+        "extracted into raw.orders (nullable varchar(16)); declare it to use it: `dwh schema diff --table orders`",
+        f"  {'order_items':<34} FAILED: {widen}",
+    ]
+    others = set(declared_tables(s.project_dir)) - {"customers", "order_items"}
+    assert {x.split()[0] for x in lines if " rows " in x} == others
+    pipeline.load(s, quiet())
+    pipeline.build(s, quiet())
+    assert rows(s, "SELECT order_id, order_status FROM marts.fact_orders ORDER BY 1") == [
+        (ORDER, "shipped"),
+        (ITEM_ORDER, "delivered"),
+    ]
+    # raw: the new column (nullable, old rows NULL); nothing of order_items or customers written
     assert latest(s, "orders", "order_id", "order_channel, order_status") == {
         ORDER: ("app", "shipped"),
         ITEM_ORDER: (None, "delivered"),
     }
-    assert latest(s, "order_items", "order_id", "price")[ITEM_ORDER] == (Decimal("123456789.50"),)
-    assert column_type(s, "raw", "order_items", "price") in ("decimal(12,2)", "numeric(12,2)")
+    assert latest(s, "order_items", "order_id", "price")[ITEM_ORDER] == price_before
+    assert column_type(s, "raw", "order_items", "price") in ("decimal(10,2)", "numeric(10,2)")
+    assert rows(s, f"SELECT price FROM marts.fact_order_items WHERE order_id = '{ITEM_ORDER}'") == [price_before]
     assert rows(
         s,
         "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'raw' "
         "AND table_name = 'customers' AND column_name = 'customer_city_name'",
     ) == [(0,)]
 
-    if s.warehouse == "duckdb":
-        # before the declaration: the wide value does not fit the declared decimal(10,2), and the
-        # build says so at the staging model (naming the column), instead of rounding it
-        with pytest.raises(DbtError, match=r"stg_olist__order_items.*123456789\.50.*DECIMAL\(10,2\)"):
-            pipeline.build(s, quiet())
-        assert "order_channel" not in {r[0] for r in rows(s, "DESCRIBE staging.stg_olist__orders")}
-
-    # a person declares both, as `dwh schema diff` shows, and rebuilds staging
+    # a person declares both, as the lines say, and rebuilds: the wide value reaches the marts
     declare_order_channel(s.project_dir)
     edit(
         s.project_dir / SOURCES, '{name: price, data_type: "decimal(10,2)"', '{name: price, data_type: "decimal(12,2)"'
     )
+    lines, failed = extract_lines(s, ["order_items", "orders"])
+    assert failed is None and not [x for x in lines if "schema:" in x]
+    pipeline.load(s, quiet())
+    assert latest(s, "order_items", "order_id", "price")[ITEM_ORDER] == (Decimal("123456789.50"),)
+    assert column_type(s, "raw", "order_items", "price") in ("decimal(12,2)", "numeric(12,2)")
     pipeline.build(s, quiet(), ["--full-refresh"])
     assert rows(s, f"SELECT order_channel FROM staging.stg_olist__orders WHERE order_id = '{ORDER}'") == [("app",)]
     assert rows(s, "SELECT order_id, order_status FROM marts.fact_orders ORDER BY 1") == [

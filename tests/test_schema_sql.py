@@ -15,7 +15,6 @@ from loaders.schema.raw import RawColumn, RawSchemaError, evolve_steps, run_step
 from loaders.store import ObjectStore
 from loaders.warehouses import DuckDBWarehouse, PostgresWarehouse, RedshiftWarehouse
 
-from .test_postgres_load import pg_settings  # noqa: F401  (a fixture)
 from .test_redshift_sql import RecordingConnection
 
 TYPES = ["char(32)", "varchar(16)", "text", "integer", "bigint", "decimal(12,2)", "double", "timestamp", "timestamp(6)"]

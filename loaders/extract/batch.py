@@ -26,7 +26,7 @@ from ..config import Settings
 from ..declarations import CHANGE_COLUMNS, OP_SNAPSHOT, OP_UPDATE, Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
-from ..schema import Decision, SchemaChangeError, check_source_schema
+from ..schema import Decision, SchemaChangeError, SchemaPlan, check_source_schema
 from ..sources import SourceEngine
 from ..store import ObjectStore
 from .diagnose import panics_silenced
@@ -34,6 +34,7 @@ from .parts import ExtractError, PartWriter, with_change_columns
 from .queries import KeyRange
 from .readers import plan_ranges, read_chunks, read_rows
 from .resume import Checkpoint, has_checkpoint, read_checkpoint, storable, tidy_folder, write_checkpoint
+from .values import check_declared
 from .watermark import read_watermark, write_watermark
 
 log = logging.getLogger("loaders.extract")
@@ -76,7 +77,11 @@ def extract_table(
     under DWH_SCHEMA_CHANGES=evolve new columns are extracted after the declared ones and
     widened columns with their source type; the manifest lists the columns as extracted.
 
-    Raises SchemaChangeError (a change the policy stops: nothing read, nothing written),
+    Every value of a widened column must still fit its declared type (staging casts to it):
+    one that does not stops the table (values.check_declared).
+
+    Raises SchemaChangeError (a change the policy stops: nothing read, nothing written; or a
+    value of a widened column that does not fit its declared type: nothing published),
     ExtractError (unknown mode, no watermark for a current extract, a value that does not fit
     its declared type) and SourceError (the source refused the read); in every case the
     watermark stays where it was, and the unfinished batch folder is removed, except the
@@ -94,7 +99,7 @@ def extract_table(
     decisions = plan.decisions
     binlog_snapshot = settings.capture == "binlog" and mode == "historical"
     if mode == "historical" and not binlog_snapshot:
-        return _historical(settings, engine, store, table, progress, started, decisions)
+        return _historical(settings, engine, store, table, progress, started, plan)
     upper = engine.now()
     lower = None
     if mode == "current":
@@ -125,6 +130,7 @@ def extract_table(
     try:
         with panics_silenced():  # a driver's panic output becomes a debug log record
             for batch in source:
+                check_declared(batch, plan)
                 max_cursor = _max_cursor(table, batch, max_cursor)
                 op = OP_SNAPSHOT if mode == "historical" else OP_UPDATE
                 writer.write(with_change_columns(batch, table, op, rows))
@@ -168,7 +174,7 @@ def _historical(
     table: Table,
     progress: Callable[[str, int], None] | None,
     started: float,
-    decisions: tuple[Decision, ...] = (),
+    plan: SchemaPlan,
 ) -> BatchReport:
     """Every row before the run's upper bound, key ranges in parallel, checkpointed at each part
     (loaders/extract/resume.py): resumed from the table's checkpoint when there is one."""
@@ -231,6 +237,7 @@ def _historical(
                 if chunk.batch is None:
                     position.done = True
                     continue
+                check_declared(chunk.batch, plan)
                 current.update(chunk=chunk, start=writer.written, max_before=max_cursor)
                 writer.write(with_change_columns(chunk.batch, table, OP_SNAPSHOT, rows))
                 max_cursor = _max_cursor(table, chunk.batch, max_cursor)
@@ -258,7 +265,7 @@ def _historical(
         cp.upper,
         max_cursor,
         started,
-        decisions,
+        plan.decisions,
     )
     report.resumed = resumed
     return report

@@ -6,6 +6,9 @@ PostgreSQL refuses. The extract is the earliest stage that sees such a row after
 load, so it stops the table there, with one line naming the row, instead of letting a warehouse
 refuse the batch (or a driver print a panic). The table's watermark stays; once the row is
 fixed in the source, the next run extracts it.
+
+A column the source widened (loaders/schema/policy.py, `evolve`) is read with the source's type,
+but its values must still fit the DECLARED type, which staging casts to (`check_declared`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..declarations import Table
+from ..declarations import LogicalType, Table
+from ..schema import SchemaChangeError, SchemaPlan
+from ..schema.policy import value_stop_line
 from .parts import ExtractError
 
 
@@ -54,6 +59,38 @@ def check_strings(batch: pa.RecordBatch, table: Table) -> None:
                     column[i].as_py(),
                     f"is longer than its declared {c.type.kind}({c.type.length})",
                 )
+
+
+def check_declared(batch: pa.RecordBatch, plan: SchemaPlan) -> None:
+    """Refuse the first value of a widened column (`plan.widened`) that does not fit the column's
+    declared type: a string longer than the declared char(n)/varchar(n) (in characters), a number
+    outside the declared integer's range, a decimal with more integer or fraction digits than
+    declared, a fraction in a declared integer. `batch` is conformed to `plan.table` (the
+    source's types). Raises SchemaChangeError with `value_stop_line`'s one line."""
+    for change in plan.widened:
+        declared = change.declared
+        if declared is None or change.column not in batch.schema.names:
+            continue
+        column = batch.column(change.column)
+        i = _first_not_fitting(column, declared)
+        if i is not None:
+            key = key_of(batch, plan.table, i)
+            raise SchemaChangeError(value_stop_line(change, key, column[i].as_py()), plan)
+
+
+def _first_not_fitting(column: pa.Array, declared: LogicalType) -> int | None:
+    """The index of the first value of `column` that the logical type `declared` cannot hold."""
+    if declared.is_string:
+        if declared.kind == "text" or not declared.length or _max_bytes(column) <= declared.length:
+            return None
+        longer = pc.greater(pc.utf8_length(column), declared.length)
+        return pc.index(longer, True).as_py() if pc.any(longer).as_py() else None
+    target = declared.arrow()
+    try:
+        column.cast(target, safe=True)
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return first_uncastable(column, target)
 
 
 def first_uncastable(column: pa.Array, target: pa.DataType) -> int | None:

@@ -132,16 +132,19 @@ def legacy_stage_statement(wh: Warehouse, table: Table) -> str:
     )
 
 
-def latest_versions_sql(wh: Warehouse, table: Table, columns: list[str]) -> str:
+def latest_versions_sql(wh: Warehouse, table: Table, columns: list[str], where: str = "") -> str:
     """The latest version of every key in the raw table (contract 5 and 8: cursor desc,
     `_batch_id` desc, `_change_seq` desc), tombstones included, with `columns` (quoted names),
-    `_op` and `_row_hash`: the same ranking as macros/latest_version.sql."""
+    `_op` and `_row_hash`: the same ranking as macros/latest_version.sql. `where`, a condition
+    on the raw table's key columns only (so it keeps or drops every version of a key alike),
+    filters the raw rows before the ranking (`dwh verify` reads one set of key buckets)."""
     keys = ", ".join(quote(k) for k in table.primary_key)
     order = f"{quote(table.cursor)} DESC, {quote(BATCH_ID_COLUMN)} DESC, {quote(CHANGE_SEQ_COLUMN)} DESC"
     picked = ", ".join(dict.fromkeys([*columns, quote(OP_COLUMN), quote(ROW_HASH_COLUMN)]))
     return (
         f"SELECT {picked} FROM (SELECT {picked}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) "
-        f"AS _version_rank FROM {wh.raw_name(table.name)}) AS ranked WHERE _version_rank = 1"
+        f"AS _version_rank FROM {wh.raw_name(table.name)}{' WHERE ' + where if where else ''}) AS ranked "
+        "WHERE _version_rank = 1"
     )
 
 

@@ -9,14 +9,24 @@ change        evolve (default)                           freeze
 added         extracted; the load adds a nullable raw    stops the table
               column (not in staging until declared)
 widened       extracted with the source type; the load   stops the table
-              widens the raw column
+              widens the raw column; a value that does
+              not fit the declared type stops the table
 missing       stops the table (dropped or renamed)       stops the table
 narrowed      stops the table                            stops the table
 changed       stops the table                            stops the table
 ============  =========================================  ==========================
 
-A stopped table writes nothing (no batch, the watermark stays); the other tables go on. Each
-change is one line in the run's output and one unit (stage `schema`) in the run history.
+A widened column is read with the source's type (so that raw is widened and ready when a person
+declares it) but every value is checked against the DECLARED type, as the extract checks every
+value (loaders/extract/values.py): staging casts to the declared type, so a value that does not
+fit it would fail the build (DuckDB), be cut (PostgreSQL and Redshift cut a string cast to a
+shorter VARCHAR) or be rounded (a DECIMAL with more fraction digits). Such a value stops the
+table's extract with one line (`value_stop_line`); the values that fit flow normally.
+
+A stopped table writes nothing (no batch, the watermark stays); the other tables go on. A change
+of a table that is extracted is one line in the run's output and one unit (stage `schema`) in the
+run history; a table that stops is one line and one failed `extract` unit, whose message is the
+stopping change's line.
 """
 
 from __future__ import annotations
@@ -65,6 +75,12 @@ class SchemaPlan:
         return [d for d in self.decisions if d.action == "stop"]
 
     @property
+    def widened(self) -> list[Change]:
+        """The widened columns the extract reads with the source's type (their values are still
+        checked against the declared type: `value_stop_line`)."""
+        return [d.change for d in self.decisions if d.action == "evolve" and d.change.kind == "widened"]
+
+    @property
     def lines(self) -> list[str]:
         return [d.line for d in self.decisions]
 
@@ -75,6 +91,25 @@ class SchemaPlan:
             return None
         more = f" (+{len(stops) - 1} more schema change(s) stop it: dwh schema diff)" if len(stops) > 1 else ""
         return stops[0].line + more
+
+
+def yaml_line(change: Change) -> str:
+    """The declaration of a column with the source's type, as a line of SOURCES_YAML
+    (`- {name: price, data_type: "decimal(12,2)", ...}`; keep the rest of the existing line)."""
+    return f'- {{name: {change.column}, data_type: "{change.new}", ...}}'
+
+
+def value_stop_line(change: Change, key: str, value: object) -> str:
+    """The one line of an extract stopped by a value of a widened column that does not fit the
+    declared type: table, column, key (`name='value', ...`), value, both types, and the fix."""
+    t = change.table
+    shown = repr(value[:60] + "..." if len(value) > 60 else value) if isinstance(value, str) else str(value)
+    return (
+        f"table {t!r}, column {change.column!r}, key ({key}): {shown} does not fit the declared {change.old} "
+        f"(the source widened the column to {change.new}): extract of {t!r} stopped, nothing written; declare the "
+        f"wider type in {SOURCES_YAML}, table {t}: `{yaml_line(change)}` (every step: `dwh schema diff --table "
+        f"{t}`), or fix the row in the source: the next run extracts it again"
+    )
 
 
 def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Decision:
@@ -99,8 +134,9 @@ def _decide(change: Change, changes: list[Change], policy: SchemaChanges) -> Dec
         return Decision(
             change,
             "evolve",
-            f"{change.describe()}: extracted as {change.new}, raw.{t}.{col} is widened at the next load; "
-            f"declare {change.new} to use it in staging: {diff_hint}",
+            f"{change.describe()}: extracted as {change.new} (values that do not fit {change.old} stop the "
+            f"table), raw.{t}.{col} is widened at the next load; declare {change.new} to use it in staging: "
+            f"{diff_hint}",
         )
     if change.kind == "missing":
         added = [c.column for c in changes if c.kind == "added"]

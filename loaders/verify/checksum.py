@@ -1,4 +1,4 @@
-"""The row hash and the range checksum, defined once and rendered for every engine.
+"""The row hash and the bucket checksum, defined once and rendered for every engine.
 
 A row's canonical text is its declared columns in declaration order, each encoded as
 `n` when NULL and `:` followed by its canonical text otherwise, joined by the character
@@ -14,9 +14,11 @@ U+001F (unit separator). Canonical texts per logical type:
 `_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). It is
 computed at extract over each Arrow page (DuckDB, `arrow_row_hashes`), and the same expression
 is rendered for SQLite, MySQL/MariaDB, DuckDB, PostgreSQL and Redshift (`row_hash_sql`) so
-that `dwh verify` can compute it on both sides. A range checksum is the row count and the sum
+that `dwh verify` can compute it on both sides. A key's bucket (`key_bucket_sql`) is the
+first digits of the MD5 of the key columns' canonical text: `dwh verify` groups both sides by
+it. A bucket checksum is the row count and the sum
 of the first 8 hex digits of each row hash read as an unsigned integer (`bucket_sum_sql`):
-order-independent, exact in a BIGINT/DECIMAL sum for up to 2^31 rows per range. Text that
+order-independent, exact in a BIGINT/DECIMAL sum for up to 2^31 rows per bucket. Text that
 contains U+001F could collide with another row's text; declared data does not hold that
 character. SQLite has no MD5: the source registers `md5()` as a Python function.
 """
@@ -121,6 +123,16 @@ def row_hash_sql(dialect: Dialect, columns: Sequence[Column], qualifier: str = "
     return f"md5({text})"
 
 
+def key_bucket_sql(dialect: Dialect, key_columns: Sequence[Column], digits: int, qualifier: str = "") -> str:
+    """The bucket of a key, as SQL of `dialect`: the first `digits` lowercase hex digits of the
+    MD5 of the key columns' canonical text (the row text of the key columns alone). The same
+    key gives the same bucket on every engine, whatever its collation or storage order."""
+    text = row_text_sql(dialect, key_columns, qualifier)
+    if dialect == "mysql":
+        return f"SUBSTRING(MD5(CONVERT({text} USING utf8mb4)), 1, {digits})"
+    return f"substr(md5({text}), 1, {digits})"
+
+
 def hash_int_sql(dialect: Dialect, hash_sql: str) -> str:
     """The first 8 hex digits of a row hash as a non-negative integer, as SQL of `dialect`."""
     prefix = f"substr({hash_sql}, 1, {HASH_PREFIX_DIGITS})"
@@ -136,7 +148,7 @@ def hash_int_sql(dialect: Dialect, hash_sql: str) -> str:
 
 
 def bucket_sum_sql(dialect: Dialect, hash_sql: str) -> str:
-    """The order-independent checksum of the rows of a range: SUM of `hash_int_sql`."""
+    """The order-independent checksum of the rows of a bucket: SUM of `hash_int_sql`."""
     return f"SUM({hash_int_sql(dialect, hash_sql)})"
 
 
@@ -172,6 +184,11 @@ def row_text(values: Sequence[object], columns: Sequence[Column]) -> str:
 def row_hash(values: Sequence[object], columns: Sequence[Column]) -> str:
     """`_row_hash` of one row given as Python values (the reference the SQL must match)."""
     return hashlib.md5(row_text(values, columns).encode("utf-8")).hexdigest()
+
+
+def key_bucket(values: Sequence[object], key_columns: Sequence[Column], digits: int) -> str:
+    """The bucket of a key given as Python values (the reference `key_bucket_sql` must match)."""
+    return row_hash(values, key_columns)[:digits]
 
 
 def md5_hex(text: str | None) -> str | None:

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..declarations import CHANGE_COLUMNS, OP_DELETE, OP_SNAPSHOT, Table
 from ..extract.batch import new_batch_id
 from ..extract.parts import PartWriter, conform, with_change_columns
+from ..extract.values import check_strings, refuse
 from ..manifest import MANIFEST_VERSION, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
@@ -57,8 +58,25 @@ def _typed(data: dict[str, list], table: Table) -> pa.RecordBatch:
             from decimal import Decimal
 
             values = [None if v is None else Decimal(str(v)) for v in values]
-        arrays.append(pa.array(values, c.type.arrow()))
-    return pa.RecordBatch.from_arrays(arrays, schema=table.arrow_schema())
+        try:
+            arrays.append(pa.array(values, c.type.arrow()))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:  # e.g. a widened source column
+            i = _first_unfit(values, c.type.arrow())
+            key = ", ".join(f"{k}={data[k][i]!r}" for k in table.primary_key)
+            raise refuse(table, c.name, key, values[i], f"does not fit the declared {c.type.arrow()}") from exc
+    batch = pa.RecordBatch.from_arrays(arrays, schema=table.arrow_schema())
+    check_strings(batch, table)  # the extract's own checks: a NUL, a string over its declared length
+    return batch
+
+
+def _first_unfit(values: list, target: pa.DataType) -> int:
+    """The index of the first value pyarrow cannot hold as `target` (one exists: the caller saw it fail)."""
+    for i, v in enumerate(values):
+        try:
+            pa.array([v], target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return i
+    return 0
 
 
 def _tombstones(table: Table, keys: list[tuple], detected: datetime) -> pa.RecordBatch:
@@ -72,7 +90,11 @@ def _tombstones(table: Table, keys: list[tuple], detected: datetime) -> pa.Recor
 def write_repair_batch(
     settings: Settings, engine: SourceEngine, store: ObjectStore, table: Table, diff: TableDiff
 ) -> str | None:
-    """Write the repair batch of one table's differences; return its batch id (None: nothing to repair)."""
+    """Write the repair batch of one table's differences; return its batch id (None: nothing to repair).
+
+    Raises ExtractError (one line naming table, column, key and value; nothing written) when a
+    source row does not fit the declared columns, as the extract would (loaders/extract/values.py):
+    for example a value of a widened source column that the declaration does not hold yet."""
     if diff.equal:
         return None
     detected = engine.now()
