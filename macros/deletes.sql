@@ -88,19 +88,28 @@
             {%- if check | length > 4 -%}
                 {%- set via = adapter.quote(check[4]) -%}
                 {%- do tombstoned.append(
-                    "select " ~ raw_key ~ " from " ~ relation ~ " where " ~ via ~ " in (select " ~ via ~ " from "
-                    ~ relation ~ " where _op = 'd')") -%}
+                    "select " ~ raw_key ~ " as vanished_key from " ~ relation ~ " where " ~ via ~ " in (select "
+                    ~ via ~ " from " ~ relation ~ " where _op = 'd')") -%}
             {%- else -%}
-                {%- do tombstoned.append("select " ~ raw_key ~ " from " ~ relation ~ " where _op = 'd'") -%}
+                {%- do tombstoned.append("select " ~ raw_key ~ " as vanished_key from " ~ relation ~ " where _op = 'd'") -%}
             {%- endif -%}
         {%- endfor %}
+        {#- The tombstoned keys that an upstream model lacks, one anti join per upstream model,
+            then one semi join with this model. Not `key not in (upstream)` nor `not exists (...)
+            or not exists (...)` over this model's rows: PostgreSQL runs both as a subquery per
+            row of this model (hours at 1M rows); this form costs one pass over each table. -#}
         delete from {{ this }}
         where {{ key }} in (
-            {{ tombstoned | join('\n            union\n            ') }}
-        )
-        and (
             {%- for check in checks %}
-            {{ key }} not in (select {{ check[3] }} from {{ ref(check[2]) }} where {{ check[3] }} is not null){{ " or" if not loop.last }}
+            select tombstoned.vanished_key
+            from (
+                {{ tombstoned | join('\n                union\n                ') }}
+            ) as tombstoned
+            where tombstoned.vanished_key is not null and not exists (
+                select 1 from {{ ref(check[2]) }} as upstream
+                where upstream.{{ check[3] }} = tombstoned.vanished_key
+            )
+            {{- "\n            union" if not loop.last }}
             {%- endfor %}
         )
     {%- else -%}

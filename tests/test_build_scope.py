@@ -122,3 +122,33 @@ def test_freshness_is_checked_even_when_nothing_is_new(settings, monkeypatch):
     monkeypatch.setattr(build_scope, "plan", lambda *args: [])
     report = pipeline.build(settings, quiet())
     assert calls == [["source", "freshness"]] and report.results == []
+
+
+def test_a_quiet_hour_builds_nothing_and_empty_batches_select_nothing(settings, olist_csv):
+    """A `dwh run` extracts every table each hour; the tables that did not change get empty
+    batches (and a lookback re-read adds versions already in raw). Only a batch that inserted
+    rows selects its models: one changed order builds what is downstream of orders, and an hour
+    with no change in the source builds nothing."""
+    s = settings
+    fill_source(s, olist_csv)
+    extract_and_load(s)
+    pipeline.build(s, quiet(), check_freshness=False)  # the first build: everything
+
+    with open_source(s.source_url) as db:
+        (order_id,) = db.execute(
+            "SELECT order_id FROM orders WHERE order_status = 'delivered' ORDER BY order_id LIMIT 1"
+        )[0]
+        db.execute("UPDATE orders SET order_status = 'canceled' WHERE order_id = ?", (order_id,))
+    _, loads = extract_and_load(s)  # every table: empty batches for all but orders
+    inserted = {r.table: r.rows_inserted for r in loads if r.status == "loaded"}
+    assert inserted["orders"] == 1 and inserted["customers"] == 0 and len(inserted) > 2
+    ran = models(pipeline.build(s, quiet(), NO_LOOKBACK, check_freshness=False))
+    assert {"stg_olist__orders", "fact_orders"} <= ran
+    assert not ran & {"stg_olist__customers", "stg_olist__products", "stg_olist__geolocation", "dim_seller"}
+    assert builds(s)[-1][1] == "source:olist.orders+"
+
+    _, loads = extract_and_load(s)  # a quiet hour: a batch per table, none with anything new
+    loaded = [r for r in loads if r.status == "loaded"]
+    assert len(loaded) > 2 and all(r.rows_inserted == 0 for r in loaded)
+    quiet_hour = pipeline.build(s, quiet(), NO_LOOKBACK, check_freshness=False)
+    assert quiet_hour.results == [] and builds(s)[-1][1] == "source:olist.orders+"  # nothing ran

@@ -1,6 +1,7 @@
 """What a `dwh build` needs to run: the models downstream of what was loaded since the last build.
 
-The load log says exactly which raw tables received batches and when; the funnel's conversion
+The load log says exactly which raw tables received rows and when (a batch that inserted none,
+such as the empty batch of an hour without changes, does not count); the funnel's conversion
 markers say when lake files were (re)converted. After a successful build, its start time goes
 into `raw._build_log`. The next build selects `source:olist.<table>+` for every table with a batch
 loaded since then, and `source:funnel.funnel_events+` when a funnel file was converted since then,
@@ -108,12 +109,17 @@ def record_build(wh: Warehouse, started_at: datetime, selection: list[str] | Non
 
 
 def changed_selectors(wh: Warehouse, since: datetime) -> list[str]:
-    """dbt selectors for every source with data loaded or converted since `since`."""
+    """dbt selectors for every source with data loaded or converted since `since`.
+
+    Only a batch that inserted rows counts: an hourly extract writes a batch for every table,
+    empty where nothing changed, and a lookback re-read holds versions raw already has (its
+    `rows_inserted` is 0, tombstones included in the count); neither gives a model anything new.
+    """
     rows = (
         wh.execute(
             f"SELECT DISTINCT table_name FROM {wh.raw_name(LOAD_LOG)} "
             f"WHERE loaded_at >= CAST({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))} AS TIMESTAMP) "
-            "ORDER BY table_name"
+            "AND rows_inserted > 0 ORDER BY table_name"
         )
         if wh.has_table(LOAD_LOG)
         else []
