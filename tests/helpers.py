@@ -115,7 +115,7 @@ def _source_value(value: object, column: StagedColumn) -> object:
         assert isinstance(value, int), (column.declared.name, value)
         return value
     if kind.kind == "double":
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # a double column: a float or a numeric string
     if kind.kind == "decimal":
         return Decimal(str(value))
     stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
