@@ -62,14 +62,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 
 from .. import layout
 from ..config import Settings
 from ..declarations import Table
-from ..sources import SourceEngine, SourceError, scrub
+from ..sources import MySQLSource, SourceEngine, SourceError, scrub
 from ..store import ObjectStore
 from .binlog_rows import DELETE_ROWS, UPDATE_ROWS, WRITE_ROWS, RowImages
 from .parts import ExtractError, conform
@@ -133,6 +132,13 @@ class Position:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Position:
         return cls(str(value["file"]), int(value["pos"]), str(value.get("gtid") or ""))
+
+
+def _mysql(engine: SourceEngine) -> MySQLSource:
+    """The engine as a MySQLSource (binlog capture reads only MySQL/MariaDB: `require_mysql`)."""
+    if not isinstance(engine, MySQLSource):
+        raise ExtractError(f"binlog capture needs a MySQL or MariaDB source, not {engine.name}")
+    return engine
 
 
 def require_mysql(engine: SourceEngine) -> None:
@@ -223,19 +229,8 @@ def snapshot_rows(
     import pymysql
     import pymysql.cursors
 
-    p = engine._parts
     try:
-        conn = pymysql.connect(
-            host=p.hostname or "127.0.0.1",
-            port=p.port or 3306,
-            user=unquote(p.username or ""),
-            password=unquote(p.password or ""),
-            database=unquote(p.path.lstrip("/")) or None,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=10,
-            cursorclass=pymysql.cursors.SSCursor,
-        )
+        conn = pymysql.connect(**_mysql(engine).connect_kwargs(), cursorclass=pymysql.cursors.SSCursor)
     except pymysql.MySQLError as exc:
         raise SourceError(f"reading table {table.name!r} failed: {scrub(str(exc), engine.url)}") from None
     schema = table.arrow_schema()
@@ -394,16 +389,10 @@ class LogPass:
         if not self._reading:
             return
         first = min((r.start for r in self._reading.values()), key=lambda s: s.key)
-        p = self.engine._parts
-        database = unquote(p.path.lstrip("/"))
+        source = _mysql(self.engine).connect_kwargs()
+        database = source["database"] or ""
         stream = BinLogStreamReader(
-            connection_settings={
-                "host": p.hostname or "127.0.0.1",
-                "port": p.port or 3306,
-                "user": unquote(p.username or ""),
-                "password": unquote(p.password or ""),
-                "charset": "utf8mb4",
-            },
+            connection_settings={k: source[k] for k in ("host", "port", "user", "password", "charset")},
             server_id=0x40000000 + secrets.randbelow(0x3FFFFFFF),  # unique among the server's replicas
             log_file=first.file,
             log_pos=first.pos,

@@ -21,22 +21,26 @@ class MySQLSource(SourceEngine):
     paramstyle = "%s"
     _quote_char = "`"
 
+    def connect_kwargs(self) -> dict[str, Any]:
+        """PyMySQL's connect() arguments for this URL (host, port, user, password, database;
+        utf8mb4, autocommit, a 10 s connect timeout): every connection to the source uses them."""
+        p = self._parts
+        return {
+            "host": p.hostname or "127.0.0.1",
+            "port": p.port or 3306,
+            "user": unquote(p.username or ""),
+            "password": unquote(p.password or ""),
+            "database": unquote(p.path.lstrip("/")) or None,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "connect_timeout": 10,
+        }
+
     def _connect(self) -> Any:
         import pymysql
 
-        p = self._parts
         try:
-            return pymysql.connect(
-                host=p.hostname or "127.0.0.1",
-                port=p.port or 3306,
-                user=unquote(p.username or ""),
-                password=unquote(p.password or ""),
-                database=unquote(p.path.lstrip("/")) or None,
-                charset="utf8mb4",
-                local_infile=True,
-                autocommit=True,
-                connect_timeout=10,
-            )
+            return pymysql.connect(**self.connect_kwargs(), local_infile=True)
         except pymysql.MySQLError as exc:
             raise SourceError(
                 f"cannot connect to the source database {redact_url(self.url)}: {scrub(str(exc), self.url)}"
