@@ -66,7 +66,7 @@ def csv_for(scale: float) -> Path:
     if not (folder / "product_category_name_translation.csv").exists():
         shutil.rmtree(folder, ignore_errors=True)
         print(f"generating Olist CSVs at scale {scale:g} -> {folder}", flush=True)
-        generate_olist(folder, scale=scale, seed=SEED)
+        generate_olist(folder, scale=scale, seed=SEED, parallel=True)
     return folder
 
 

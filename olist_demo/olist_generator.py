@@ -1210,8 +1210,20 @@ class _OrderStream:
 # Public entry point.
 
 
+def _geolocation_job(path: Path, seed: int, n_zips: int, n_rows: int) -> int:
+    """Write the geolocation file in a worker process; return its data rows (no progress calls)."""
+    counter = _Counter(None)
+    pool = _build_zip_pool(_derived_rng(seed, "zips"), n_zips)
+    _write_geolocation(path, pool, n_rows, _derived_rng(seed, "geolocation"), counter)
+    return counter.rows[GEOLOCATION]
+
+
 def generate_olist(
-    out_dir: str | os.PathLike, scale: float = 1.0, seed: int = 42, progress: Callable[[str, int], None] | None = None
+    out_dir: str | os.PathLike,
+    scale: float = 1.0,
+    seed: int = 42,
+    progress: Callable[[str, int], None] | None = None,
+    parallel: bool = False,
 ) -> dict[str, int]:
     """Write the nine Olist CSV files into out_dir; return {file name: data rows written}.
 
@@ -1219,6 +1231,10 @@ def generate_olist(
     geolocation too, with a few rows minimum; the 71 category translations are fixed).
     ``progress(file_name, rows_so_far)`` is called every 100,000 rows of a file and once when
     the file is finished.  Same ``(scale, seed)`` gives byte-identical files.
+
+    ``parallel=True`` writes the geolocation file (its own random stream, about half of the
+    time at any scale) in a second process beside the others: the same bytes in about half
+    the wall time on two cores; geolocation then gets only its final progress call.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
@@ -1233,7 +1249,15 @@ def generate_olist(
     n_orders = _scaled(REAL_ORDERS, scale, MIN_ORDERS)
 
     pool = _build_zip_pool(_derived_rng(seed, "zips"), n_zips)
-    _write_geolocation(out / GEOLOCATION, pool, n_geolocation, _derived_rng(seed, "geolocation"), counter)
+    geolocation_job = None
+    if parallel:
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=1)
+        geolocation_job = executor.submit(_geolocation_job, out / GEOLOCATION, seed, n_zips, n_geolocation)
+        executor.shutdown(wait=False)
+    else:
+        _write_geolocation(out / GEOLOCATION, pool, n_geolocation, _derived_rng(seed, "geolocation"), counter)
     sellers = _write_sellers(out / SELLERS, n_sellers, pool, _derived_rng(seed, "sellers"), counter)
     products = _write_products(out / PRODUCTS, n_products, n_sellers, _derived_rng(seed, "products"), counter)
     _write_translation(out / TRANSLATION, counter)
@@ -1249,5 +1273,8 @@ def generate_olist(
             handle.close()
     for name in names:
         counter.finish(name)
+    if geolocation_job is not None:
+        counter.rows[GEOLOCATION] = geolocation_job.result()
+        counter.finish(GEOLOCATION)
 
     return {name: counter.rows[name] for name in OLIST_FILES}
