@@ -56,10 +56,16 @@ def memory_estimate_mb(table: Table, mode: str, settings: Settings) -> float:
 
 
 def run_within_budget(
-    items: Sequence[T], cost: Callable[[T], float], budget: float, work: Callable[[T], R]
+    items: Sequence[T],
+    cost: Callable[[T], float],
+    budget: float,
+    work: Callable[[T], R],
+    at_once: int = MAX_WORKERS,
 ) -> tuple[list[R], int]:
     """Run `work` on every item on threads, starting items in order while the costs of those
-    running fit `budget`; return the results in the items' order and the most that ran at once.
+    running fit `budget` and fewer than `at_once` (at most MAX_WORKERS) run; return the results
+    in the items' order and the most that ran at once. A budget of 0 or `at_once` 1 runs one
+    item at a time (on a worker thread).
 
     The first item to fail stops new starts; the items already running end, then its exception
     is raised (as a sequential loop would stop at it).
@@ -69,14 +75,15 @@ def run_within_budget(
     running: dict[Future, tuple[int, float]] = {}
     lock = threading.Lock()
     most = 0
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(items))), thread_name_prefix="table") as pool:
+    at_once = max(1, min(at_once, MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=max(1, min(at_once, len(items))), thread_name_prefix="table") as pool:
         pending = list(enumerate(items))
         while pending or running:
             while pending and not failures:
                 index, item = pending[0]
                 needed = cost(item)
                 in_use = sum(c for _, c in running.values())
-                if running and in_use + needed > budget or len(running) >= MAX_WORKERS:
+                if running and in_use + needed > budget or len(running) >= at_once:
                     break
                 pending.pop(0)
                 running[pool.submit(work, item)] = (index, needed)

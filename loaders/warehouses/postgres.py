@@ -21,6 +21,10 @@ FUNNEL_LOG = "_funnel_log"
 
 class PostgresWarehouse(Warehouse):
     name = "postgres"
+    parallel_loads = 3
+    """Tables load on up to three connections at once: the server works on each table's COPY,
+    insert and index maintenance in a backend process of its own while this process turns the
+    next table's Parquet into CSV (bench/load.py, BENCHMARKS.md)."""
 
     def connect(self) -> None:
         import psycopg2
