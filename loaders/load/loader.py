@@ -19,6 +19,7 @@ load costs the batch, not the table.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,22 +220,36 @@ def load_tables(
     one transaction each, so exactly-once and the per-table order are what they are one table
     at a time. With one at a time the tables run in the given order on `wh` itself. The first
     `work` to raise stops new starts; the tables running end, then its exception is raised
-    (`work` that must not stop the others catches its own).
+    (`work` that must not stop the others catches its own). An interrupt (Ctrl-C) cancels the
+    statements running on the tables' connections (`Warehouse.cancel`): their batches roll
+    back, no table starts another.
     """
     lanes = wh.parallel_loads if at_once is None else at_once
-    budget = float(wh.settings.max_memory_mb) if lanes > 1 else 0.0
-    ordered = list(tables)
-    if lanes > 1 and len(tables) > 1:
-        sizes = pending_bytes(wh, tables)
-        ordered.sort(key=lambda t: -sizes[t.name])  # stable: equal sizes keep the given order
+    if lanes <= 1 or len(tables) < 2:  # in this thread, as before tables could run at once
+        return [work(wh, table) for table in tables], min(1, len(tables))
+    sizes = pending_bytes(wh, tables)
+    ordered = sorted(tables, key=lambda t: -sizes[t.name])  # stable: equal sizes keep the given order
+    open_now: set[Warehouse] = set()
+    guard = threading.Lock()
 
     def one(table: Table) -> R:
-        if lanes <= 1:
-            return work(wh, table)
         with wh.sibling() as own:
-            return work(own, table)
+            with guard:
+                open_now.add(own)
+            try:
+                return work(own, table)
+            finally:
+                with guard:
+                    open_now.discard(own)
 
-    done, most = run_within_budget(ordered, lambda t: load_memory_mb(t, wh.settings), budget, one, at_once=lanes)
+    def cancel() -> None:  # Ctrl-C: the statements running fail, their transactions roll back
+        with guard:
+            for own in open_now:
+                own.cancel()
+
+    cost = lambda t: load_memory_mb(t, wh.settings)
+    budget = float(wh.settings.max_memory_mb)
+    done, most = run_within_budget(ordered, cost, budget, one, at_once=lanes, on_interrupt=cancel)
     by_name = {t.name: result for t, result in zip(ordered, done, strict=True)}
     return [by_name[t.name] for t in tables], most
 

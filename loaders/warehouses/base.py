@@ -173,6 +173,10 @@ class Warehouse:
         a context manager): a connection of its own for one table of a parallel load."""
         return type(self)(self.settings, self.store, self.read_only)
 
+    def cancel(self) -> None:
+        """Cancel the statement running on this connection from another thread (a parallel
+        load interrupted): its transaction rolls back. Engines without it do nothing."""
+
     def __enter__(self) -> Warehouse:
         self.connect()
         return self
