@@ -268,6 +268,12 @@ def load(ctx, tables) -> None:
     the funnel lake becomes readable as raw.funnel_events: a view over lake/funnel_events/ on
     DuckDB, a copy of newly converted files on PostgreSQL (Redshift reads it through Spectrum).
 
+    Tables in parallel: on PostgreSQL up to 3 tables load at once, each on its own connection,
+    within DWH_MAX_MEMORY_MB, largest first (the server works on each in its own backend);
+    DuckDB (each statement already uses every core) and Redshift (each load transaction locks
+    raw._load_log) load one table after another. Either way each table's batches load in
+    order, one transaction each, and the lines come in table order.
+
     A batch whose parts or manifest do not check out, or that the warehouse refuses, is set
     aside: nothing of it is loaded, its table's later batches wait, the other tables load, the
     command exits 1 naming it, and every later load tries it again (see `dwh batches`).

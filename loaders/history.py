@@ -26,6 +26,7 @@ so a record ingested twice, or a start record read after its end, changes nothin
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
@@ -159,8 +160,13 @@ class WarehouseHistory:
             raise ValueError("give an open warehouse or a way to connect, not both")
         self.wh, self.connect = wh, connect
         self._ready = False
+        self._lock = threading.Lock()  # units of tables loading at once share `wh`: one write at a time
 
     def __call__(self, o: UnitOutcome) -> None:
+        with self._lock:
+            self._record(o)
+
+    def _record(self, o: UnitOutcome) -> None:
         try:
             if self.wh is not None:
                 self._write(self.wh, o)

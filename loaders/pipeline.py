@@ -26,7 +26,7 @@ from .extract.binlog import Position
 from .funnel import CatalogError, FunnelError
 from .history import StoreHistory, WarehouseHistory, ensure_history, ingest_records, recording, write_unit
 from .layout import MODES, Mode
-from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_pending_batches
+from .load import BatchLoadReport, ensure_raw_tables, list_batches, load_table, load_tables
 from .report import Reporter, mb
 from .runs import RunFailed, UnitOutcome, first_line
 from .schema import Decision, SchemaChangeError, SchemaPlan, check_source_schema
@@ -285,6 +285,11 @@ def _capture(
 def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> list[BatchLoadReport]:
     """`dwh load`: every published batch not yet loaded, exactly once; then publish the funnel lake.
 
+    Tables load as `load_tables` says: on PostgreSQL several at once, each on its own
+    connection and within DWH_MAX_MEMORY_MB (`Warehouse.parallel_loads`); elsewhere one after
+    another. Each table's batches load in batch order, one transaction each; each table's lines
+    are printed in table order (`InTableOrder`), whichever finishes first.
+
     A batch the warehouse refuses (or whose parts or manifest do not check out) is set aside
     (contract 13): nothing of it is loaded, the run history records it as `set_aside` with the
     reason, the later batches of its table wait (batches load in order), the other tables go
@@ -299,30 +304,18 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
         ensure_raw_tables(wh, select_tables(settings.project_dir, None))
         ensure_history(wh)
         ingest_records(wh)  # what extract and funnel runs recorded in the store
-        reports = []
-        for table in selected:
+        lines = InTableOrder(rep.echo, len(selected))
+        order = {t.name: i for i, t in enumerate(selected)}
+
+        def work(own: Warehouse, table: Table) -> list[BatchLoadReport]:
+            table_rep = replace(rep, echo=partial(lines.echo, order[table.name]))
             try:
-                with rep.run.unit("load", table.name) as unit:
-                    try:
-                        table_reports = load_pending_batches(
-                            wh,
-                            [table],
-                            progress=partial(_count_batch, rep, unit),
-                            declared=[],
-                            in_transaction=partial(_record_batch, wh, unit),
-                        )
-                    except Exception:
-                        unloaded = _first_unloaded(wh, table)  # the run history names the batch
-                        unit.batch_ids += unloaded
-                        if unloaded:
-                            unit.status = "set_aside"  # retried by the next run (dwh batches)
-                        raise
-                    loaded_now = [r for r in table_reports if r.status == "loaded"]
-                    unit.status = "succeeded" if loaded_now else "skipped"
-            except Exception as exc:
-                unit_failed(rep, table.name, exc)
-                continue
-            reports += table_reports
+                return _load_one(own, table_rep, table)
+            finally:
+                lines.finished(order[table.name])
+
+        done, _ = load_tables(wh, selected, work)
+        reports = [r for table_reports in done for r in table_reports]
         skipped = sum(r.status == "skipped" for r in reports)
         loaded = len(reports) - skipped
         rep.echo(f"  {loaded} new batch(es) loaded; {skipped} already in the load log")
@@ -331,11 +324,65 @@ def load(settings: Settings, rep: Reporter, tables: list[str] | None = None) -> 
     return reports
 
 
-def unit_failed(rep: Reporter, name: str, exc: Exception) -> None:
+def _load_one(wh: Warehouse, rep: Reporter, table: Table) -> list[BatchLoadReport]:
+    """One table's `load` unit on its connection `wh`: its pending batches in order; a failure
+    is the unit's (set aside, or failed) and one line, never raised (the other tables go on)."""
+    try:
+        with rep.run.unit("load", table.name) as unit:
+            try:
+                counted, recorded = partial(_count_batch, rep, unit), partial(_record_batch, wh, unit)
+                table_reports = load_table(wh, table, progress=counted, in_transaction=recorded)
+            except Exception:
+                unloaded = _first_unloaded(wh, table)  # the run history names the batch
+                unit.batch_ids += unloaded
+                if unloaded:
+                    unit.status = "set_aside"  # retried by the next run (dwh batches)
+                raise
+            loaded_now = [r for r in table_reports if r.status == "loaded"]
+            unit.status = "succeeded" if loaded_now else "skipped"
+    except Exception as exc:
+        unit_failed(rep, table.name, exc, unit)
+        return []
+    return table_reports
+
+
+class InTableOrder:
+    """Each table's lines in table order while tables run at once: a table's lines are printed
+    as they come while every table before it has finished, else held until they have (the
+    same output as one table after another)."""
+
+    def __init__(self, echo: Callable[[str], None], count: int):
+        self._echo, self._count = echo, count
+        self._held: dict[int, list[str]] = {i: [] for i in range(count)}
+        self._done: set[int] = set()
+        self._head = 0
+        self._lock = threading.Lock()
+
+    def echo(self, index: int, line: str) -> None:
+        """Print (or hold) one line of the table at position `index`."""
+        with self._lock:
+            if index == self._head:
+                self._echo(line)
+            else:
+                self._held[index].append(line)
+
+    def finished(self, index: int) -> None:
+        """The table at `index` is done: print the held lines of the tables now at the head."""
+        with self._lock:
+            self._done.add(index)
+            while self._head in self._done:
+                self._head += 1
+                for line in self._held.pop(self._head, []):
+                    self._echo(line)
+
+
+def unit_failed(rep: Reporter, name: str, exc: Exception, failed: UnitOutcome | None = None) -> None:
     """After a unit failed and the run goes on: one line naming the unit and the error. The
     traceback goes to the debug log (`--debug` shows it), or to the error log for an exception
-    that is not a user error (a bug)."""
-    failed = rep.run.outcomes[-1] if rep.run.outcomes else None
+    that is not a user error (a bug). `failed`: the unit's outcome (default: the run's last,
+    which with tables running at once may be another table's)."""
+    if failed is None:
+        failed = rep.run.outcomes[-1] if rep.run.outcomes else None
     verb = "set aside" if failed is not None and failed.status == "set_aside" else "FAILED"
     rep.echo(f"  {name:<34} {verb}: {first_line(exc)}")
     if isinstance(exc, USER_ERRORS):

@@ -52,6 +52,39 @@ def test_a_failure_stops_new_starts_and_is_raised_after_the_running_ones_end():
     assert sorted(started) == [0, 1]  # 0 still ended; nothing started after the failure
 
 
+def test_at_once_caps_the_items_running_and_an_interrupt_cancels_them_first():
+    active, most = [0], [0]
+    lock = threading.Lock()
+    cancelled = threading.Event()
+
+    def work(item: int) -> int:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return item
+
+    assert run_within_budget(list(range(6)), lambda _: 1.0, 1000.0, work, at_once=3)[1] == 3
+    assert most[0] == 3
+
+    def waits_for_cancel(item: int) -> bool:  # a load running until its statement is cancelled
+        return cancelled.wait(timeout=20)
+
+    def cost(item: int) -> float:
+        if item == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the main thread schedules
+        return 1.0
+
+    done: list[bool] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_within_budget(
+            list(range(4)), cost, 1000.0, lambda i: done.append(waits_for_cancel(i)), on_interrupt=cancelled.set
+        )
+    assert done == [True, True]  # both running items were released by the cancel, not the timeout
+
+
 def test_estimates_follow_the_settings(settings):
     orders = declared_tables(settings.project_dir)["orders"]
     historical = memory_estimate_mb(orders, "historical", settings)

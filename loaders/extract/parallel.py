@@ -56,44 +56,58 @@ def memory_estimate_mb(table: Table, mode: str, settings: Settings) -> float:
 
 
 def run_within_budget(
-    items: Sequence[T], cost: Callable[[T], float], budget: float, work: Callable[[T], R]
+    items: Sequence[T],
+    cost: Callable[[T], float],
+    budget: float,
+    work: Callable[[T], R],
+    at_once: int = MAX_WORKERS,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> tuple[list[R], int]:
     """Run `work` on every item on threads, starting items in order while the costs of those
-    running fit `budget`; return the results in the items' order and the most that ran at once.
+    running fit `budget` and fewer than `at_once` (at most MAX_WORKERS) run; return the results
+    in the items' order and the most that ran at once. A budget of 0 or `at_once` 1 runs one
+    item at a time (on a worker thread).
 
     The first item to fail stops new starts; the items already running end, then its exception
-    is raised (as a sequential loop would stop at it).
+    is raised (as a sequential loop would stop at it). An interrupt while waiting (Ctrl-C) calls
+    `on_interrupt` first, before waiting for the items running (it can cancel their work).
     """
     results: dict[int, R] = {}
     failures: dict[int, BaseException] = {}
     running: dict[Future, tuple[int, float]] = {}
     lock = threading.Lock()
     most = 0
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(items))), thread_name_prefix="table") as pool:
+    at_once = max(1, min(at_once, MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=max(1, min(at_once, len(items))), thread_name_prefix="table") as pool:
         pending = list(enumerate(items))
-        while pending or running:
-            while pending and not failures:
-                index, item = pending[0]
-                needed = cost(item)
-                in_use = sum(c for _, c in running.values())
-                if running and in_use + needed > budget or len(running) >= MAX_WORKERS:
+        try:
+            while pending or running:
+                while pending and not failures:
+                    index, item = pending[0]
+                    needed = cost(item)
+                    in_use = sum(c for _, c in running.values())
+                    if running and in_use + needed > budget or len(running) >= at_once:
+                        break
+                    pending.pop(0)
+                    running[pool.submit(work, item)] = (index, needed)
+                    most = max(most, len(running))
+                if failures:
+                    pending = []
+                if not running:
                     break
-                pending.pop(0)
-                running[pool.submit(work, item)] = (index, needed)
-                most = max(most, len(running))
-            if failures:
-                pending = []
-            if not running:
-                break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in done:
-                index, _ = running.pop(future)
-                error = future.exception()
-                with lock:
-                    if error is not None:
-                        failures[index] = error
-                    else:
-                        results[index] = future.result()
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    index, _ = running.pop(future)
+                    error = future.exception()
+                    with lock:
+                        if error is not None:
+                            failures[index] = error
+                        else:
+                            results[index] = future.result()
+        except BaseException:
+            if on_interrupt is not None:
+                on_interrupt()
+            raise
     if failures:
         raise failures[min(failures)]
     return [results[i] for i in sorted(results)], most

@@ -19,17 +19,23 @@ load costs the batch, not the table.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from ..config import Settings
 from ..declarations import Table
+from ..extract.parallel import row_bytes, run_within_budget
 from ..manifest import ManifestError, batch_table, read_manifest
 from ..schema.raw import RawSchemaError, evolve_raw
 from ..warehouses import LOAD_LOG, Warehouse, literal
 from .batches import LoadError, list_batches, verify_parts
 from .statements import batch_statements, insert_statement, stage_bounds
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -149,24 +155,121 @@ def ensure_raw_tables(wh: Warehouse, tables: list[Table]) -> None:
             raise LoadError(f"{exc} (declared in the sources YAML)") from None
 
 
+def load_table(
+    wh: Warehouse,
+    table: Table,
+    progress: Callable[[BatchLoadReport], None] | None = None,
+    in_transaction: InTransaction | None = None,
+) -> list[BatchLoadReport]:
+    """Every pending batch of one table, oldest first, each in its own transaction on `wh`
+    (`load_batch`); the table's raw table is created or evolved first. Stops at the first batch
+    that fails (its LoadError propagates): the later batches of the table wait for it."""
+    ensure_raw_tables(wh, [table])
+    reports = []
+    for _, folder in list_batches(wh.store, table):
+        report = load_batch(wh, table, folder, in_transaction)
+        if progress:
+            progress(report)
+        reports.append(report)
+    return reports
+
+
+LOAD_BASE_MB = 32.0
+"""A running table load's fixed cost in this process: its connection, pyarrow's reader."""
+
+
+def load_memory_mb(table: Table, settings: Settings) -> float:
+    """Peak memory of one table's load in this process, MB: the Parquet row group being decoded
+    (DWH_BATCH_ROWS rows: the extract writes row groups of that size), its CSV text for COPY
+    and the page it was read from (x 3). The rows stream (loaders/warehouses/arrow_copy.py), so
+    the estimate does not grow with the batch."""
+    return LOAD_BASE_MB + 3 * settings.batch_rows * row_bytes(table) / 1e6
+
+
+def pending_bytes(wh: Warehouse, tables: list[Table]) -> dict[str, int]:
+    """The bytes of each table's batches not in the load log yet (their manifests' part sizes;
+    a manifest that cannot be read counts 0, its load reports why): what a parallel load starts
+    with, largest first. One load-log query and one manifest read per pending batch."""
+    logged = {r[0] for r in wh.execute(f"SELECT batch_id FROM {wh.raw_name(LOAD_LOG)}")}
+    sizes = {}
+    for table in tables:
+        total = 0
+        for batch_id, folder in list_batches(wh.store, table):
+            if batch_id in logged:
+                continue
+            try:
+                total += sum(int(p["bytes"]) for p in read_manifest(wh.store, table, folder)["parts"])
+            except Exception:  # the table's own load names what is wrong with it
+                continue
+        sizes[table.name] = total
+    return sizes
+
+
+def load_tables(
+    wh: Warehouse, tables: list[Table], work: Callable[[Warehouse, Table], R], at_once: int | None = None
+) -> tuple[list[R], int]:
+    """Run `work(connection, table)` for every table; return the results in table order and the
+    most tables that ran at once.
+
+    Up to `at_once` tables run at the same time (default: the engine's
+    `Warehouse.parallel_loads`), each on a warehouse connection of its own (`Warehouse.sibling`)
+    and only while their `load_memory_mb` estimates fit DWH_MAX_MEMORY_MB (a table above it
+    runs alone), the same rule as `dwh extract` (loaders/extract/parallel.py). They start
+    largest first (`pending_bytes`: a historical geolocation is most of a first load), so the
+    largest does not start last. One table's batches stay on one connection, in batch order,
+    one transaction each, so exactly-once and the per-table order are what they are one table
+    at a time. With one at a time the tables run in the given order on `wh` itself. The first
+    `work` to raise stops new starts; the tables running end, then its exception is raised
+    (`work` that must not stop the others catches its own). An interrupt (Ctrl-C) cancels the
+    statements running on the tables' connections (`Warehouse.cancel`): their batches roll
+    back, no table starts another.
+    """
+    lanes = wh.parallel_loads if at_once is None else at_once
+    if lanes <= 1 or len(tables) < 2:  # in this thread, as before tables could run at once
+        return [work(wh, table) for table in tables], min(1, len(tables))
+    sizes = pending_bytes(wh, tables)
+    ordered = sorted(tables, key=lambda t: -sizes[t.name])  # stable: equal sizes keep the given order
+    open_now: set[Warehouse] = set()
+    guard = threading.Lock()
+
+    def one(table: Table) -> R:
+        with wh.sibling() as own:
+            with guard:
+                open_now.add(own)
+            try:
+                return work(own, table)
+            finally:
+                with guard:
+                    open_now.discard(own)
+
+    def cancel() -> None:  # Ctrl-C: the statements running fail, their transactions roll back
+        with guard:
+            for own in open_now:
+                own.cancel()
+
+    cost = lambda t: load_memory_mb(t, wh.settings)
+    budget = float(wh.settings.max_memory_mb)
+    done, most = run_within_budget(ordered, cost, budget, one, at_once=lanes, on_interrupt=cancel)
+    by_name = {t.name: result for t, result in zip(ordered, done, strict=True)}
+    return [by_name[t.name] for t in tables], most
+
+
 def load_pending_batches(
     wh: Warehouse,
     tables: list[Table],
     progress: Callable[[BatchLoadReport], None] | None = None,
     declared: list[Table] | None = None,
     in_transaction: InTransaction | None = None,
+    at_once: int | None = None,
 ) -> list[BatchLoadReport]:
-    """Load every pending batch of the given tables; return one report per batch seen.
+    """Load every pending batch of the given tables; return one report per batch seen, in
+    table order. Tables run as `load_tables` says (several at once on engines with
+    `parallel_loads`): `progress` and `in_transaction` are then called from the table's thread.
 
     Every declared raw table is created (empty) if missing, so dbt always finds its sources.
-    `in_transaction` runs inside each batch's load transaction (see `load_batch`).
+    `in_transaction` runs inside each batch's load transaction (see `load_batch`). The first
+    table that fails stops new tables from starting; its error is raised once those running end.
     """
     ensure_raw_tables(wh, declared or tables)
-    reports = []
-    for table in tables:
-        for _, folder in list_batches(wh.store, table):
-            report = load_batch(wh, table, folder, in_transaction)
-            if progress:
-                progress(report)
-            reports.append(report)
-    return reports
+    done, _ = load_tables(wh, tables, lambda own, table: load_table(own, table, progress, in_transaction), at_once)
+    return [report for reports in done for report in reports]

@@ -48,6 +48,10 @@ class Warehouse:
     verifies_part_checksums: ClassVar[bool] = True
     """Whether the loader reads every part to check its SHA-256 before loading it. Redshift reads
     the parts from S3 itself (COPY), so the loader checks their sizes only."""
+    parallel_loads: ClassVar[int] = 1
+    """How many tables `dwh load` loads at once, each on a connection of its own (within
+    DWH_MAX_MEMORY_MB, loaders/load/loader.py `load_tables`); 1: one after another on one
+    connection. Set per engine from bench/load.py's measurements (BENCHMARKS.md)."""
 
     def __init__(self, settings: Settings, store: ObjectStore, read_only: bool = False):
         self.settings = settings
@@ -163,6 +167,15 @@ class Warehouse:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def sibling(self) -> Warehouse:
+        """Another warehouse of the same engine, settings and store, not yet connected (use it as
+        a context manager): a connection of its own for one table of a parallel load."""
+        return type(self)(self.settings, self.store, self.read_only)
+
+    def cancel(self) -> None:
+        """Cancel the statement running on this connection from another thread (a parallel
+        load interrupted): its transaction rolls back. Engines without it do nothing."""
 
     def __enter__(self) -> Warehouse:
         self.connect()

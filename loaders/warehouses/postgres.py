@@ -21,6 +21,11 @@ FUNNEL_LOG = "_funnel_log"
 
 class PostgresWarehouse(Warehouse):
     name = "postgres"
+    parallel_loads = 3
+    """Tables load on up to three connections at once: the server works on each table's COPY,
+    insert and index maintenance in a backend process of its own, so a first load takes about
+    its largest table's time, not the sum (bench/load.py at scale 1: 1.8 x with 3 connections,
+    1.6 x with 2; hourly 1.5 x; more were not measured, BENCHMARKS.md)."""
 
     def connect(self) -> None:
         import psycopg2
@@ -43,6 +48,11 @@ class PostgresWarehouse(Warehouse):
         self.conn.autocommit = True
         if self.read_only:
             self.conn.set_session(readonly=True, autocommit=True)
+
+    def cancel(self) -> None:
+        """psycopg2's `cancel()`, safe from another thread: the running statement fails."""
+        if self.conn is not None:
+            self.conn.cancel()
 
     def create_statements(self, table: Table) -> list[str]:
         """Plus three indexes, PostgreSQL's stand-ins for Redshift's zone maps and sort key:
