@@ -31,9 +31,10 @@ FUNNEL_TABLE = "funnel_events"
 
 
 def part_columns(table: Table, manifest: dict) -> list[str]:
-    """The columns a batch's parts hold, in order: the declared ones, then `_op`, `_row_hash`
-    and `_change_seq` unless the batch was extracted before contract 8 (the load then fills
-    them, loaders/load/statements.py)."""
+    """The columns a batch's parts hold, in order: the declared ones, then the manifest's
+    `change_columns`: `_op` and `_change_seq` (since issue 18; the load computes `_row_hash`),
+    `_op`, `_row_hash` and `_change_seq` (contract 8 to issue 18), or none (before contract 8;
+    the load fills all three). loaders/load/statements.py, `after_stage_statements`."""
     return [*table.column_names, *manifest.get("change_columns", [])]
 
 
