@@ -134,11 +134,13 @@ def hash_stage_statement(wh: Warehouse, table: Table) -> str:
 def after_stage_statements(wh: Warehouse, table: Table, manifest: dict) -> list[str]:
     """What the stage needs once filled, from the columns the parts hold (the manifest's
     `change_columns`): none (before contract 8), all three filled; `_op` and `_change_seq`
-    (since issue 18), `_row_hash` computed; all three (contract 8 to issue 18), nothing."""
-    held = manifest.get("change_columns") or []
-    if not held:
+    (since issue 18), `_row_hash` computed, unless the engine computed it while staging
+    (`Warehouse.hashes_while_staging`, DuckDB); all three (contract 8 to issue 18), nothing."""
+    if not manifest.get("change_columns"):
         return [legacy_stage_statement(wh, table)]
-    return [] if ROW_HASH_COLUMN in held else [hash_stage_statement(wh, table)]
+    if wh.hashes_missing(manifest) and not wh.hashes_while_staging:
+        return [hash_stage_statement(wh, table)]
+    return []
 
 
 def legacy_stage_statement(wh: Warehouse, table: Table) -> str:
