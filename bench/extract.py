@@ -230,7 +230,7 @@ def csv_folder(scale: float, seed: int, tables) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     print(f"[scale {scale:g}] generating Olist CSVs into {folder.relative_to(PROJECT_DIR)} ...", flush=True)
     started = time.perf_counter()
-    counts = generate_olist(folder, scale=scale, seed=seed)
+    counts = generate_olist(folder, scale=scale, seed=seed, parallel=True)
     for extra in folder.iterdir():  # keep the cache small: geolocation alone is 10M rows at 10
         if extra.is_file() and extra.name not in wanted:
             extra.unlink()

@@ -15,7 +15,13 @@ from . import layout
 from .declarations import Column, LogicalType, Table, TypeDeclarationError
 from .store import ObjectStore
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""The version extracts write. 2 (issue 18): the parts no longer hold `_row_hash`, the load
+computes it; a loader that knows only version 1 would stage such a batch with NULL hashes, so it
+refuses it instead (one line, the batch is retried once the loader is upgraded)."""
+READABLE_VERSIONS = (1, 2)
+"""The versions this loader reads: 1 (parts with `_row_hash`, or without any change column
+before contract 8) and 2. The manifest's `change_columns` says which columns the parts hold."""
 
 
 class ManifestError(RuntimeError):
@@ -59,8 +65,9 @@ def read_manifest(store: ObjectStore, table: Table, folder: str) -> dict[str, An
     """
     manifest = store.read_json(layout.batch_manifest(folder))
     where = store.uri(layout.batch_manifest(folder))
-    if manifest.get("version") != MANIFEST_VERSION or manifest.get("table") != table.name:
-        raise ManifestError(f"{where}: not a version-{MANIFEST_VERSION} manifest of table {table.name!r}")
+    if manifest.get("version") not in READABLE_VERSIONS or manifest.get("table") != table.name:
+        versions = " or ".join(str(v) for v in READABLE_VERSIONS)
+        raise ManifestError(f"{where}: not a version-{versions} manifest of table {table.name!r}")
     if not layout.BATCH_ID.match(str(manifest.get("batch_id", ""))):
         raise ManifestError(f"{where}: invalid batch id {manifest.get('batch_id')!r}")
     return manifest

@@ -15,7 +15,7 @@ from loaders.declarations import declared_tables
 from loaders.layout import Mode
 from loaders.load import list_batches
 from loaders.load import loader as loader_module
-from loaders.load.statements import insert_statement, stage_bounds
+from loaders.load.statements import after_stage_statements, insert_statement, stage_bounds
 from loaders.manifest import read_manifest
 from loaders.sources import open_source
 from loaders.store import ObjectStore
@@ -96,6 +96,8 @@ def _stage_and_render(s: Settings) -> tuple[Warehouse, str]:
     wh.connect()
     wh.execute(wh.create_stage_statement(table))
     wh.fill_stage(table, manifest, folder)
+    for sql in after_stage_statements(wh, table, manifest):  # the row hashes, as the load computes them
+        wh.execute(sql)
     bounds = stage_bounds(wh, table)
     assert bounds is not None
     return wh, insert_statement(wh, table, manifest["batch_id"], datetime(2026, 11, 30, 3), bounds=bounds)

@@ -22,11 +22,17 @@ LOADED_AT_COLUMN = "_loaded_at"
 OP_COLUMN = "_op"
 """'r' snapshot (historical) read, 'c' insert, 'u' update, 'd' delete tombstone (contract 8)."""
 ROW_HASH_COLUMN = "_row_hash"
-"""Lowercase hex MD5 of the row's declared columns (loaders/verify/checksum.py), set at extract."""
+"""Lowercase hex MD5 of the row's declared columns (loaders/verify/checksum.py), computed by the
+warehouse when it stages a batch (loaders/load/statements.py). Batches extracted before issue 18
+carry it in their parts, computed at extract with the same rendering."""
 CHANGE_SEQ_COLUMN = "_change_seq"
 """Order of the changes inside a batch (cursor mode: the row number; binlog: commit order)."""
 CHANGE_COLUMNS = (OP_COLUMN, ROW_HASH_COLUMN, CHANGE_SEQ_COLUMN)
-"""The metadata columns every extract part carries after the declared ones."""
+"""The change columns of contract 8 that every raw table and stage table has."""
+PART_CHANGE_COLUMNS = (OP_COLUMN, CHANGE_SEQ_COLUMN)
+"""The metadata columns an extract part carries after the declared ones (a manifest's
+`change_columns`). `_row_hash` is not one of them since issue 18: the load computes it. A batch
+extracted before has all of CHANGE_COLUMNS in its parts, one extracted before contract 8 none."""
 LOADER_COLUMNS = (BATCH_ID_COLUMN, LOADED_AT_COLUMN, *CHANGE_COLUMNS)
 """Every metadata column of a raw table (not declared as data: the pipeline adds them)."""
 OP_SNAPSHOT, OP_INSERT, OP_UPDATE, OP_DELETE = "r", "c", "u", "d"
@@ -65,13 +71,12 @@ class Table:
         return pa.schema([pa.field(c.name, c.type.arrow()) for c in self.columns])
 
     def part_schema(self) -> pa.Schema:
-        """The schema of an extract part: the declared columns, then `_op`, `_row_hash` and
-        `_change_seq` (contract 8)."""
+        """The schema of an extract part: the declared columns, then `_op` and `_change_seq`
+        (contract 8; PART_CHANGE_COLUMNS: the load adds `_row_hash`)."""
         return pa.schema(
             [
                 *self.arrow_schema(),
                 pa.field(OP_COLUMN, pa.string()),
-                pa.field(ROW_HASH_COLUMN, pa.string()),
                 pa.field(CHANGE_SEQ_COLUMN, pa.int64()),
             ]
         )

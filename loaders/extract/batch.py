@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..config import Settings
-from ..declarations import CHANGE_COLUMNS, OP_SNAPSHOT, OP_UPDATE, Table
+from ..declarations import OP_SNAPSHOT, OP_UPDATE, PART_CHANGE_COLUMNS, Table
 from ..layout import MODES, Mode
 from ..manifest import MANIFEST_VERSION, Part, logical_name, write_manifests
 from ..schema import Decision, SchemaChangeError, SchemaPlan, check_source_schema
@@ -312,7 +312,7 @@ def _publish(
             "columns": [
                 {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
             ],
-            "change_columns": list(CHANGE_COLUMNS),
+            "change_columns": list(PART_CHANGE_COLUMNS),
             "snapshot": mode == "historical",
             "row_count": rows,
             "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],

@@ -2,7 +2,7 @@
 (contract 11; loaders/extract/binlog.py).
 
 Each table's batch is written like every other: Parquet parts typed to the declaration plus the change
-columns (`_op`, `_row_hash`, `_change_seq`), Redshift's COPY manifest, then `_manifest.json`,
+columns (`_op`, `_change_seq`; the load adds `_row_hash`), Redshift's COPY manifest, then `_manifest.json`,
 whose `binlog` entry records the start and end positions. Its mode is `current` (an
 incremental batch), its `capture` is `binlog`. The stored position advances after the manifest.
 """
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..config import Settings
-from ..declarations import Table
+from ..declarations import PART_CHANGE_COLUMNS, Table
 from ..manifest import MANIFEST_VERSION, logical_name, write_manifests
 from ..sources import SourceEngine
 from ..store import ObjectStore
@@ -196,7 +196,7 @@ class _TableBatch:
                 "columns": [
                     {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
                 ],
-                "change_columns": ["_op", "_row_hash", "_change_seq"],
+                "change_columns": list(PART_CHANGE_COLUMNS),
                 "snapshot": False,
                 "dedupe": False,  # exactly-once by its log range: every change is a version
                 "row_count": self.rows,

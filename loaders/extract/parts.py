@@ -1,4 +1,4 @@
-"""Writing a batch's rows as Parquet parts: typed to the declaration, hashed while written."""
+"""Writing a batch's rows as Parquet parts: typed to the declaration, checksummed while written."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from .. import layout
 from ..config import Settings
-from ..declarations import CHANGE_SEQ_COLUMN, OP_COLUMN, ROW_HASH_COLUMN, Table
+from ..declarations import CHANGE_SEQ_COLUMN, OP_COLUMN, Table
 from ..manifest import Part
 from ..store import HashingWriter, ObjectStore
 
@@ -53,16 +53,22 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: Table) -> pa.Record
 
 
 def with_change_columns(batch: pa.RecordBatch, table: Table, op: str, first_seq: int) -> pa.RecordBatch:
-    """A conformed batch with `_op` (`op` on every row), `_row_hash` (loaders/verify/checksum.py)
-    and `_change_seq` (`first_seq`, `first_seq + 1`, ... in batch order) appended (contract 8)."""
-    from ..verify.checksum import arrow_row_hashes, int64_range, repeated_string
+    """A conformed batch with `_op` (`op` on every row) and `_change_seq` (`first_seq`,
+    `first_seq + 1`, ... in batch order) appended (contract 8; PART_CHANGE_COLUMNS).
+
+    `_row_hash` is not computed here: the warehouse computes it when it stages the batch, with
+    the same rendering (loaders/load/statements.py, `hash_stage_statement`); hashing every row
+    in this process was about a third of the extract's CPU (BENCHMARKS.md, issue 18: row hash
+    at the load). Raises ExtractError naming the table and column for a double the hash cannot
+    render (NaN, infinite, 1e32 or more), so that such a batch is never published."""
+    from ..verify.checksum import check_doubles, int64_range, repeated_string
 
     n = batch.num_rows
     try:
-        hashes = arrow_row_hashes(batch, table.columns)
-    except ValueError as exc:  # a double the row hash cannot render
+        check_doubles(batch, table.columns)
+    except ValueError as exc:
         raise ExtractError(f"table {table.name!r}, {exc}") from None
-    arrays = [*batch.columns, repeated_string(op, n), hashes, int64_range(first_seq, n)]  # no pandas import
+    arrays = [*batch.columns, repeated_string(op, n), int64_range(first_seq, n)]  # no pandas import
     return pa.RecordBatch.from_arrays(arrays, schema=table.part_schema())
 
 
@@ -74,7 +80,7 @@ def column_codecs(table: Table, codec: str) -> str | dict[str, str]:
     if codec != "snappy":
         return codec
     codecs = {c.name: "none" if c.type.kind == "char" and (c.type.length or 0) >= 32 else codec for c in table.columns}
-    return {**codecs, OP_COLUMN: codec, ROW_HASH_COLUMN: "none", CHANGE_SEQ_COLUMN: codec}
+    return {**codecs, OP_COLUMN: codec, CHANGE_SEQ_COLUMN: codec}
 
 
 MIN_COPY_PART_BYTES = 1024 * 1024

@@ -9,7 +9,9 @@ removes what the killed run wrote after it, and goes on from there into the same
 publishes ONE batch whose manifest lists every part, as an uninterrupted extract would. The
 watermark write that ends the extract replaces the state, checkpoint included.
 
-A checkpoint whose parts are missing or whose columns are no longer the declared ones is dropped
+A checkpoint whose parts are missing, whose columns are no longer the declared ones, or whose
+parts hold other metadata columns than parts are written with now (before issue 18 they held
+`_row_hash`) is dropped
 (the extract starts again from zero, one log line says why). Key values are kept as JSON: a key
 whose values are not strings or integers is not checkpointed (the extract still works, it just
 cannot resume).
@@ -18,12 +20,12 @@ cannot resume).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .. import layout
-from ..declarations import Table
+from ..declarations import CHANGE_COLUMNS, PART_CHANGE_COLUMNS, Table
 from ..manifest import Part
 from ..store import ObjectStore
 from .queries import KeyRange
@@ -44,6 +46,8 @@ class Checkpoint:
     parts: list[Part]
     max_cursor: datetime | None
     columns: list[str]
+    change_columns: list[str] = field(default_factory=lambda: list(PART_CHANGE_COLUMNS))
+    """The metadata columns of its parts (a checkpoint written before issue 18 had `_row_hash`)."""
 
     @property
     def rows(self) -> int:
@@ -76,6 +80,7 @@ def write_checkpoint(store: ObjectStore, table: Table, cp: Checkpoint) -> None:
         "parts": [asdict(p) for p in cp.parts],
         "max_cursor": cp.max_cursor.isoformat() if cp.max_cursor else None,
         "columns": cp.columns,
+        "change_columns": cp.change_columns,
     }
     store.write_json(layout.state_path(table.name), state)
 
@@ -99,12 +104,17 @@ def read_checkpoint(store: ObjectStore, table: Table) -> Checkpoint | None:
             parts=[Part(**p) for p in doc["parts"]],
             max_cursor=datetime.fromisoformat(doc["max_cursor"]) if doc["max_cursor"] else None,
             columns=list(doc["columns"]),
+            change_columns=list(doc.get("change_columns", CHANGE_COLUMNS)),  # before issue 18: with `_row_hash`
         )
     except (KeyError, TypeError, ValueError) as exc:
         _drop(store, table, state, doc, f"unreadable checkpoint ({exc})")
         return None
     if cp.columns != list(table.column_names):
         _drop(store, table, state, doc, "the declared columns changed")
+        return None
+    if cp.change_columns != list(PART_CHANGE_COLUMNS):  # one batch, one part layout
+        why = f"its parts hold {cp.change_columns}, parts now hold {list(PART_CHANGE_COLUMNS)}"
+        _drop(store, table, state, doc, why)
         return None
     for part in cp.parts:
         try:

@@ -6,7 +6,8 @@ rows into the raw table with the batch id and load time, and record the batch in
 A crash anywhere before COMMIT leaves nothing; a batch already in the log is skipped.
 
 Rows are versions: a row whose primary key already has a version with the same `_row_hash`
-(the hash of its declared columns, set at extract) is not inserted again. That is what makes the
+(the hash of its declared columns, computed by the warehouse in the stage; batches extracted
+before issue 18 carry it, computed at extract with the same rendering) is not inserted again. That is what makes the
 extract's lookback window and a repeated historical extract harmless: re-running extract and
 load with no source change adds no row, while a row changed under an unchanged cursor is a new
 version. A historical batch is a snapshot: every key the raw table holds (latest version not a

@@ -123,6 +123,26 @@ def insert_statement(
     )
 
 
+def hash_stage_statement(wh: Warehouse, table: Table) -> str:
+    """`_row_hash` of every staged row, computed by the warehouse (contract 9: the hash of the
+    batch's columns, `row_hash_sql`, the rendering that gives the same text and hash on every
+    engine as the extract's before issue 18, tests/test_checksum.py). For a batch whose parts
+    lack it: every batch extracted since issue 18."""
+    return f"UPDATE {wh.stage_name(table)} SET {quote(ROW_HASH_COLUMN)} = {row_hash_sql(wh.name, table.columns)}"
+
+
+def after_stage_statements(wh: Warehouse, table: Table, manifest: dict) -> list[str]:
+    """What the stage needs once filled, from the columns the parts hold (the manifest's
+    `change_columns`): none (before contract 8), all three filled; `_op` and `_change_seq`
+    (since issue 18), `_row_hash` computed, unless the engine computed it while staging
+    (`Warehouse.hashes_while_staging`, DuckDB); all three (contract 8 to issue 18), nothing."""
+    if not manifest.get("change_columns"):
+        return [legacy_stage_statement(wh, table)]
+    if wh.hashes_missing(manifest) and not wh.hashes_while_staging:
+        return [hash_stage_statement(wh, table)]
+    return []
+
+
 def legacy_stage_statement(wh: Warehouse, table: Table) -> str:
     """A batch extracted before contract 8 has no `_op`, `_row_hash`, `_change_seq`: fill them
     in the stage ('r', the row hash computed by the warehouse with the extract's expression, 0)."""
@@ -221,7 +241,7 @@ def batch_statements(
         "begin": [lock] if lock else [],
         "check": [f"SELECT 1 FROM {wh.raw_name(LOAD_LOG)} WHERE batch_id = {literal(batch_id)}"],
         "stage": [wh.create_stage_statement(table), *wh.fill_stage_statements(table, manifest, folder)],
-        "after_stage": [] if manifest.get("change_columns") else [legacy_stage_statement(wh, table)],
+        "after_stage": after_stage_statements(wh, table, manifest),
         "bounds": [bounds_statement(wh, table)],
         "insert": [
             insert_statement(wh, table, batch_id, loaded_at, dedupe=manifest.get("dedupe", True), bounds=bounds),

@@ -8,12 +8,19 @@ U+001F (unit separator). Canonical texts per logical type:
 - integer, bigint: decimal digits, `-` for negatives;
 - decimal(p,s): the exact value with exactly `s` digits after the point (`99.90`, `-0.50`);
 - timestamp: `YYYY-MM-DD HH:MM:SS.ffffff` (always six fraction digits; MySQL zero dates are NULL);
-- double: rounded to 6 digits after the point, written like a decimal(38,6) (at 10 digits, SQLite
-  and DuckDB rounded 1 value in 10,000 differently: the binary value sits on the boundary).
+- double: `x * 10^6` in double precision rounded to the nearest integer (ties away from zero),
+  written like a decimal(38,6): DuckDB's cast, rendered exactly for PostgreSQL and Redshift
+  (whose own cast keeps only 15 significant digits). At 10 digits, SQLite and DuckDB rounded 1
+  value in 10,000 differently: the binary value sits on the boundary.
 
-`_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). It is
-computed at extract over each Arrow page (pyarrow.compute and hashlib, `arrow_row_hashes`; no
-DuckDB in the extract process since issue 18), and the same expression
+`_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). Since
+issue 18 the warehouse computes it when it stages a batch (`row_hash_sql` of its dialect,
+loaders/load/statements.py), not the extract: the extract's CPU per row was the bottleneck
+(BENCHMARKS.md, issue 18: row hash at the load). Batches extracted before carry it in their
+parts, computed over each Arrow page with pyarrow.compute and hashlib (`arrow_row_hashes`,
+kept as the reference), and a raw table mixes both: the renderings must agree byte for byte,
+which tests/test_checksum.py checks on every engine that runs here (random pages of every
+declared type) and tests/test_hash_at_load.py checks through real loads. The same expression
 is rendered for SQLite, MySQL/MariaDB, DuckDB, PostgreSQL and Redshift (`row_hash_sql`) so
 that `dwh verify` can compute it on both sides. A key's bucket (`key_bucket_sql`) is the
 first digits of the MD5 of the key columns' canonical text: `dwh verify` groups both sides by
@@ -100,10 +107,37 @@ def value_text_sql(dialect: Dialect, column: str, kind: LogicalType, qualifier: 
     if k == "timestamp":
         return f"to_char({q}, 'YYYY-MM-DD HH24:MI:SS.US')"
     if k == "double":
-        return f"CAST(CAST({q} AS DECIMAL(38,{DOUBLE_SCALE})) AS VARCHAR)"
+        return _exact_double_text_sql(q)
     if k == "decimal":
         return f"CAST(CAST({q} AS DECIMAL({kind.length},{s})) AS VARCHAR)"
     return f"CAST({q} AS VARCHAR)"
+
+
+def _exact_double_text_sql(q: str) -> str:
+    """PostgreSQL/Redshift: a double's canonical text computed exactly as DuckDB (and the
+    extract's `arrow_value_text`) does: `x * 10^6` in double precision, rounded to the nearest
+    integer with ties away from zero, written with 6 digits after the point.
+
+    PostgreSQL's own `CAST(x AS DECIMAL(38,6))` first prints the double with 15 significant
+    digits (float8_numeric), so any double with more digits (-949427205145423.4, or
+    123456789.1234565 on its rounding boundary) got another text, hence another hash, than the
+    extract gave it (BENCHMARKS.md, issue 18: row hash at the load). Here every step is exact:
+    `y - trunc(y)` is exact in binary, so is the rounding; the integer-valued double is split
+    into three 48-bit pieces (exact: each is a run of its mantissa's bits) that fit a BIGINT,
+    and summed as NUMERIC. |x| must be under 1e32 (DuckDB refuses more; the extract checks it,
+    `check_doubles`)."""
+    y = f"({q} * CAST(1000000 AS DOUBLE PRECISION))"
+    r = f"(CASE WHEN abs({y} - trunc({y})) >= 0.5 THEN trunc({y}) + sign({y}) ELSE trunc({y}) END)"
+    hi = f"trunc({r} / CAST(79228162514264337593543950336 AS DOUBLE PRECISION))"  # 2^96
+    rest = f"({r} - {hi} * CAST(79228162514264337593543950336 AS DOUBLE PRECISION))"
+    mid = f"trunc({rest} / CAST(281474976710656 AS DOUBLE PRECISION))"  # 2^48
+    low = f"({rest} - {mid} * CAST(281474976710656 AS DOUBLE PRECISION))"
+    units = (
+        f"(CAST(CAST({hi} AS BIGINT) AS DECIMAL(38,0)) * CAST(79228162514264337593543950336 AS DECIMAL(38,0)) "
+        f"+ CAST(CAST({mid} AS BIGINT) AS DECIMAL(38,0)) * CAST(281474976710656 AS DECIMAL(38,0)) "
+        f"+ CAST(CAST({low} AS BIGINT) AS DECIMAL(38,0)))"
+    )
+    return f"CAST(CAST({units} * CAST(0.000001 AS DECIMAL(7,{DOUBLE_SCALE})) AS DECIMAL(38,{DOUBLE_SCALE})) AS VARCHAR)"
 
 
 def row_text_sql(dialect: Dialect, columns: Sequence[Column], qualifier: str = "") -> str:
@@ -211,7 +245,7 @@ def register_sqlite(conn: object) -> None:
     conn.create_function("hex_int", 1, hex_int, deterministic=True)  # type: ignore[attr-defined]  # sqlite3.Connection
 
 
-# -- extract: hashing an Arrow page -----------------------------------------------------------
+# -- Arrow pages: the extract's checks, and the hash its batches carried before issue 18 -----------
 # pyarrow imports pandas (about 40 MB and a second) the first time it converts a Python object
 # (pa.array of a list, pa.scalar, a str or float argument to a compute function). The extract
 # process converts none: the arrays and scalars below are built from buffers.
@@ -246,6 +280,24 @@ DOUBLE_LIMIT = 1e32
 _DOUBLE_LIMIT, _DOUBLE_UNITS = _double(DOUBLE_LIMIT), _double(float(10**DOUBLE_SCALE))
 
 
+def check_double(values: pa.Array, column: Column) -> None:
+    """Raise ValueError naming the column when a value of a float64 array is NaN, infinite or at
+    least 1e32 in magnitude: its canonical text (DECIMAL(38,6)) does not exist, and DuckDB
+    refuses the cast. NULLs pass."""
+    finite = pc.is_finite(values)
+    if pc.any(pc.or_kleene(pc.invert(finite), pc.greater_equal(pc.abs(values), _DOUBLE_LIMIT))).as_py():
+        bad = next(v for v in values.to_pylist() if v is not None and not abs(v) < DOUBLE_LIMIT)
+        raise ValueError(f"column {column.name!r}: double {bad!r} does not fit DECIMAL(38,{DOUBLE_SCALE})")
+
+
+def check_doubles(batch: pa.RecordBatch, columns: Sequence[Column]) -> None:
+    """`check_double` on every double column of a conformed batch: what the extract checks so
+    that the warehouse can compute `_row_hash` of every row it stages (since issue 18)."""
+    for column in columns:
+        if column.type.kind == "double":
+            check_double(batch.column(column.name).cast(pa.float64()), column)
+
+
 def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
     """The canonical text of every value of one conformed column (a string array; NULL stays
     NULL), computed with pyarrow.compute: byte for byte what `value_text_sql("duckdb", ...)`
@@ -263,10 +315,7 @@ def arrow_value_text(values: pa.Array, column: Column) -> pa.Array:
     kind = column.type.kind
     if kind == "double":
         values = values.cast(pa.float64())
-        finite = pc.is_finite(values)
-        if pc.any(pc.or_kleene(pc.invert(finite), pc.greater_equal(pc.abs(values), _DOUBLE_LIMIT))).as_py():
-            bad = next(v for v in values.to_pylist() if v is not None and not abs(v) < DOUBLE_LIMIT)
-            raise ValueError(f"column {column.name!r}: double {bad!r} does not fit DECIMAL(38,{DOUBLE_SCALE})")
+        check_double(values, column)
         scaled = pc.round(pc.multiply(values, _DOUBLE_UNITS), ndigits=0, round_mode="half_towards_infinity")
         units = scaled.cast(pa.decimal128(38, 0))  # an integer-valued double: exact
         micro = pa.Array.from_buffers(pa.decimal128(38, DOUBLE_SCALE), len(units), units.buffers(), offset=units.offset)
@@ -291,7 +340,10 @@ def arrow_row_texts(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Arra
 
 def arrow_row_hashes(batch: pa.RecordBatch, columns: Sequence[Column]) -> pa.Array:
     """`_row_hash` of every row of a conformed record batch: a string array of the batch's
-    length, each the 32 lowercase hex digits of the MD5 of the row's canonical text.
+    length, each the 32 lowercase hex digits of the MD5 of the row's canonical text. What the
+    extract computed until issue 18 moved the hash to the load (`duckdb_row_hashes` before it,
+    equal): what those batches carry, and the reference the warehouses' rendering is tested
+    against.
 
     Pure pyarrow and hashlib: no DuckDB in the extract process (its Arrow import loads pandas,
     +56 MB RSS, and it took 1.5 x this CPU per row; BENCHMARKS.md, issue 18). Equal to

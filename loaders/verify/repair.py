@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .. import layout
 from ..config import Settings
-from ..declarations import CHANGE_COLUMNS, OP_DELETE, OP_SNAPSHOT, Table
+from ..declarations import OP_DELETE, OP_SNAPSHOT, PART_CHANGE_COLUMNS, Table
 from ..extract.batch import new_batch_id
 from ..extract.parts import PartWriter, conform, with_change_columns
 from ..extract.values import check_strings, refuse
@@ -131,7 +131,7 @@ def write_repair_batch(
         "columns": [
             {"name": c.name, "type": logical_name(c.type), "arrow": str(c.type.arrow())} for c in table.columns
         ],
-        "change_columns": list(CHANGE_COLUMNS),
+        "change_columns": list(PART_CHANGE_COLUMNS),
         "snapshot": False,
         "row_count": rows,
         "parts": [{**asdict(p), "path": p.path.rsplit("/", 1)[1]} for p in parts],

@@ -31,9 +31,10 @@ FUNNEL_TABLE = "funnel_events"
 
 
 def part_columns(table: Table, manifest: dict) -> list[str]:
-    """The columns a batch's parts hold, in order: the declared ones, then `_op`, `_row_hash`
-    and `_change_seq` unless the batch was extracted before contract 8 (the load then fills
-    them, loaders/load/statements.py)."""
+    """The columns a batch's parts hold, in order: the declared ones, then the manifest's
+    `change_columns`: `_op` and `_change_seq` (since issue 18; the load computes `_row_hash`),
+    `_op`, `_row_hash` and `_change_seq` (contract 8 to issue 18), or none (before contract 8;
+    the load fills all three). loaders/load/statements.py, `after_stage_statements`."""
     return [*table.column_names, *manifest.get("change_columns", [])]
 
 
@@ -45,6 +46,10 @@ class Warehouse:
     """Base: a DB-API connection, a raw schema and the engine's type names."""
 
     name: ClassVar[WarehouseName]
+    hashes_while_staging: ClassVar[bool] = False
+    """Whether `fill_stage_statements` computes `_row_hash` of a batch whose parts lack it (DuckDB,
+    in the INSERT that reads the parts); otherwise the load UPDATEs the filled stage
+    (loaders/load/statements.py, `after_stage_statements`)."""
     verifies_part_checksums: ClassVar[bool] = True
     """Whether the loader reads every part to check its SHA-256 before loading it. Redshift reads
     the parts from S3 itself (COPY), so the loader checks their sizes only."""
@@ -59,6 +64,13 @@ class Warehouse:
         self.schema = settings.raw_schema
         self.read_only = read_only  # readers (dwh status, dwh dashboard): no write, no write lock
         self.conn: Any = None
+
+    @staticmethod
+    def hashes_missing(manifest: dict) -> bool:
+        """Whether a batch's parts hold `_op` and `_change_seq` but not `_row_hash` (extracted
+        since issue 18): the load computes it."""
+        held = manifest.get("change_columns") or []
+        return bool(held) and ROW_HASH_COLUMN not in held
 
     # -- statements -------------------------------------------------------------------------
     def raw_name(self, table: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import layout
-from ..declarations import Table
+from ..declarations import ROW_HASH_COLUMN, Table
 from .base import FUNNEL_TABLE, Warehouse, WarehouseError, part_columns
 from .sql import literal, quote
 
@@ -17,6 +17,7 @@ def _first_line(exc: BaseException) -> str:
 
 class DuckDBWarehouse(Warehouse):
     name = "duckdb"
+    hashes_while_staging = True
 
     def connect(self) -> None:
         import duckdb
@@ -42,9 +43,21 @@ class DuckDBWarehouse(Warehouse):
         return self.conn.execute(sql).fetchall()
 
     def fill_stage_statements(self, table: Table, manifest: dict, folder: str) -> list[str]:
+        """One INSERT from the parts read in place; for a batch whose parts lack `_row_hash`
+        (since issue 18) the same statement computes it (`hashes_while_staging`): one pass over
+        the rows, where an UPDATE of the stage afterwards took a second one."""
+        from ..verify.checksum import row_hash_sql
+
         files = ", ".join(literal(self.store.uri(f"{folder}/{p['path']}")) for p in manifest["parts"])
-        cols = ", ".join(quote(c) for c in part_columns(table, manifest))
-        return [f"INSERT INTO {self.stage_name(table)} ({cols}) SELECT {cols} FROM read_parquet([{files}])"]
+        names = [quote(c) for c in part_columns(table, manifest)]
+        values = list(names)
+        if self.hashes_missing(manifest):
+            names.append(quote(ROW_HASH_COLUMN))
+            values.append(row_hash_sql(self.name, table.columns))
+        return [
+            f"INSERT INTO {self.stage_name(table)} ({', '.join(names)}) "
+            f"SELECT {', '.join(values)} FROM read_parquet([{files}])"
+        ]
 
     def publish_funnel(self) -> str:
         """A view over the Parquet lake in place; an empty table until the lake has a file, so
