@@ -319,3 +319,84 @@ def test_postgres_equals_the_extract_hash_on_random_pages(seed):
         conn.rollback()
         conn.close()
     assert theirs == ours
+
+
+def _tricky_doubles(n: int, seed: int) -> list[float]:
+    """Doubles on and near the 6th decimal's rounding boundary, geolocation-like values with 7 to
+    13 decimals, huge and tiny magnitudes, both signs."""
+    rng = random.Random(seed)
+    out = [-132622.9221945, 123456789.1234565, -949427205145423.4, 0.0000005, -0.0000005, 2.5e-7, 1e20, -0.0]
+    while len(out) < n:
+        kind = rng.randrange(4)
+        if kind == 0:  # lat/lng with many digits
+            out.append(round(rng.uniform(-180, 180), rng.randint(7, 13)))
+        elif kind == 1:  # x.yyyyyy5: the half-way text
+            out.append(float(f"{rng.randint(-(10**9), 10**9)}.{rng.randint(0, 999999):06d}5"))
+        elif kind == 2:
+            out.append(rng.uniform(-1, 1) * 10 ** rng.randint(-8, 25))
+        else:
+            out.append(rng.randint(-(10**12), 10**12) / 10**6)
+    return out
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "mysql", "duckdb", "postgres"])
+def test_every_engine_renders_tricky_doubles_by_the_rule(engine, request):
+    """`dwh verify` hashes the source's rows in the source (SQLite, MariaDB) and the warehouse's in
+    the warehouse (DuckDB, PostgreSQL): a double must get one text everywhere, `double_text`'s.
+    Before, MariaDB's cast gave -132622.922195 for -132622.9221945 (DuckDB: ...194), and SQLite's
+    printf differed too: equal geolocation rows showed as differences."""
+    values = _tricky_doubles(3000, seed=11)
+    expected = [checksum.double_text(v) for v in values]
+    column = Column("x", LogicalType.parse("double"))
+    rows = list(enumerate(values))
+    if engine == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(":memory:")
+        checksum.register_sqlite(conn)
+        conn.execute("CREATE TABLE t (i INTEGER, x REAL)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        got = [
+            r[0]
+            for r in conn.execute(f"SELECT {checksum.value_text_sql('sqlite', 'x', column.type)} FROM t ORDER BY i")
+        ]
+    elif engine == "duckdb":
+        import duckdb
+
+        conn = duckdb.connect()
+        conn.execute("CREATE TABLE t (i INTEGER, x DOUBLE)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        got = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT {checksum.value_text_sql('duckdb', 'x', column.type)} FROM t ORDER BY i"
+            ).fetchall()
+        ]
+    elif engine == "mysql":
+        from urllib.parse import urlsplit
+
+        url = request.getfixturevalue("mysql_url")
+        my = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=urlsplit(url).path[1:])
+        try:
+            with my.cursor() as cur:
+                cur.execute("CREATE TABLE t (i INT, x DOUBLE)")
+                cur.executemany("INSERT INTO t VALUES (%s, %s)", rows)
+                cur.execute(f"SELECT {checksum.value_text_sql('mysql', 'x', column.type)} FROM t ORDER BY i")
+                got = [r[0] for r in cur.fetchall()]
+        finally:
+            my.close()
+    else:
+        try:
+            pg = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+        except psycopg2.OperationalError as exc:
+            _unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+        try:
+            with pg.cursor() as cur:
+                cur.execute("CREATE TEMPORARY TABLE t (i INTEGER, x DOUBLE PRECISION)")
+                cur.executemany("INSERT INTO t VALUES (%s, %s)", rows)
+                cur.execute(f"SELECT {checksum.value_text_sql('postgres', 'x', column.type)} FROM t ORDER BY i")
+                got = [r[0] for r in cur.fetchall()]
+        finally:
+            pg.close()
+    differing = [(v, e, g) for v, e, g in zip(values, expected, got, strict=True) if e != g]
+    assert not differing, f"{len(differing)} of {len(values)} differ, e.g. {differing[:3]}"

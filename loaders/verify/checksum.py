@@ -9,9 +9,10 @@ U+001F (unit separator). Canonical texts per logical type:
 - decimal(p,s): the exact value with exactly `s` digits after the point (`99.90`, `-0.50`);
 - timestamp: `YYYY-MM-DD HH:MM:SS.ffffff` (always six fraction digits; MySQL zero dates are NULL);
 - double: `x * 10^6` in double precision rounded to the nearest integer (ties away from zero),
-  written like a decimal(38,6): DuckDB's cast, rendered exactly for PostgreSQL and Redshift
-  (whose own cast keeps only 15 significant digits). At 10 digits, SQLite and DuckDB rounded 1
-  value in 10,000 differently: the binary value sits on the boundary.
+  written like a decimal(38,6): DuckDB's cast, rendered exactly for PostgreSQL, Redshift and
+  MySQL/MariaDB (PostgreSQL's own cast keeps only 15 significant digits, MariaDB's rounds the
+  shortest decimal text half up) and by a registered Python function on SQLite (whose printf
+  rounded 1 value in 10,000 differently at 10 digits): `double_text` is the rule.
 
 `_row_hash` is the lowercase hex MD5 of the UTF-8 bytes of that text (32 characters). Since
 issue 18 the warehouse computes it when it stages a batch (`row_hash_sql` of its dialect,
@@ -34,6 +35,7 @@ character. SQLite has no MD5: the source registers `md5()` as a Python function.
 from __future__ import annotations
 
 import hashlib
+import math
 from array import array
 from collections.abc import Sequence
 from datetime import datetime
@@ -75,7 +77,7 @@ def value_text_sql(dialect: Dialect, column: str, kind: LogicalType, qualifier: 
         if k == "timestamp":
             return f"DATE_FORMAT(NULLIF({q}, '0000-00-00 00:00:00'), '%Y-%m-%d %H:%i:%s.%f')"
         if k == "double":
-            return f"CAST(CAST({q} AS DECIMAL(38,{DOUBLE_SCALE})) AS CHAR)"
+            return _exact_double_text_sql(q, "mysql")
         if k == "decimal":
             return f"CAST(CAST({q} AS DECIMAL({kind.length},{s})) AS CHAR)"
         return f"CAST({q} AS CHAR)"
@@ -90,8 +92,8 @@ def value_text_sql(dialect: Dialect, column: str, kind: LogicalType, qualifier: 
         # printf() turns NULL into 0: guard it
         if k == "decimal":
             return f"CASE WHEN {q} IS NULL THEN NULL ELSE printf('%.{s}f', {q}) END"
-        if k == "double":
-            return f"CASE WHEN {q} IS NULL THEN NULL ELSE printf('%.{DOUBLE_SCALE}f', {q}) END"
+        if k == "double":  # printf's %f rounds the binary value itself: 1 in 10,000 differed
+            return f"double_text({q})"
         if k in ("integer", "bigint"):
             return f"CAST(CAST({q} AS INTEGER) AS TEXT)"
         return f"CAST({q} AS TEXT)"
@@ -113,10 +115,14 @@ def value_text_sql(dialect: Dialect, column: str, kind: LogicalType, qualifier: 
     return f"CAST({q} AS VARCHAR)"
 
 
-def _exact_double_text_sql(q: str) -> str:
-    """PostgreSQL/Redshift: a double's canonical text computed exactly as DuckDB (and the
+def _exact_double_text_sql(q: str, dialect: Dialect = "postgres") -> str:
+    """PostgreSQL/Redshift/MySQL: a double's canonical text computed exactly as DuckDB (and the
     extract's `arrow_value_text`) does: `x * 10^6` in double precision, rounded to the nearest
     integer with ties away from zero, written with 6 digits after the point.
+
+    MariaDB's own `CAST(x AS DECIMAL(38,6))` rounds the double's shortest decimal text half up:
+    -132622.9221945 (binary value -132622.92219449999...) gave ...922195 against DuckDB's
+    ...922194, so `dwh verify` saw geolocation rows differ that were equal.
 
     PostgreSQL's own `CAST(x AS DECIMAL(38,6))` first prints the double with 15 significant
     digits (float8_numeric), so any double with more digits (-949427205145423.4, or
@@ -126,18 +132,26 @@ def _exact_double_text_sql(q: str) -> str:
     into three 48-bit pieces (exact: each is a run of its mantissa's bits) that fit a BIGINT,
     and summed as NUMERIC. |x| must be under 1e32 (DuckDB refuses more; the extract checks it,
     `check_doubles`)."""
-    y = f"({q} * CAST(1000000 AS DOUBLE PRECISION))"
-    r = f"(CASE WHEN abs({y} - trunc({y})) >= 0.5 THEN trunc({y}) + sign({y}) ELSE trunc({y}) END)"
-    hi = f"trunc({r} / CAST(79228162514264337593543950336 AS DOUBLE PRECISION))"  # 2^96
-    rest = f"({r} - {hi} * CAST(79228162514264337593543950336 AS DOUBLE PRECISION))"
-    mid = f"trunc({rest} / CAST(281474976710656 AS DOUBLE PRECISION))"  # 2^48
-    low = f"({rest} - {mid} * CAST(281474976710656 AS DOUBLE PRECISION))"
+    if dialect == "mysql":  # no trunc(); DOUBLE literals are written with an exponent
+        dbl = lambda n: f"{n}e0"
+        trunc = lambda x: f"TRUNCATE({x}, 0)"
+        big, text = "SIGNED", "CHAR"
+    else:
+        dbl = lambda n: f"CAST({n} AS DOUBLE PRECISION)"
+        trunc = lambda x: f"trunc({x})"
+        big, text = "BIGINT", "VARCHAR"
+    y = f"({q} * {dbl(1000000)})"
+    r = f"(CASE WHEN abs({y} - {trunc(y)}) >= 0.5 THEN {trunc(y)} + sign({y}) ELSE {trunc(y)} END)"
+    hi = trunc(f"{r} / {dbl(79228162514264337593543950336)}")  # 2^96
+    rest = f"({r} - {hi} * {dbl(79228162514264337593543950336)})"
+    mid = trunc(f"{rest} / {dbl(281474976710656)}")  # 2^48
+    low = f"({rest} - {mid} * {dbl(281474976710656)})"
     units = (
-        f"(CAST(CAST({hi} AS BIGINT) AS DECIMAL(38,0)) * CAST(79228162514264337593543950336 AS DECIMAL(38,0)) "
-        f"+ CAST(CAST({mid} AS BIGINT) AS DECIMAL(38,0)) * CAST(281474976710656 AS DECIMAL(38,0)) "
-        f"+ CAST(CAST({low} AS BIGINT) AS DECIMAL(38,0)))"
+        f"(CAST(CAST({hi} AS {big}) AS DECIMAL(38,0)) * CAST(79228162514264337593543950336 AS DECIMAL(38,0)) "
+        f"+ CAST(CAST({mid} AS {big}) AS DECIMAL(38,0)) * CAST(281474976710656 AS DECIMAL(38,0)) "
+        f"+ CAST(CAST({low} AS {big}) AS DECIMAL(38,0)))"
     )
-    return f"CAST(CAST({units} * CAST(0.000001 AS DECIMAL(7,{DOUBLE_SCALE})) AS DECIMAL(38,{DOUBLE_SCALE})) AS VARCHAR)"
+    return f"CAST(CAST({units} * CAST(0.000001 AS DECIMAL(7,{DOUBLE_SCALE})) AS DECIMAL(38,{DOUBLE_SCALE})) AS {text})"
 
 
 def row_text_sql(dialect: Dialect, columns: Sequence[Column], qualifier: str = "") -> str:
@@ -204,7 +218,7 @@ def value_text(value: object, kind: LogicalType) -> str | None:
     if k == "decimal":
         return f"{Decimal(str(value)).quantize(Decimal(1).scaleb(-(kind.scale or 0))):f}"
     if k == "double":
-        return f"{Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-DOUBLE_SCALE)):f}"  # type: ignore[arg-type]  # value is a number here
+        return double_text(float(value))  # type: ignore[arg-type]  # value is a number here
     if k in ("integer", "bigint"):
         return str(int(value))  # type: ignore[call-overload]  # value is a number here
     return str(value)
@@ -239,8 +253,25 @@ def hex_int(text: str | None) -> int | None:
     return None if text is None else int(text, 16)
 
 
+def double_text(value: float | None) -> str | None:
+    """A double's canonical text (None for None): `value * 10^6` in double precision, rounded to
+    the nearest integer with ties away from zero, with 6 digits after the point (DuckDB's
+    `CAST(x AS DECIMAL(38,6))`, the rule every engine's rendering follows). SQLite uses it as
+    the SQL function `double_text()`."""
+    if value is None:
+        return None
+    y = value * 1e6
+    whole = math.trunc(y)
+    if abs(y - whole) >= 0.5:
+        whole += 1 if y > 0 else -1
+    units, fraction = divmod(abs(whole), 10**DOUBLE_SCALE)  # integers: exact at any magnitude
+    return f"{'-' if whole < 0 else ''}{units}.{fraction:0{DOUBLE_SCALE}d}"
+
+
 def register_sqlite(conn: object) -> None:
-    """Give a sqlite3 connection the `md5()` and `hex_int()` functions the SQL above uses."""
+    """Give a sqlite3 connection the `md5()`, `hex_int()` and `double_text()` functions the SQL
+    above uses."""
+    conn.create_function("double_text", 1, double_text, deterministic=True)  # type: ignore[attr-defined]  # sqlite3.Connection
     conn.create_function("md5", 1, md5_hex, deterministic=True)  # type: ignore[attr-defined]  # sqlite3.Connection
     conn.create_function("hex_int", 1, hex_int, deterministic=True)  # type: ignore[attr-defined]  # sqlite3.Connection
 
