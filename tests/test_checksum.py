@@ -363,12 +363,12 @@ def test_every_engine_renders_tricky_doubles_by_the_rule(engine, request):
     elif engine == "duckdb":
         import duckdb
 
-        conn = duckdb.connect()
-        conn.execute("CREATE TABLE t (i INTEGER, x DOUBLE)")
-        conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        duck = duckdb.connect()
+        duck.execute("CREATE TABLE t (i INTEGER, x DOUBLE)")
+        duck.executemany("INSERT INTO t VALUES (?, ?)", rows)
         got = [
             r[0]
-            for r in conn.execute(
+            for r in duck.execute(
                 f"SELECT {checksum.value_text_sql('duckdb', 'x', column.type)} FROM t ORDER BY i"
             ).fetchall()
         ]
