@@ -16,6 +16,7 @@
         on_schema_change='fail',
         dist='order_id',
         sort=['purchased_at'],
+        indexes=pg_indexes('order_id', 'source_loaded_at'),
         post_hook="{{ drop_vanished('order_id', [['orders', 'order_id', 'stg_olist__orders', 'order_id']]) }}",
     )
 }}

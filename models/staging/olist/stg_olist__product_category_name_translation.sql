@@ -3,6 +3,7 @@
 {{
     config(
         unique_key='category_name',
+        indexes=pg_indexes('category_name'),
         post_hook="{{ drop_deleted_keys('product_category_name_translation', ['category_name']) }}",
     )
 }}

@@ -1,6 +1,6 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed after each run (macros/deletes.sql).
-{{ config(unique_key='product_id', post_hook="{{ drop_deleted_keys('products') }}") }}
+{{ config(unique_key='product_id', indexes=pg_indexes('product_id'), post_hook="{{ drop_deleted_keys('products') }}") }}
 
 with
 
