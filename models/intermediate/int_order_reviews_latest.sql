@@ -5,7 +5,7 @@
     config(
         unique_key='order_id',
         indexes=pg_indexes('order_id'),
-        post_hook="{{ drop_vanished('order_id', [['order_reviews', 'order_id', 'stg_olist__order_reviews', 'order_id']]) }}",
+        pre_hook="{{ drop_vanished('order_id', [['order_reviews', 'order_id', 'stg_olist__order_reviews', 'order_id']]) }}",
     )
 }}
 

@@ -6,7 +6,7 @@
     config(
         unique_key='zip_code_prefix',
         indexes=pg_indexes('zip_code_prefix'),
-        post_hook="{{ drop_vanished('zip_code_prefix', [['geolocation', 'geolocation_zip_code_prefix', 'stg_olist__geolocation', 'zip_code_prefix', 'geolocation_id']]) }}",
+        pre_hook="{{ drop_vanished('zip_code_prefix', [['geolocation', 'geolocation_zip_code_prefix', 'stg_olist__geolocation', 'zip_code_prefix', 'geolocation_id']]) }}",
     )
 }}
 
