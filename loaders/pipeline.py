@@ -52,7 +52,7 @@ def load_source(
     selected = select_tables(settings.project_dir, tables)
     store = ObjectStore(settings.store_url, settings)
     with (
-        open_source(settings.source_url) as engine,
+        open_source(settings.source_url, create=True) as engine,
         recording(rep.run, StoreHistory(store)),
         rep.run.unit("source_load", str(csv_dir)) as unit,
     ):

@@ -26,7 +26,7 @@ def quiet() -> Reporter:
 def fill_source(settings: Settings, csv_dir: Path, tables: list[str] | None = None) -> None:
     declared = declared_tables(settings.project_dir)
     chosen = [declared[t] for t in tables] if tables else list(declared.values())
-    with open_source(settings.source_url) as db:
+    with open_source(settings.source_url, create=True) as db:
         load_folder(db, chosen, csv_dir)
 
 

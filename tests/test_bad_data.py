@@ -30,6 +30,7 @@ from click.testing import CliRunner, Result
 from loaders import layout
 from loaders.cli import main
 from loaders.config import Settings
+from loaders.sources import open_source
 
 from .conftest import MYSQL_HOST, MYSQL_PORT
 
@@ -687,6 +688,8 @@ def test_a_failed_extract_prints_one_line_per_failure_and_no_native_output(tmp_p
 
 
 def test_an_extract_before_the_source_load_names_each_missing_table_in_one_line(env):
+    if env.source_url.startswith("sqlite"):  # an empty file: as a database without the tables
+        open_source(env.source_url, create=True).close()
     result = env.dwh("extract")
     assert result.exit_code == 1
     engine = "sqlite" if env.source_url.startswith("sqlite") else "mysql"
@@ -698,6 +701,23 @@ def test_an_extract_before_the_source_load_names_each_missing_table_in_one_line(
     assert result.stderr.startswith(
         f"error: {TABLES} unit(s) failed: extract customers failed: table 'customers' is not in the source database"
     )
+
+
+@pytest.mark.parametrize("command", [["extract"], ["verify"], ["schema", "diff"], ["status"]])
+def test_a_read_only_command_before_the_sqlite_source_exists_says_so_and_creates_nothing(tmp_path, command):
+    data = tmp_path / "data"
+    path = tmp_path / "nowhere" / "olist.sqlite"
+    done = Env(data, f"sqlite:///{path}").dwh_process(*command)
+    assert not path.exists() and not path.parent.exists()
+    if command == ["status"]:  # status reports on what exists; it never fails for a missing source
+        assert "Traceback" not in done.stdout + done.stderr
+        return
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: source database {path} does not exist: load it first with `dwh source load` "
+        "(or run `dwh demo`), or set DWH_SOURCE_URL"
+    ]
+    assert not (data / "warehouse.duckdb").exists()
 
 
 def test_a_corrupted_sqlite_source_is_named_in_one_line(tmp_path):

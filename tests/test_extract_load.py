@@ -279,7 +279,7 @@ def test_missing_store_folder_is_created_and_bad_url_refused(tmp_path):
 
 
 def test_key_literals_are_escaped(settings, mysql_url):
-    with open_source(settings.source_url) as lite, open_source(mysql_url) as my:
+    with open_source(settings.source_url, create=True) as lite, open_source(mysql_url) as my:
         assert lite.literal("a'b\\c") == "'a''b\\c'"
         assert my.literal("a'b\\c") == "'a''b\\\\c'"
         assert my.literal(42) == "42"

@@ -29,7 +29,7 @@ def source_url(request, tmp_path: Path) -> str:
 
 def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_dir):
     tables = list(declared_tables(project_dir).values())
-    with open_source(source_url) as db:
+    with open_source(source_url, create=True) as db:
         reports = load_folder(db, tables, olist_csv)
         for report in reports:
             table = declared_tables(project_dir)[report.table]
@@ -75,7 +75,7 @@ def test_bulk_load_reports_and_keeps_every_quirk(source_url, olist_csv, project_
 
 def test_cursor_column_is_kept_by_the_database(source_url, olist_csv, project_dir):
     tables = declared_tables(project_dir)
-    with open_source(source_url) as db:
+    with open_source(source_url, create=True) as db:
         load_folder(db, [tables["orders"]], olist_csv)
         q = db.quote
         order_id = db.execute(f"SELECT {q('order_id')} FROM {q('orders')} ORDER BY {q('order_id')} LIMIT 1")[0][0]
@@ -95,7 +95,7 @@ def test_zero_dates_become_null(source_url, csv_copy, project_dir):
     fields[4] = "0000-00-00 00:00:00"  # order_approved_at
     lines[1] = ",".join(fields) + "\n"
     path.write_text("".join(lines), encoding="utf-8")
-    with open_source(source_url) as db:
+    with open_source(source_url, create=True) as db:
         load_folder(db, [declared_tables(project_dir)["orders"]], csv_copy)
         q = db.quote
         value = db.execute(f"SELECT {q('order_approved_at')} FROM {q('orders')} WHERE {q('order_id')} = '{fields[0]}'")[
@@ -109,7 +109,7 @@ def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, pro
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("seller_city", "city", 1), encoding="utf-8")
     tables = list(declared_tables(project_dir).values())
-    with open_source(source_url) as db:
+    with open_source(source_url, create=True) as db:
         with pytest.raises(SourceError, match=r"olist_sellers_dataset\.csv: wrong header for table 'sellers'"):
             load_folder(db, tables, csv_copy)
         assert not any(db.table_exists(t) for t in tables)  # checked before anything is written
@@ -118,7 +118,7 @@ def test_wrong_header_names_the_file_and_loads_nothing(source_url, csv_copy, pro
 def test_missing_file_is_named(source_url, csv_copy, project_dir):
     (csv_copy / "olist_order_payments_dataset.csv").unlink()
     with (
-        open_source(source_url) as db,
+        open_source(source_url, create=True) as db,
         pytest.raises(SourceError, match="missing file.*olist_order_payments_dataset.csv"),
     ):
         load_folder(db, list(declared_tables(project_dir).values()), csv_copy)
@@ -132,7 +132,7 @@ def test_bad_value_rolls_the_table_back(source_url, csv_copy, project_dir):
     lines[3] = ",".join(fields[:5]) + ',"12.5x",' + fields[-1] + "\n"
     path.write_text("".join(lines), encoding="utf-8")
     table = declared_tables(project_dir)["order_items"]
-    with open_source(source_url) as db:
+    with open_source(source_url, create=True) as db:
         with pytest.raises(SourceError, match=r"^olist_order_items_dataset.csv, line 4, column price: '12.5x' is not"):
             load_folder(db, [table], csv_copy)
         assert not db.table_exists(table)  # all or nothing: not even created

@@ -33,9 +33,15 @@ def engine_class(url: str) -> type[SourceEngine]:
     )
 
 
-def open_source(url: str) -> SourceEngine:
-    """Connect to the source database named by `url`."""
-    return engine_class(url)(url, urlsplit(url))
+def open_source(url: str, create: bool = False) -> SourceEngine:
+    """Connect to the source database named by `url`.
+
+    `create=True` (`dwh source load`, the demo's loaders, test fixtures) lets an embedded
+    source (SQLite) create its file; otherwise a missing file raises SourceError naming it and
+    the command that makes it, so a read-only command (extract, verify, schema diff, status)
+    run before the source exists leaves nothing behind. Server sources (MySQL) ignore it.
+    """
+    return engine_class(url)(url, urlsplit(url), create=create)
 
 
 __all__ = [

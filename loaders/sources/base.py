@@ -42,9 +42,10 @@ class SourceEngine:
     # `dwh extract` may read several tables at once (loaders/extract/parallel.py)
     parallel_tables: ClassVar[bool] = True
 
-    def __init__(self, url: str, parts: SplitResult):
+    def __init__(self, url: str, parts: SplitResult, create: bool = False):
         self.url = url
         self._parts = parts
+        self.create = create  # may the connection create the database (an embedded file)?
         self._conn: Any = self._connect()
 
     # -- connection -------------------------------------------------------------------------

@@ -32,6 +32,11 @@ class SQLiteSource(SourceEngine):
         return Path(unquote(p[1:] if p.startswith("//") else p))
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.create and not self.path.exists():
+            raise SourceError(
+                f"source database {self.path} does not exist: load it first with `dwh source load` "
+                "(or run `dwh demo`), or set DWH_SOURCE_URL"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None)
