@@ -306,8 +306,9 @@ def setup(args: argparse.Namespace, scale: float, work: Path) -> tuple[dict[str,
 
 def _dbt_profile(s: Settings, since: float) -> dict:
     """What the `dbt build` of this warehouse since `since` (epoch seconds) spent, from its
-    run_results.json: dbt's elapsed seconds, the nodes, their summed execution time by kind, and
-    the five slowest nodes; empty when no build ran."""
+    run_results.json: dbt's elapsed seconds, the nodes, their summed execution time by kind, the
+    five slowest nodes and every node's execution time (seconds, by unique id); empty when no
+    build ran."""
     path = s.data_dir / "dbt" / "target" / "run_results.json"
     if not path.exists() or path.stat().st_mtime < since:
         return {}
@@ -323,6 +324,7 @@ def _dbt_profile(s: Settings, since: float) -> dict:
         "nodes": len(results),
         "seconds_by_kind": kinds,
         "slowest": [(r["unique_id"], round(r["execution_time"], 2)) for r in slowest],
+        "node_seconds": {r["unique_id"]: round(r["execution_time"], 3) for r in results},
     }
 
 

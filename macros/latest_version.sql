@@ -7,7 +7,7 @@
     staging, and a raw column widened by a schema change keeps its declared type. Versions are
     ordered by cursor desc, _batch_id desc, _change_seq desc (contract 8): when cursors tie (a
     change under an unchanged cursor), the newest load wins. A key whose latest version is a
-    tombstone (_op = 'd') is dropped; the staging model's post-hook `drop_deleted_keys` removes it
+    tombstone (_op = 'd') is dropped; the staging model's pre-hook `drop_deleted_keys` removes it
     from an incremental model.
 
     In an incremental run of the calling model, only the keys with a row loaded since the

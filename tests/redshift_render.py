@@ -227,6 +227,7 @@ MISSING_SYNTAX = {
     r"\*\s*(exclude|replace)\s*\(": "SELECT * EXCLUDE/REPLACE (DuckDB)",
     r"\bunion\s+(all\s+)?by\s+name\b": "UNION BY NAME (DuckDB)",
     r"\blateral\b": "LATERAL joins",
+    r"\bcreate\s+(unique\s+)?index\b": "CREATE INDEX (Redshift has no indexes: macros/pg_indexes.sql)",
 }
 RULES = (
     "parses with SQLFluff's redshift dialect",

@@ -102,6 +102,9 @@ def test_each_rule_can_fail():
         "m: GROUP BY ALL / ORDER BY ALL (DuckDB) is not supported on Redshift"
     ]
     assert not function_problems("m", "select listagg(x, ',') from t")
+    assert function_problems("m", 'create index if not exists "i" on "d"."s"."t" (order_id)') == [
+        "m: CREATE INDEX (Redshift has no indexes: macros/pg_indexes.sql) is not supported on Redshift"
+    ]
     ddl = 'create table "d"."s"."t" diststyle key distkey (order_id) compound sortkey(purchased_at, gone) as (select 1)'
     assert key_problems("m", ddl, {"order_id", "purchased_at"}) == [
         "m: DISTKEY/SORTKEY column 'gone' is not a column of the model"

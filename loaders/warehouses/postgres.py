@@ -63,8 +63,8 @@ class PostgresWarehouse(Warehouse):
           so the key bounds alone prune nothing, and without it each hourly load read its whole
           raw table (bench/hourly, issue 18: load 3.50 x from scale 1 to 10; 1.90 x with it);
         - a partial B-tree on the key of the tombstones only (`WHERE _op = 'd'`): the delete
-          post-hooks (macros/deletes.sql) look for tombstones every build, and with it they read
-          the deletes, not the table.
+          hooks (macros/deletes.sql) look for the tombstones of the build window every build,
+          and with it they read the deletes, not the table.
         `IF NOT EXISTS`: run before every load, they also index a raw table made before them."""
         raw = self.raw_name(table.name)
         keys = ", ".join(quote(k) for k in table.primary_key)

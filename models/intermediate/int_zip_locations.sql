@@ -5,7 +5,8 @@
 {{
     config(
         unique_key='zip_code_prefix',
-        post_hook="{{ drop_vanished('zip_code_prefix', [['geolocation', 'geolocation_zip_code_prefix', 'stg_olist__geolocation', 'zip_code_prefix', 'geolocation_id']]) }}",
+        indexes=pg_indexes('zip_code_prefix'),
+        pre_hook="{{ drop_vanished('zip_code_prefix', [['geolocation', 'geolocation_zip_code_prefix', 'stg_olist__geolocation', 'zip_code_prefix', 'geolocation_id']]) }}",
     )
 }}
 

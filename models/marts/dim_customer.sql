@@ -6,6 +6,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='customer_id',
+        indexes=pg_indexes('customer_id', 'source_loaded_at'),
         on_schema_change='fail',
     )
 }}

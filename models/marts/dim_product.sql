@@ -7,6 +7,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='product_id',
+        indexes=pg_indexes('product_id', 'source_loaded_at'),
         on_schema_change='fail',
     )
 }}

@@ -5,6 +5,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='seller_id',
+        indexes=pg_indexes('seller_id', 'source_loaded_at'),
         on_schema_change='fail',
     )
 }}

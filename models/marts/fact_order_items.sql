@@ -1,7 +1,7 @@
 {#-
     Incremental like fact_orders: every order with a newly loaded row is deleted and re-inserted
     whole, so an item that changed or was added is replaced together with its siblings. An
-    order deleted, or whose items are all deleted, is removed by the post-hook (macros/deletes.sql).
+    order deleted, or whose items are all deleted, is removed by the pre-hook (macros/deletes.sql).
 -#}
 {{
     config(
@@ -12,7 +12,8 @@
         on_schema_change='fail',
         dist='order_id',
         sort=['purchased_at'],
-        post_hook="{{ drop_vanished('order_id', [['orders', 'order_id', 'fact_orders', 'order_id'], ['order_items', 'order_id', 'stg_olist__order_items', 'order_id']]) }}",
+        indexes=pg_indexes('order_id', 'source_loaded_at'),
+        pre_hook="{{ drop_vanished('order_id', [['orders', 'order_id', 'fact_orders', 'order_id'], ['order_items', 'order_id', 'stg_olist__order_items', 'order_id']], 'source_loaded_at') }}",
     )
 }}
 

@@ -4,7 +4,7 @@
     (macros/changed_orders.sql). The filter relies on staging's loaded_at, which the loader
     stamps on every new row version, and on source_loaded_at being the newest loaded_at of
     the order's rows. A deleted order (its latest version a tombstone) is removed by the
-    post-hook; a deleted item, payment or review rebuilds its order (macros/deletes.sql).
+    pre-hook; a deleted item, payment or review rebuilds its order (macros/deletes.sql).
     A --full-refresh builds the same rows from all of raw.
 -#}
 {{
@@ -16,7 +16,8 @@
         on_schema_change='fail',
         dist='order_id',
         sort=['purchased_at'],
-        post_hook="{{ drop_vanished('order_id', [['orders', 'order_id', 'stg_olist__orders', 'order_id']]) }}",
+        indexes=pg_indexes('order_id', 'source_loaded_at'),
+        pre_hook="{{ drop_vanished('order_id', [['orders', 'order_id', 'stg_olist__orders', 'order_id']], 'source_loaded_at') }}",
     )
 }}
 

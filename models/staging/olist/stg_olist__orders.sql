@@ -1,6 +1,6 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
--- version a tombstone) is removed after each run (macros/deletes.sql).
-{{ config(unique_key='order_id', post_hook="{{ drop_deleted_keys('orders') }}") }}
+-- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
+{{ config(unique_key='order_id', indexes=pg_indexes('order_id'), pre_hook="{{ drop_deleted_keys('orders') }}") }}
 
 with
 

@@ -1,9 +1,10 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
--- version a tombstone) is removed after each run (macros/deletes.sql).
+-- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
 {{
     config(
         unique_key='category_name',
-        post_hook="{{ drop_deleted_keys('product_category_name_translation', ['category_name']) }}",
+        indexes=pg_indexes('category_name'),
+        pre_hook="{{ drop_deleted_keys('product_category_name_translation', ['category_name']) }}",
     )
 }}
 

@@ -1,6 +1,6 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
--- version a tombstone) is removed after each run (macros/deletes.sql).
-{{ config(unique_key='seller_id', post_hook="{{ drop_deleted_keys('sellers') }}") }}
+-- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
+{{ config(unique_key='seller_id', indexes=pg_indexes('seller_id'), pre_hook="{{ drop_deleted_keys('sellers') }}") }}
 
 with
 
