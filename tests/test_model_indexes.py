@@ -65,3 +65,25 @@ def test_incremental_models_are_indexed_on_postgres_only(warehouse, olist_csv):
     assert {k: model_indexes(s, *k) for k in expected} == expected
     run_dbt(s, ["run-operation", "create_model_indexes"], quiet=True)  # present: nothing added
     assert {k: model_indexes(s, *k) for k in expected} == expected
+
+
+def test_dbt_sessions_on_postgres_run_without_jit(pg_settings, monkeypatch):
+    """dbt's PostgreSQL sessions get `-c jit=off` through PGOPTIONS (libpq): JIT compilation cost
+    seconds per short hourly statement estimated without statistics (BENCHMARKS.md, issue 18).
+    A user's own jit setting is kept; DuckDB gets no PGOPTIONS."""
+    from loaders.build.dbt_runner import _environment, dbt_env
+
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    env = dbt_env(pg_settings)
+    assert "PGOPTIONS" not in dbt_env(pg_settings.with_(warehouse="duckdb"))
+    s = pg_settings
+    with _environment(env):  # what dbt-postgres's psycopg2 connections see
+        conn = psycopg2.connect(host=s.pg_host, port=s.pg_port, user=s.pg_user, dbname=s.pg_database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW jit")
+                assert cur.fetchone() == ("off",)
+        finally:
+            conn.close()
+    monkeypatch.setenv("PGOPTIONS", "-c jit=on")
+    assert "PGOPTIONS" not in dbt_env(pg_settings)  # the user's own setting stays as it is

@@ -33,7 +33,8 @@ class DbtReport:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """The DWH_* variables profiles.yml and dbt_project.yml read, from the settings."""
+    """The DWH_* variables profiles.yml and dbt_project.yml read, from the settings; on
+    PostgreSQL also PGOPTIONS with `-c jit=off` for dbt's sessions (unless it sets jit)."""
     s = settings
     env = {
         "DWH_WAREHOUSE": s.warehouse,
@@ -51,6 +52,13 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
     if not sys.stdout.isatty():  # no ANSI colour codes in cron logs, Glue logs or a pipe
         env["DBT_USE_COLORS"] = "false"
+    if s.warehouse == "postgres" and "jit" not in os.environ.get("PGOPTIONS", ""):
+        # dbt's sessions run short incremental statements; estimated without statistics (a table
+        # dbt just made), they pass jit_above_cost and PostgreSQL spends seconds compiling: an
+        # empty hourly window's selection of fact_orders took 3,872 ms with JIT, 9 ms without
+        # (BENCHMARKS.md, issue 18: PostgreSQL build). libpq reads PGOPTIONS; a user's own jit
+        # setting in it is kept.
+        env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c jit=off").strip()
     if s.pg_password:
         env["DWH_PG_PASSWORD"] = s.pg_password
     if s.redshift_password:
