@@ -89,7 +89,7 @@ def timed_load(settings: Settings, store: ObjectStore, table: Table, folder: str
         started = time.perf_counter()
         report = load_batch(wh, table, folder)
         seconds = time.perf_counter() - started
-        wh.execute = execute  # type: ignore[method-assign]
+        wh.execute = execute  # type: ignore[method-assign]  # times each statement: a wrapper on this instance only
         wh.execute(f"DROP TABLE {wh.raw_name(table.name)}")
         wh.execute(f"DROP TABLE {wh.raw_name('_load_log')}")
     return seconds, spent[0], report.rows_inserted

@@ -94,7 +94,7 @@ def setup(args: argparse.Namespace) -> Path:
 def settings_for(warehouse: str, work: Path, store: str, db: str) -> Settings:
     return Settings(
         data_dir=work,
-        warehouse=warehouse,  # type: ignore[arg-type]
+        warehouse=warehouse,  # type: ignore[arg-type]  # one of WarehouseName, from the --warehouses choices
         store_url=str(work / store),
         pg_database=db,
         duckdb_path=str(work / f"{db}.duckdb"),

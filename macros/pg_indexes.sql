@@ -17,7 +17,7 @@
         {{ config(unique_key='order_id', indexes=pg_indexes('order_id', 'source_loaded_at')) }}
 -#}
 {% macro pg_indexes(unique_key, since_column='loaded_at') -%}
-    {%- if target.type != 'postgres' -%}
+    {%- if target is not defined or target.type != 'postgres' -%}  {#- SQLFluff's jinja has no target -#}
         {{ return([]) }}
     {%- endif -%}
     {%- set keys = [unique_key] if unique_key is string else unique_key -%}

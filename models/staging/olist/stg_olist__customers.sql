@@ -1,6 +1,12 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
-{{ config(unique_key='customer_id', indexes=pg_indexes('customer_id'), pre_hook="{{ drop_deleted_keys('customers') }}") }}
+{{
+    config(
+        unique_key='customer_id',
+        indexes=pg_indexes('customer_id'),
+        pre_hook="{{ drop_deleted_keys('customers') }}",
+    )
+}}
 
 with
 

@@ -1,6 +1,12 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
-{{ config(unique_key='geolocation_id', indexes=pg_indexes('geolocation_id'), pre_hook="{{ drop_deleted_keys('geolocation') }}") }}
+{{
+    config(
+        unique_key='geolocation_id',
+        indexes=pg_indexes('geolocation_id'),
+        pre_hook="{{ drop_deleted_keys('geolocation') }}",
+    )
+}}
 
 -- Several rows per zip prefix and many exact duplicates: never join this on the zip alone.
 with

@@ -1,6 +1,12 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
-{{ config(unique_key=['order_id', 'order_item_id'], indexes=pg_indexes(['order_id', 'order_item_id']), pre_hook="{{ drop_deleted_keys('order_items') }}") }}
+{{
+    config(
+        unique_key=['order_id', 'order_item_id'],
+        indexes=pg_indexes(['order_id', 'order_item_id']),
+        pre_hook="{{ drop_deleted_keys('order_items') }}",
+    )
+}}
 
 with
 

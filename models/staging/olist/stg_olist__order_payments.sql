@@ -1,6 +1,12 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
-{{ config(unique_key=['order_id', 'payment_sequential'], indexes=pg_indexes(['order_id', 'payment_sequential']), pre_hook="{{ drop_deleted_keys('order_payments') }}") }}
+{{
+    config(
+        unique_key=['order_id', 'payment_sequential'],
+        indexes=pg_indexes(['order_id', 'payment_sequential']),
+        pre_hook="{{ drop_deleted_keys('order_payments') }}",
+    )
+}}
 
 with
 

@@ -1,6 +1,12 @@
 -- Incremental on the declared primary key, as named here; a key deleted in the source (its latest
 -- version a tombstone) is removed before each incremental run inserts (pre-hook, macros/deletes.sql).
-{{ config(unique_key=['review_id', 'order_id'], indexes=pg_indexes(['review_id', 'order_id']), pre_hook="{{ drop_deleted_keys('order_reviews') }}") }}
+{{
+    config(
+        unique_key=['review_id', 'order_id'],
+        indexes=pg_indexes(['review_id', 'order_id']),
+        pre_hook="{{ drop_deleted_keys('order_reviews') }}",
+    )
+}}
 
 with
 
