@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,10 @@ def mysql_url() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, by name; dropped afterwards (even when a
-    connection is still open)."""
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, by name; dropped afterwards (even when a connection is
+    still open). Unreachable PostgreSQL fails the test (tests/conftest.py `_unavailable`)."""
     import psycopg2
 
     try:
@@ -99,6 +100,13 @@ def pg_database() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, by name; dropped afterwards."""
+    with fresh_pg_database() as name:
+        yield name
 
 
 @pytest.fixture

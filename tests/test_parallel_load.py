@@ -11,11 +11,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from loaders import pipeline
@@ -29,26 +26,10 @@ from loaders.store import ObjectStore
 from loaders.warehouses import PostgresWarehouse
 from olist_demo.shop_simulator import simulate_hour
 
-from .conftest import PG_HOST, PG_PORT
+from .conftest import fresh_pg_database
 from .helpers import fill_source, quiet, warehouse_rows
 
 TABLES = [t.name for t in select_tables(Path(__file__).resolve().parent.parent, None)]
-
-
-@contextmanager
-def another_pg_database() -> Iterator[str]:
-    """A second fresh PostgreSQL database for a twin warehouse; dropped afterwards."""
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    name = f"dwh_test_{os.urandom(4).hex()}"
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _batches(s: Settings, olist_csv: Path, hours: int = 2) -> None:
@@ -129,7 +110,7 @@ def test_parallel_load_gives_the_same_warehouse_as_a_sequential_one(pg_settings,
         assert [b for b, _ in mine] == sorted(b for b, _ in mine)  # batch order
         assert len({c for _, c in mine}) == 1  # one connection per table
     assert len({c for _, _, c in seen}) > 1
-    with another_pg_database() as database:
+    with fresh_pg_database() as database:
         twin = _sequential_twin(s, database, monkeypatch)
         assert _contents(s) == _contents(twin)
         assert sum(len(rows) for rows in _contents(s).values()) > 1000
@@ -168,7 +149,7 @@ def test_a_failing_table_does_not_stop_the_others(pg_settings, olist_csv, monkey
     assert [r.batch_id for r in reports if r.status == "loaded"] == [
         b for b, _ in loader.list_batches(store, declared_tables(s.project_dir)[bad])
     ]
-    with another_pg_database() as database:
+    with fresh_pg_database() as database:
         assert _contents(s) == _contents(_sequential_twin(s, database, monkeypatch))
 
 
@@ -219,5 +200,5 @@ def test_a_killed_parallel_load_leaves_nothing_half_written(pg_settings, olist_c
         assert warehouse_rows(s, f'SELECT count(*) FROM raw."{other}"') == [(0,)]
     reports = pipeline.load(s, quiet())  # the next run loads everything, exactly once
     assert {r.status for r in reports} == {"loaded"}
-    with another_pg_database() as database:
+    with fresh_pg_database() as database:
         assert _contents(s) == _contents(_sequential_twin(s, database, monkeypatch))
